@@ -1,0 +1,58 @@
+"""What every command shares: JSON output, and errors as one sentence, not a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from core.errors import OrchestrationError, error_dict
+
+__all__ = ["CONTEXT_SETTINGS", "json_option", "emit_json", "fail", "handle_errors", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (non-JSON values via ``str``)."""
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def fail(message: str, *, as_json: bool = False, data: dict[str, Any] | None = None, code: int = EXIT_FAILED) -> None:
+    """Report one failure and exit with ``code`` (1 by default)."""
+    if as_json:
+        emit_json(data or {"success": False, "error": message})
+    else:
+        click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn orchtui errors (and a few OS ones) into one clear line and exit code 1.
+
+    With ``--json`` (an ``as_json`` parameter) the spec-002 error dict is printed on
+    stdout instead, so a script gets structured errors.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return func(*args, **kwargs)
+        except OrchestrationError as exc:
+            fail(exc.message, as_json=as_json, data=exc.to_error_dict())
+        except (OSError, ValueError) as exc:
+            fail(str(exc), as_json=as_json, data=error_dict(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", as_json=as_json, code=130)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,46 @@
+"""Shared fixtures: every test gets its own state directory and working directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS_DIR = REPO / "workflows"
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ORCHTUI_DIR at a fresh directory so no test sees another's runs."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("ORCHTUI_DIR", str(state))
+    monkeypatch.delenv("ORCHTUI_CONFIG", raising=False)
+    monkeypatch.delenv("ORCHTUI_RESOURCE_CONFIG", raising=False)
+    monkeypatch.delenv("ORCHTUI_DASK_SCHEDULER", raising=False)
+    return state
+
+
+@pytest.fixture
+def workflows_dir() -> Path:
+    """The bundled example workflows."""
+    return WORKFLOWS_DIR
+
+
+@pytest.fixture
+def cli_env(isolated_state: Path) -> dict[str, str]:
+    """Environment for running ``python -m orchtui`` as a real subprocess."""
+    env = dict(os.environ)
+    env["ORCHTUI_DIR"] = str(isolated_state)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "120"
+    return env
+
+
+@pytest.fixture
+def orchtui_cmd() -> list[str]:
+    """The argv prefix that runs the CLI with this interpreter."""
+    return [sys.executable, "-m", "orchtui"]
