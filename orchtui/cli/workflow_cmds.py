@@ -1,0 +1,179 @@
+"""Workflow-file commands: ``validate``, ``graph``, ``workflow list`` and ``schema``.
+
+None of them runs anything; they read workflow files and report. Exit codes: 0 when
+every file is valid, 1 when any is invalid (each problem printed as
+``file:line:col: message; hint``), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.config import load_settings
+from core.errors import WorkflowValidationError
+from core.models import Workflow
+from core.workflow_dag import WorkflowDAG
+from core.workflow_file import find_workflow_files, load_workflow, workflow_json_schema
+
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, emit_json, handle_errors, json_option
+
+__all__ = ["register"]
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _problem_lines(exc: WorkflowValidationError) -> list[str]:
+    return [str(p) for p in exc.problems] or [exc.message]
+
+
+def _error_entry(path: Path, exc: WorkflowValidationError) -> dict[str, Any]:
+    return {"file": str(path), "valid": False, "error": exc.message, "problems": [p.to_dict() for p in exc.problems]}
+
+
+def _workflow_entry(path: Path, workflow: Workflow) -> dict[str, Any]:
+    return {
+        "file": str(path),
+        "valid": True,
+        "name": workflow.name,
+        "description": workflow.description,
+        "version": workflow.version,
+        "steps": len(workflow.steps),
+        "params": sorted(workflow.params),
+    }
+
+
+@click.command("validate", context_settings=CONTEXT_SETTINGS)
+@click.argument("files", nargs=-1, required=True, type=_FILE)
+@json_option
+@handle_errors
+def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
+    """Check workflow FILES and print every problem found.
+
+    Each problem is printed as FILE:LINE:COL: message; hint. Exit code 0 when every
+    file is valid, 1 when any is not.
+    """
+    entries: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            workflow = load_workflow(path)
+        except WorkflowValidationError as exc:
+            entries.append(_error_entry(path, exc))
+            if not as_json:
+                for line in _problem_lines(exc):
+                    click.echo(line)
+                count = len(exc.problems)
+                click.secho(f"{path}: invalid ({count} problem{'s' if count != 1 else ''})", fg="red")
+            continue
+        entries.append(_workflow_entry(path, workflow))
+        if not as_json:
+            click.secho(f"{path}: ok ({workflow.name}, {len(workflow.steps)} steps)", fg="green")
+    valid = all(e["valid"] for e in entries)
+    if as_json:
+        emit_json({"success": valid, "files": entries})
+    if not valid:
+        raise SystemExit(EXIT_FAILED)
+
+
+@click.command("graph", context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=_FILE)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "levels"]), default="mermaid", show_default=True,
+              help="mermaid: a Mermaid flowchart; dot: Graphviz; levels: the steps grouped by what can run in parallel.")
+@click.option("--direction", type=click.Choice(["TD", "LR", "BT", "RL"]), default="TD", show_default=True,
+              help="Mermaid flow direction.")
+@json_option
+@handle_errors
+def graph_cmd(file: Path, fmt: str, direction: str, as_json: bool) -> None:
+    """Print the dependency graph of the workflow in FILE.
+
+    With --json, levels print as {"levels", "order", "critical_path", ...} and the other
+    formats as {"format", "graph"}. Exit code 1 when the workflow is invalid.
+    """
+    try:
+        workflow = load_workflow(file)
+    except WorkflowValidationError as exc:
+        if as_json:
+            emit_json(exc.to_error_dict())
+        else:
+            for line in _problem_lines(exc):
+                click.secho(line, fg="red", err=True)
+        raise SystemExit(EXIT_FAILED) from None
+    dag = WorkflowDAG.from_workflow(workflow)
+    if fmt == "levels":
+        data = dag.to_dict()
+        if as_json:
+            emit_json({"workflow": workflow.name, **data})
+            return
+        for index, level in enumerate(data["levels"]):
+            click.echo(f"level {index}: {', '.join(level)}")
+        if data["critical_path_seconds"]:
+            click.echo(f"critical path ({data['critical_path_seconds']:g} s of timeouts): {' -> '.join(data['critical_path'])}")
+        return
+    text = dag.to_mermaid(direction=direction) if fmt == "mermaid" else dag.to_dot(name=workflow.name)
+    if as_json:
+        emit_json({"workflow": workflow.name, "format": fmt, "graph": text})
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group("workflow", context_settings=CONTEXT_SETTINGS)
+def workflow_group() -> None:
+    """Inspect the workflows directory."""
+
+
+@workflow_group.command("list", context_settings=CONTEXT_SETTINGS)
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory to list (default: the configured workflows directory, ./workflows).")
+@json_option
+@handle_errors
+def list_cmd(directory: Path | None, as_json: bool) -> None:
+    """List the workflow files of the workflows directory, valid or not.
+
+    Invalid files are listed with their first problem; the exit code stays 0 because
+    listing succeeded (use `orchtui validate` to fail on them).
+    """
+    root = directory or load_settings().workflows_dir
+    entries: list[dict[str, Any]] = []
+    for path in find_workflow_files(root):
+        try:
+            entries.append(_workflow_entry(path, load_workflow(path)))
+        except WorkflowValidationError as exc:
+            entries.append(_error_entry(path, exc))
+    if as_json:
+        emit_json({"success": True, "directory": str(root), "workflows": entries})
+        return
+    if not entries:
+        click.echo(f"no workflow files in {root}")
+        return
+    width = max(len(e.get("name", "")) for e in entries) if entries else 0
+    for entry in entries:
+        if entry["valid"]:
+            click.echo(f"{entry['name']:<{width}}  {entry['steps']:>4} steps  {Path(entry['file']).name}  {entry['description']}".rstrip())
+        else:
+            click.secho(f"{'(invalid)':<{width}}        {Path(entry['file']).name}  {entry['error']}", fg="red")
+
+
+@click.command("schema", context_settings=CONTEXT_SETTINGS)
+@click.option("--output", "-o", type=_FILE, help="Write the schema to this file instead of printing it.")
+@handle_errors
+def schema_cmd(output: Path | None) -> None:
+    """Print the JSON Schema of workflow files (for yaml-language-server and other editors).
+
+    Point an editor at it with a first line such as
+    `# yaml-language-server: $schema=./orchtui.schema.json`.
+    """
+    text = json.dumps(workflow_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
+def register(group: click.Group) -> None:
+    """Add ``validate``, ``graph``, ``workflow`` and ``schema`` to ``group``."""
+    for command in (validate_cmd, graph_cmd, workflow_group, schema_cmd):
+        group.add_command(command)

@@ -1,0 +1,287 @@
+"""Workflow files: loading, locations, every bad input, the schema and dumping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from core.errors import ValidationProblem, WorkflowValidationError
+from core.models import TaskPriority
+from core.workflow_file import (
+    MAX_WORKFLOW_BYTES,
+    dump_workflow,
+    find_workflow_files,
+    load_workflow,
+    load_workflows_dir,
+    workflow_from_dict,
+    workflow_json_schema,
+)
+
+GOOD = """\
+name: sample
+description: a test workflow
+params:
+  rows: 10
+  mode: {default: fast, choices: [fast, slow], description: speed}
+steps:
+  - name: first
+    module: builtin
+    action: echo
+    parameters: {message: "{{ params.rows }}"}
+  - name: second
+    module: builtin
+    action: sleep
+    parameters: {seconds: 0.1}
+    dependencies: [first]
+    priority: HIGH
+    timeout: 5
+    max_retries: 2
+    resources: {cpu: {cores: 1}, memory: {gb: 0.5, enforce: true}, deploy_lock: {}}
+"""
+
+
+def problems_of(source: object, **kwargs: object) -> list[ValidationProblem]:
+    with pytest.raises(WorkflowValidationError) as info:
+        load_workflow(source, **kwargs)  # type: ignore[arg-type]
+    assert info.value.problems
+    return info.value.problems
+
+
+def only(problems: list[ValidationProblem], fragment: str) -> ValidationProblem:
+    found = [p for p in problems if fragment in p.message]
+    assert len(found) == 1, [str(p) for p in problems]
+    return found[0]
+
+
+def test_load_good_workflow_from_file(tmp_path: Path) -> None:
+    path = tmp_path / "sample.yaml"
+    path.write_text(GOOD)
+    wf = load_workflow(path)
+    assert wf.name == "sample" and wf.source_path == str(path)
+    assert wf.step_names == ["first", "second"]
+    second = wf.step("second")
+    assert second.priority is TaskPriority.HIGH and second.timeout == 5.0 and second.max_retries == 2
+    assert second.resources["memory"] == {"gb": 0.5, "enforce": True}
+    assert wf.params["rows"].default == 10 and wf.params["rows"].type == "integer"
+    assert wf.params["mode"].choices == ["fast", "slow"]
+    assert load_workflow(str(path)).step_names == ["first", "second"]  # a str path works too
+
+
+def test_load_from_string_json_and_dict() -> None:
+    assert load_workflow(GOOD).name == "sample"
+    data = yaml.safe_load(GOOD)
+    assert load_workflow(json.dumps(data)).step("second").priority is TaskPriority.HIGH
+    assert workflow_from_dict(data).params["mode"].default == "fast"
+
+
+def test_tab_indented_json_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "tabs.json"
+    path.write_text(json.dumps(yaml.safe_load(GOOD), indent="\t"))
+    assert load_workflow(path).step_names == ["first", "second"]
+
+
+def test_malformed_yaml_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nsteps:\n  - name: a\n   module: shell\n")
+    (problem,) = problems_of(path)
+    assert problem.message.startswith("invalid YAML")
+    assert problem.file == str(path) and problem.line == 4
+
+
+def test_empty_and_comment_only_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert "empty" in problems_of(empty)[0].message
+    comments = tmp_path / "comments.yaml"
+    comments.write_text("# nothing here\n")
+    assert "empty" in problems_of(comments)[0].message
+
+
+def test_binary_and_non_utf8_files(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: x\n\x00\x01\x02")
+    (problem,) = problems_of(binary)
+    assert "binary" in problem.message and problem.line == 2
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    (problem,) = problems_of(latin)
+    assert "not valid UTF-8" in problem.message and (problem.line, problem.column) == (1, 10)
+
+
+def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as handle:
+        handle.truncate(MAX_WORKFLOW_BYTES + 1)  # sparse: refused by size, never parsed
+    (problem,) = problems_of(big)
+    assert "at most 10 MB" in problem.message
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    assert problems_of(tmp_path / "nope.yaml")[0].message == "no such file"
+    assert "directory" in problems_of(tmp_path)[0].message
+
+
+def test_duplicate_keys_report_both_lines() -> None:
+    problem = only(problems_of("name: a\nsteps:\n  - name: s\n    name: t\n"), "duplicate key")
+    assert problem.message == "duplicate key 'name' (first on line 3)" and problem.line == 4
+
+
+def test_merge_keys_may_be_overridden_without_a_duplicate() -> None:
+    text = "name: m\nsteps:\n  - &base {name: a, module: builtin, action: noop}\n  - <<: *base\n    name: b\n"
+    assert load_workflow(text).step_names == ["a", "b"]
+
+
+def test_non_mapping_root() -> None:
+    assert "must be a mapping" in problems_of("- a\n- b\n")[0].message
+
+
+def test_wrong_types_are_all_reported_with_locations() -> None:
+    text = "name: 5\nsteps:\n  - name: a\n    timeout: soon\n    max_retries: -1\n    dependencies: a\n    continue_on_failure: maybe\n"
+    problems = problems_of(text)
+    assert only(problems, "'name' must be a string").line == 1
+    assert (only(problems, "'timeout' must be").line, only(problems, "'timeout' must be").column) == (4, 14)
+    assert only(problems, "'max_retries' must be at least 0").line == 5
+    assert only(problems, "'dependencies' must be a list").line == 6
+    assert only(problems, "'continue_on_failure' must be true or false").line == 7
+
+
+def test_unknown_key_did_you_mean() -> None:
+    problem = only(problems_of("name: a\nsteps:\n  - name: s\n    depends_on: [x]\n    timeot: 3\n"), "'timeot'")
+    assert problem.hint == "did you mean 'timeout'?" and (problem.line, problem.column) == (5, 5)
+    alias = only(problems_of("name: a\nsteps:\n  - name: s\n    depends_on: [x]\n"), "depends_on")
+    assert alias.hint == "did you mean 'dependencies'?"
+
+
+def test_unknown_dependency_names_closest_step() -> None:
+    problem = only(problems_of("name: a\nsteps:\n  - name: build\n  - name: test\n    dependencies: [biuld]\n"), "unknown step")
+    assert problem.hint == "did you mean 'build'?" and (problem.line, problem.column) == (5, 20)
+    assert problem.path == "steps[1].dependencies[0]"
+
+
+def test_self_dependency_and_reserved_name() -> None:
+    problems = problems_of("name: a\nsteps:\n  - name: a1\n    dependencies: [a1]\n  - name: params\n")
+    assert only(problems, "depends on itself").line == 4
+    assert only(problems, "reserved word").line == 5
+    assert "is not allowed" in only(problems_of("name: a\nsteps:\n  - name: 'bad name!'\n"), "step name").message
+
+
+def test_cycle_is_reported_with_full_path() -> None:
+    text = "name: c\nsteps:\n  - name: a\n    dependencies: [c]\n  - name: b\n    dependencies: [a]\n  - name: c\n    dependencies: [b]\n"
+    problem = only(problems_of(text), "dependency cycle")
+    assert problem.message == "dependency cycle: a -> b -> c -> a" and problem.line == 4
+
+
+def test_duplicate_step_names() -> None:
+    problem = only(problems_of("name: a\nsteps:\n  - name: s\n  - name: s\n"), "duplicate step name")
+    assert "first defined on line 3" in problem.message and problem.line == 4
+
+
+def test_priority_case_insensitive_and_bad_priority() -> None:
+    wf = load_workflow("name: p\nsteps:\n  - {name: a, priority: Critical}\n  - {name: b, priority: 4}\n")
+    assert [s.priority for s in wf.steps] == [TaskPriority.CRITICAL, TaskPriority.BACKGROUND]
+    assert only(problems_of("name: p\nsteps:\n  - {name: a, priority: hihg}\n"), "priority").hint == "did you mean 'high'?"
+
+
+def test_params_rules() -> None:
+    problems = problems_of(
+        "name: p\nparams:\n  n: {default: x, type: integer}\n  m: {default: z, choices: [a, b]}\n"
+        "  r: {required: true, default: 1}\n  bad-name: 1\nsteps:\n  - name: s\n"
+    )
+    assert only(problems, "not of type integer").line == 3
+    assert only(problems, "not one of its choices").line == 4
+    assert only(problems, "required and also has a default").line == 5
+    assert only(problems, "parameter name").line == 6
+
+
+def test_resources_rules() -> None:
+    problems = problems_of("name: r\nsteps:\n  - name: s\n    resources: {cpu: {cores: -1}, gpu: 2, memory: {enforce: yes_please}}\n")
+    assert len([p for p in problems if "resource" in p.message]) == 3
+
+
+def test_references_must_be_upstream_and_known() -> None:
+    text = (
+        "name: r\nparams: {rows: 1}\nsteps:\n"
+        "  - name: a\n    module: builtin\n    action: echo\n    parameters: {message: '{{ b.output }} {{ params.rowz }}'}\n"
+        "  - name: b\n    module: builtin\n    action: echo\n    parameters: {message: hi}\n"
+    )
+    problems = problems_of(text)
+    assert only(problems, "not one of its dependencies").line == 7
+    assert only(problems, "unknown parameter 'rowz'").hint == "did you mean 'rows'?"
+
+
+def test_unknown_action_is_reported() -> None:
+    problem = only(problems_of("name: a\nsteps:\n  - {name: s, module: builtin, action: slep}\n"), "slep")
+    assert "sleep" in problem.message and problem.line == 3
+
+
+def test_many_problems_are_reported_at_once() -> None:
+    text = "name: a\nsteps:\n  - name: s\n    timeot: 1\n  - name: t\n    dependencies: [x]\n  - name: env\n"
+    assert len(problems_of(text)) == 3
+
+
+def test_error_message_names_file_line_and_count(tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text("name: a\nsteps:\n  - name: s\n    timeot: 1\n  - name: t\n    dependencies: [x]\n")
+    with pytest.raises(WorkflowValidationError) as info:
+        load_workflow(path)
+    assert str(info.value).startswith(f"{path}:4:5: unknown step key 'timeot'")
+    assert str(info.value).endswith("(and 1 more problem)")
+
+
+def test_dict_problems_have_paths_but_no_lines() -> None:
+    with pytest.raises(WorkflowValidationError) as info:
+        workflow_from_dict({"name": "d", "steps": [{"name": "a", "dependencies": ["zz"]}]})
+    (problem,) = info.value.problems
+    assert problem.line is None and problem.path == "steps[0].dependencies[0]"
+
+
+def test_dump_round_trip(tmp_path: Path) -> None:
+    wf = load_workflow(GOOD)
+    for fmt in ("yaml", "json"):
+        again = load_workflow(dump_workflow(wf, fmt))
+        assert again.to_dict() == wf.to_dict() | {"source_path": None}
+    with pytest.raises(ValueError):
+        dump_workflow(wf, "toml")
+
+
+def test_find_and_load_directory(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yml").write_text("name: [\n")
+    (tmp_path / "x.schema.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("hi")
+    assert [p.name for p in find_workflow_files(tmp_path)] == ["a.yaml", "b.yml"]
+    workflows, errors = load_workflows_dir(tmp_path)
+    assert [w.name for w in workflows] == ["sample"]
+    assert len(errors) == 1 and errors[0].problems[0].file.endswith("b.yml")
+    assert find_workflow_files(tmp_path / "missing") == []
+
+
+def test_schema_accepts_good_and_rejects_bad() -> None:
+    schema = workflow_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert not list(validator.iter_errors(yaml.safe_load(GOOD)))
+    bad = {"name": "x", "steps": [{"name": "params", "timeot": 1, "priority": "hihg"}]}
+    assert len(list(validator.iter_errors(bad))) >= 3
+    step = schema["$defs"]["step"]["properties"]
+    assert step["priority"]["anyOf"][0]["enum"][:5] == TaskPriority.choices()
+    assert all("description" in spec for spec in step.values())
+
+
+def test_bundled_workflows_validate_and_match_the_schema(workflows_dir: Path) -> None:
+    files = find_workflow_files(workflows_dir)
+    assert {p.name for p in files} >= {"build_test_package.yaml", "data_pipeline.yaml", "resource_heavy.yaml", "demo.yaml"}
+    validator = jsonschema.Draft202012Validator(workflow_json_schema())
+    for path in files:
+        load_workflow(path)
+        assert not list(validator.iter_errors(yaml.safe_load(path.read_text()))), path
+        assert path.read_text().startswith("# yaml-language-server: $schema=./orchtui.schema.json")
+
+
+def test_bundled_schema_file_is_up_to_date(workflows_dir: Path) -> None:
+    stored = json.loads((workflows_dir / "orchtui.schema.json").read_text())
+    assert stored == workflow_json_schema(), "run: orchtui schema --output workflows/orchtui.schema.json"
