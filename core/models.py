@@ -712,6 +712,9 @@ class Invocation(Record):
     env: dict[str, str] | None = None
     memory_limit_bytes: int | None = None
     kill_grace: float = 5.0
+    # Requirements as declared on the step; a cluster backend maps them onto its own
+    # worker resources (the local ResourceManager has already granted them).
+    resources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
