@@ -1,0 +1,137 @@
+"""How a project lives on disk: the rules for its directory name, and its ``project.yaml``.
+
+``project.yaml`` holds the project's record (:class:`~core.models.Project`, as
+``to_dict()`` gives it) without its ``path``: the path is wherever the file is found, so
+a project directory copied to another machine still describes itself. It is written
+atomically (a temporary file, then a rename), so a crash never leaves half a record.
+
+A project name becomes a directory name, so it must be one safe path component:
+letters, digits, ``.``, ``_`` and ``-``; not empty; no separators and no ``..``; not
+starting with ``.`` or ``-``; not a Windows device name (``con``, ``nul``, ``com1`` …,
+also with an extension); at most 64 characters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import yaml
+
+from .errors import ProjectManagementError
+from .models import Project
+
+__all__ = ["PROJECT_FILE", "MAX_NAME_LENGTH", "validate_project_name", "write_project_file", "read_project_file"]
+
+PROJECT_FILE = "project.yaml"
+MAX_NAME_LENGTH = 64
+_MAX_PROJECT_FILE_BYTES = 1024 * 1024
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+\Z")
+# Windows device names: a directory called like this cannot be created or copied there.
+_RESERVED_NAMES = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {f"lpt{i}" for i in range(1, 10)}
+)
+_HEADER = "# orchtui project file: the project's record, kept next to its files.\n"
+
+
+def _name_error(name: object, problem: str) -> ProjectManagementError:
+    return ProjectManagementError(
+        f"project name {name!r} {problem}",
+        error_code="INVALID_PROJECT_NAME",
+        details={"name": name},
+        suggestions=[f"use letters, digits, '.', '_' and '-' (at most {MAX_NAME_LENGTH}), starting with a letter or digit"],
+    )
+
+
+def validate_project_name(name: object) -> str:
+    """Return ``name`` when it can safely be a project's directory name.
+
+    Raises:
+        ProjectManagementError: the name is empty, holds a path separator or ``..``, starts
+            with ``.`` or ``-``, is a reserved device name, is too long, or holds other
+            characters than letters, digits, ``.``, ``_`` and ``-``.
+    """
+    if not isinstance(name, str):
+        raise _name_error(name, "is not a string; give the project a name")
+    if not name.strip():
+        raise _name_error(name, "is empty; give the project a name")
+    if "/" in name or "\\" in name or os.sep in name:
+        raise _name_error(name, "contains a path separator; a project name is a single directory name (use --path to choose where)")
+    if ".." in name:
+        raise _name_error(name, "contains '..'; a project name may not point outside the projects directory")
+    if name[0] in ".-":
+        raise _name_error(name, f"starts with {name[0]!r}; start it with a letter or digit")
+    if name.split(".")[0].lower() in _RESERVED_NAMES:
+        raise _name_error(name, "is a reserved device name on Windows; choose another name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise _name_error(name, f"is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if not _NAME_CHARS.match(name):
+        bad = sorted({c for c in name if not _NAME_CHARS.match(c)})
+        shown = ", ".join(repr(c) for c in bad)
+        raise _name_error(name, f"contains {shown}; use only letters, digits, '.', '_' and '-'")
+    return name
+
+
+def write_project_file(project: Project, directory: Path) -> Path:
+    """Write ``directory/project.yaml`` for ``project`` atomically and return its path.
+
+    Raises:
+        ProjectManagementError: the record holds data YAML cannot represent, or the file
+            cannot be written.
+    """
+    data = project.to_dict()
+    data.pop("path", None)
+    try:
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    except yaml.YAMLError as exc:
+        raise ProjectManagementError(f"project {project.name!r} holds data that cannot be saved as YAML ({exc})") from None
+    target = Path(directory) / PROJECT_FILE
+    temporary = target.with_name(f".{PROJECT_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temporary.write_text(_HEADER + text, encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise ProjectManagementError(f"{target}: cannot write the project file ({exc.strerror or exc})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def read_project_file(path: Path | str) -> Project:
+    """Read a project from its directory (or its ``project.yaml``) and return it.
+
+    The returned project's ``path`` is the resolved directory the file is in.
+
+    Raises:
+        ProjectManagementError: the file is missing, unreadable, larger than 1 MB, not
+            valid YAML, not a project record, or names the project unsafely.
+    """
+    source = Path(path).expanduser()
+    file = source / PROJECT_FILE if source.is_dir() else source
+    try:
+        if file.stat().st_size > _MAX_PROJECT_FILE_BYTES:
+            raise ProjectManagementError(f"{file}: larger than 1 MB, so not a project file")
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProjectManagementError(
+            f"{file}: no project file here; give a project directory that holds {PROJECT_FILE}",
+            error_code="PROJECT_NOT_FOUND",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectManagementError(f"{file}: cannot read the project file ({exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ProjectManagementError(f"{file}: the project file is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ProjectManagementError(f"{file}: the project file must hold a mapping of project fields")
+    data.pop("path", None)
+    try:
+        project = Project.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise ProjectManagementError(f"{file}: not a valid project record ({exc})") from None
+    validate_project_name(project.name)
+    project.path = str(file.parent.resolve())
+    return project

@@ -1,0 +1,132 @@
+"""``orchtui project …`` and ``orchtui docs`` through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def _run(cmd: list[str], env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cmd, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def cli(orchtui_cmd: list[str], cli_env: dict[str, str], tmp_path: Path):  # noqa: ANN201 - a small runner
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return _run(orchtui_cmd, cli_env, tmp_path, *args)
+
+    return run
+
+
+@pytest.mark.slow  # a dozen CLI processes in a row
+def test_project_lifecycle_through_the_cli(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    created = cli("project", "create", "shop", "--template", "web_application", "--description", "A shop",
+                  "--author", "Ada", "--tag", "web", "--tag", "demo", "--json")
+    assert created.returncode == 0, created.stderr
+    project = json.loads(created.stdout)["project"]
+    assert project["name"] == "shop" and project["workflows"] == ["build-and-test"] and project["tags"] == ["web", "demo"]
+    assert (tmp_path / "projects" / "shop" / "README.md").is_file()
+
+    listed = cli("project", "list", "--json")
+    assert [p["name"] for p in json.loads(listed.stdout)["projects"]] == ["shop"]
+    human = cli("project", "list")
+    assert human.returncode == 0 and "shop" in human.stdout and "planning" in human.stdout
+
+    milestone = cli("project", "milestone", "shop", "mvp", "--data", '{"score": 8.5}', "--json")
+    assert milestone.returncode == 0, milestone.stderr
+    assert json.loads(milestone.stdout)["data"] == {"score": 8.5}
+
+    status = json.loads(cli("project", "status", "shop", "--json").stdout)
+    assert status["status"] == "planning" and status["workflows"] == 1
+    assert status["milestones"]["mvp"]["data"] == {"score": 8.5}
+    shown = cli("project", "status", "shop")
+    assert "milestone:  mvp" in shown.stdout and str(tmp_path / "projects" / "shop") in shown.stdout
+
+    archived = cli("project", "archive", "shop")
+    assert archived.returncode == 0 and "archived project shop" in archived.stdout
+    again = cli("project", "archive", "shop", "--json")
+    assert json.loads(again.stdout)["changed"] is False
+    assert json.loads(cli("project", "list", "--json").stdout)["projects"] == []
+    assert [p["status"] for p in json.loads(cli("project", "list", "--all", "--json").stdout)["projects"]] == ["archived"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("project", "create", "../escape"), "path separator"),
+        (("project", "create", "con"), "reserved"),
+        (("project", "create", "ok", "--template", "reserch"), "did you mean 'research'"),
+        (("project", "create", "ok", "--path", "../../elsewhere"), "outside the projects directory"),
+        (("project", "status", "ghost"), "no project named 'ghost'"),
+        (("project", "archive", "ghost"), "no project named 'ghost'"),
+        (("project", "milestone", "ghost", "m"), "no project named 'ghost'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(cli, tmp_path: Path, args: tuple[str, ...], fragment: str) -> None:  # noqa: ANN001
+    result = cli(*args)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1 and fragment in error_lines[0]
+    assert not (tmp_path / "projects").exists() or not any((tmp_path / "projects").iterdir())
+
+
+def test_bad_input_with_json_is_the_spec_002_error_dict(cli) -> None:  # noqa: ANN001
+    result = cli("project", "create", "a/b", "--json")
+    assert result.returncode == 1
+    error = json.loads(result.stdout)
+    assert error["success"] is False and error["error_type"] == "ProjectManagementError"
+    assert error["error_code"] == "INVALID_PROJECT_NAME" and error["suggestions"]
+
+
+def test_existing_project_and_bad_milestone_data(cli) -> None:  # noqa: ANN001
+    assert cli("project", "create", "p1").returncode == 0
+    again = cli("project", "create", "p1", "--json")
+    assert again.returncode == 1 and json.loads(again.stdout)["error_code"] == "PROJECT_EXISTS"
+    bad = cli("project", "milestone", "p1", "m", "--data", "{not json")
+    assert bad.returncode == 1 and "not valid JSON" in bad.stderr
+    not_object = cli("project", "milestone", "p1", "m", "--data", "[1, 2]")
+    assert not_object.returncode == 1 and "JSON object" in not_object.stderr
+
+
+def test_templates_command(cli) -> None:  # noqa: ANN001
+    result = cli("project", "templates", "--json")
+    assert result.returncode == 0
+    names = [t["name"] for t in json.loads(result.stdout)["templates"]]
+    assert names == ["ai_analysis", "custom", "data_pipeline", "documentation", "ml_model", "research", "web_application"]
+
+
+WORKFLOW = """\
+name: docs-demo
+description: Shows the docs command.
+params:
+  who: {default: world, description: Whom to greet}
+steps:
+  - name: greet
+    action: echo
+    parameters: {message: "hi {{ params.who }}"}
+  - name: rest
+    action: sleep
+    parameters: {seconds: 0}
+    dependencies: [greet]
+"""
+
+
+def test_docs_command(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    source = tmp_path / "demo.yaml"
+    source.write_text(WORKFLOW, encoding="utf-8")
+    printed = cli("docs", str(source))
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("# Workflow `docs-demo`")
+    assert "| `who` |" in printed.stdout and "| 2 | `rest` | `builtin.sleep` | `greet` |" in printed.stdout
+    assert "```mermaid" in printed.stdout
+    written = cli("docs", str(source), "--output", "out/demo.md", "--json")
+    assert json.loads(written.stdout)["output"] == "out/demo.md"
+    assert (tmp_path / "out" / "demo.md").read_text(encoding="utf-8") == printed.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: b\nsteps:\n  - name: a\n    dependencies: [a]\n", encoding="utf-8")
+    failed = cli("docs", str(broken))
+    assert failed.returncode == 1 and "broken.yaml" in failed.stderr and "Traceback" not in failed.stderr
