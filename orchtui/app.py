@@ -1,0 +1,568 @@
+"""The orchtui dashboard: a Textual app for watching and launching workflow runs.
+
+Data flows one way. A :class:`~orchtui.dashboard_model.DashboardModel` thread builds an
+immutable :class:`~orchtui.dashboard_model.DashboardState` from the core at a fixed rate;
+the app polls it with ``set_interval`` at ``refresh`` Hz and hands each pane only the part
+that changed (parts are shared between states, so ``is`` tells). User actions go the
+other way, through :class:`~orchtui.dashboard_engine.DashboardEngine`, and then poke the
+model so the result shows on the next frame.
+
+Time is injectable: ``frozen_time`` fixes the wall clock used for elapsed figures, and
+``machine`` fixes the CPU/memory source, so screenshots are reproducible.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Footer, Input, OptionList, Static
+
+from core.errors import OrchestrationError
+from core.models import TaskStatus, Workflow
+from core.snapshot import RunView
+
+from .commands import CreateProjectCommands, OpenRunCommands, RunWorkflowCommands
+from .dashboard_engine import DashboardEngine
+from .dashboard_model import DashboardModel, DashboardState, MachineSource
+from .messages import NodeHighlighted, NodeOpened, RunChosen, WorkflowChosen
+from .screens.confirm import ConfirmScreen
+from .screens.details import DetailsScreen
+from .screens.forms import CreateProjectScreen, ParamFormScreen, ProjectRequest
+from .screens.help import HelpScreen
+from .screens.log_screen import LogScreen
+from .widgets.dag_view import DagModel, DagView, dag_model_from_workflow
+from .widgets.logs import LogsPane
+from .widgets.projects import ProjectsPane
+from .widgets.queues import QueuesPane
+from .widgets.resources import ResourcesPane
+from .widgets.runs import RunsPane
+from .widgets.status import run_glyph, run_style
+
+__all__ = ["OrchTUIApp", "PANES"]
+
+# key -> (widget id, border title); the number keys focus them in this order
+PANES: tuple[tuple[str, str], ...] = (
+    ("projects", "1 Projects"),
+    ("dag", "2 Live DAG"),
+    ("queues", "3 Queues"),
+    ("resources", "4 Resources"),
+    ("runs", "5 Runs"),
+)
+
+_REMAP_HINT = (
+    "Remap any key by its binding id: `orchtui dashboard --keymap keys.yaml` with lines such as "
+    "`orchtui.run: ctrl+r`."
+)
+_NO_STATUSES: dict[str, TaskStatus] = {}
+_NO_STARTED: dict[str, float] = {}
+
+
+def _display_path(path: Path) -> str:
+    """Return ``path`` relative to the working directory when inside it, else with ``~``."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) + "/"
+    except ValueError:
+        pass
+    home = Path.home()
+    try:
+        return "~/" + str(path.resolve().relative_to(home))
+    except ValueError:
+        return str(path)
+
+
+class OrchTUIApp(App[None]):
+    """The dashboard.
+
+    Parameters
+    ----------
+    engine : DashboardEngine, optional
+        The core seen through the dashboard; built from ``state_dir`` and
+        ``workflows_dir`` when not given (and then closed when the app exits).
+    state_dir, workflows_dir : Path, optional
+        Where runs are stored and where workflow files are read (default: settings).
+    refresh : float
+        How many times a second the screen takes the newest state (``--refresh``).
+    frozen_time : float, optional
+        A fixed wall-clock time for elapsed figures (snapshot tests, screenshots).
+    machine : MachineSource, optional
+        CPU/memory sampler; fixed in snapshot tests.
+    keymap : mapping, optional
+        ``{binding id: keys}`` overrides.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "orchtui"
+    COMMANDS = App.COMMANDS | {RunWorkflowCommands, OpenRunCommands, CreateProjectCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "focus_pane('projects')", "Projects", show=False, id="orchtui.focus_projects"),
+        Binding("2", "focus_pane('dag')", "DAG", show=False, id="orchtui.focus_dag"),
+        Binding("3", "focus_pane('queues')", "Queues", show=False, id="orchtui.focus_queues"),
+        Binding("4", "focus_pane('resources')", "Resources", show=False, id="orchtui.focus_resources"),
+        Binding("5", "focus_pane('runs')", "Runs", show=False, id="orchtui.focus_runs"),
+        Binding("tab", "app.focus_next", "Next pane", show=False, id="orchtui.focus_next"),
+        Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="orchtui.focus_previous"),
+        Binding("r", "run_workflow", "Run", id="orchtui.run"),
+        Binding("c", "cancel_run", "Cancel", id="orchtui.cancel_run"),
+        Binding("x", "cancel_task", "Stop step", id="orchtui.cancel_task"),
+        Binding("R", "resume_run", "Resume", id="orchtui.resume"),
+        Binding("l", "open_logs", "Logs", id="orchtui.logs"),
+        Binding("m", "write_mermaid", "Mermaid", show=False, id="orchtui.mermaid"),
+        Binding("slash", "start_filter", "Filter", id="orchtui.filter"),
+        Binding("space", "toggle_pause", "Pause", show=False, id="orchtui.pause"),
+        Binding("question_mark", "show_help", "Help", id="orchtui.help"),
+        Binding("colon", "command_palette", "Palette", show=False, id="orchtui.palette"),
+        Binding("ctrl+p", "command_palette", "Palette", show=False, priority=True, id="orchtui.palette_ctrl_p"),
+        Binding("q", "request_quit", "Quit", id="orchtui.quit"),
+    ]
+
+    def __init__(
+        self,
+        engine: DashboardEngine | None = None,
+        *,
+        state_dir: Path | None = None,
+        workflows_dir: Path | None = None,
+        refresh: float = 10.0,
+        frozen_time: float | None = None,
+        machine: MachineSource | None = None,
+        keymap: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self._owns_engine = engine is None
+        self.engine = engine or DashboardEngine(state_dir=state_dir, workflows_dir=workflows_dir)
+        self.refresh_rate = max(0.5, refresh)
+        self.clock: Callable[[], float] = (lambda: frozen_time) if frozen_time is not None else time.time
+        self.model = DashboardModel(self.engine, rate=self.refresh_rate, machine=machine, clock=self.clock)
+        self.paused = False
+        self.view_workflow: str | None = None  # what the DAG shows: a workflow...
+        self.view_run: str | None = None  # ...and, when set, one of its runs
+        self.filter_text = ""
+        self._shown = DashboardState.empty()
+        self._dag_key: tuple[str | None, str | None] = (None, None)  # selection the DAG shows
+        self._dag_workflow: Workflow | None = None
+        self._filter_target = "projects"
+        self._status_text = ""
+        self.frames = 0  # states applied to the screen (tests and the benchmark read it)
+        if keymap:
+            self.set_keymap(dict(keymap))
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status-bar")
+        with Horizontal(id="top"):
+            yield ProjectsPane(id="projects")
+            yield DagView(id="dag")
+            yield LogsPane(id="logs")
+        with Horizontal(id="bottom"):
+            yield QueuesPane(id="queues")
+            yield ResourcesPane(id="resources")
+            yield RunsPane(id="runs")
+        yield Input(placeholder="filter (enter keeps it, esc clears)", id="filter-bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # Keep references: the app's queries would search whichever screen is on top.
+        self.projects_pane = self.query_one(ProjectsPane)
+        self.dag_view = self.query_one(DagView)
+        self.logs_pane = self.query_one(LogsPane)
+        self.queues_pane = self.query_one(QueuesPane)
+        self.resources_pane = self.query_one(ResourcesPane)
+        self.runs_pane = self.query_one(RunsPane)
+        self.status_bar = self.query_one("#status-bar", Static)
+        self.filter_bar = self.query_one("#filter-bar", Input)
+        self._panes: dict[str, Widget] = {
+            "projects": self.projects_pane,
+            "dag": self.dag_view,
+            "queues": self.queues_pane,
+            "resources": self.resources_pane,
+            "runs": self.runs_pane,
+        }
+        for pane_id, title in PANES:
+            widget = self._panes[pane_id]
+            widget.add_class("pane")
+            widget.border_title = title
+        logs = self.logs_pane
+        logs.add_class("pane")
+        logs.border_title = "Logs"
+        logs.can_focus = False
+        self.model.refresh()
+        self._apply(self.model.state)
+        self.model.start()
+        self.set_interval(1.0 / self.refresh_rate, self._tick)
+        self.projects_pane.focus()
+
+    async def on_unmount(self) -> None:
+        self.model.stop()
+        if self._owns_engine:
+            self.engine.close()
+
+    # --------------------------------------------------------- applying state
+
+    def _tick(self) -> None:
+        if not self.paused:
+            self._apply(self.model.state)
+        if self.logs_pane.display:
+            self.logs_pane.poll()
+
+    def _apply(self, state: DashboardState) -> None:
+        """Hand each pane its part of ``state`` (each pane skips parts it already shows)."""
+        now = self.clock()
+        shown = self._shown
+        if state.catalog is not shown.catalog:
+            self.projects_pane.show_catalog(state.catalog)
+        self.queues_pane.show(state.orchestrator, now)
+        self.resources_pane.show(state.resources, state.machine)
+        self.runs_pane.show(state.runs, now)
+        self._update_dag(state, now)
+        self._update_status_bar(state)
+        self._shown = state
+        self.frames += 1
+
+    def _viewed_run(self, state: DashboardState | None = None) -> RunView | None:
+        """The run the DAG shows: with per-step maps when the model has caught up, else from the list."""
+        if self.view_run is None:
+            return None
+        state = state or self.model.state
+        if state.focus is not None and state.focus.run_id == self.view_run:
+            return state.focus
+        return state.run(self.view_run)
+
+    def _workflow_for_view(self) -> Workflow | None:
+        if self.view_run is not None:
+            workflow = self.engine.workflow_for_run(self.view_run)
+            if workflow is not None:
+                return workflow
+        if self.view_workflow is not None:
+            return self.model.state.catalog.workflow(self.view_workflow)
+        return None
+
+    def _update_dag(self, state: DashboardState, now: float) -> None:
+        dag = self.dag_view
+        key = (self.view_workflow, self.view_run)
+        if key != self._dag_key:
+            # The selection changed: find its definition (a stored run may have its own).
+            self._dag_key = key
+            workflow = self._workflow_for_view()
+            if workflow is not None and workflow != self._dag_workflow:
+                # Same definition, new run: keep the layout (a 10k-step graph is not free).
+                try:
+                    dag.show(dag_model_from_workflow(workflow))
+                except OrchestrationError as exc:
+                    self.notify(exc.message, severity="error")
+                    dag.show(DagModel(workflow.name, (), {}, {}))
+                self._dag_workflow = workflow
+            if workflow is not None:
+                dag.border_title = self._dag_title(workflow)
+        run = self._viewed_run(state)
+        if run is not None:
+            dag.set_statuses(run.step_status, run.step_started_at, now)
+        else:
+            dag.set_statuses(_NO_STATUSES, _NO_STARTED, now)
+
+    def _dag_title(self, workflow: Workflow) -> str:
+        if self.view_run is None:
+            return f"2 Live DAG · {workflow.name} (no run yet)"
+        return f"2 Live DAG · {workflow.name} · {self.view_run}"
+
+    def _update_status_bar(self, state: DashboardState) -> None:
+        active = len(state.active_runs)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("orchtui ", "bold")
+        text.append("‖ paused" if self.paused else "● live", "bold yellow" if self.paused else "green")
+        text.append(f" │ {active} active")
+        run = self._viewed_run(state)
+        if run is not None:
+            text.append(" │ ")
+            text.append(f"{run_glyph(run.status)} {run.run_id} {run.status.value}", run_style(run.status))
+        if self.filter_text:
+            text.append(f" │ filter: {self.filter_text}", "italic")
+        text.append(f" │ {_display_path(self.engine.workflows_dir)}", "dim")
+        if text.plain != self._status_text:  # repaint the bar only when its words change
+            self._status_text = text.plain
+            self.status_bar.update(text, layout=False)
+
+    # ------------------------------------------------------------ selection
+
+    def on_workflow_chosen(self, message: WorkflowChosen) -> None:
+        self.view_workflow = message.workflow
+        latest = next((r for r in self.model.state.runs if r.workflow == message.workflow), None)
+        self.view_run = latest.run_id if latest is not None else None
+        self._apply_now()
+        if self.dag_view.cursor is not None:
+            self._follow_node_log(self.dag_view.cursor)
+
+    def on_option_list_option_selected(self, message: OptionList.OptionSelected) -> None:
+        if message.option_list.id == "projects":
+            self.dag_view.focus()
+
+    def on_run_chosen(self, message: RunChosen) -> None:
+        runs = self.runs_pane
+        if not message.opened and not runs.has_focus:
+            return  # the table moved its cursor while rebuilding, not the user
+        self.open_run(message.run_id, focus_dag=message.opened)
+
+    def on_node_highlighted(self, message: NodeHighlighted) -> None:
+        self._follow_node_log(message.step)
+
+    def on_node_opened(self, message: NodeOpened) -> None:
+        self._open_details(message.step)
+
+    def open_run(self, run_id: str, *, focus_dag: bool = True) -> None:
+        """Show run ``run_id`` in the Live DAG (and focus it when ``focus_dag``)."""
+        run = self.model.state.run(run_id)
+        self.view_run = run_id
+        if run is not None:
+            self.view_workflow = run.workflow
+        self._apply_now()
+        dag = self.dag_view
+        if dag.cursor is not None:
+            self._follow_node_log(dag.cursor)
+        if focus_dag:
+            dag.focus()
+
+    def _apply_now(self) -> None:
+        """Show the current selection at once instead of on the next frame."""
+        self.model.set_focus(self.view_run)
+        self.model.refresh()
+        self._shown = DashboardState.empty()
+        self._apply(self.model.state)
+
+    def _follow_node_log(self, step: str) -> None:
+        logs = self.logs_pane
+        if not logs.display:
+            return
+        if self.view_run is None:
+            logs.follow_file(None, None, "no run selected")
+            return
+        path, attempt = self.engine.latest_log(self.view_run, step)
+        logs.follow_file(path, (self.view_run, step, attempt), "" if path else f"{step}: no log yet")
+
+    # ---------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # App keys act on the dashboard only, never through a modal or the log screen.
+        if action in {"command_palette", "quit"}:
+            return True
+        return self.screen is self.screen_stack[0]
+
+    def action_focus_pane(self, pane_id: str) -> None:
+        self._panes[pane_id].focus()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self._apply_now()
+        else:
+            self._update_status_bar(self._shown)
+
+    def action_show_help(self) -> None:
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        bindings += [b for b in DagView.BINDINGS if isinstance(b, Binding)]
+        bindings += [b for b in LogScreen.BINDINGS if isinstance(b, Binding)]
+        keymap = self._keymap
+        shown = [
+            Binding(keymap.get(b.id, b.key) if b.id else b.key, b.action, b.description, id=b.id) for b in bindings
+        ]
+        self.push_screen(HelpScreen(shown, _REMAP_HINT))
+
+    # run / cancel / resume ---------------------------------------------------
+
+    def action_run_workflow(self) -> None:
+        name = self.view_workflow or self.projects_pane.selected_workflow
+        if name is None:
+            self.notify("Pick a workflow in Projects (1) first.", severity="warning")
+            return
+        self.request_run(name)
+
+    def request_run(self, name: str) -> None:
+        """Ask for ``name``'s parameters, then start it (the palette's "Run workflow …")."""
+        workflow = self.model.state.catalog.workflow(name)
+        if workflow is None:
+            self.notify(f"No workflow called {name!r} in {self.engine.workflows_dir}.", severity="error")
+            return
+
+        def start(params: dict[str, Any] | None) -> None:
+            if params is None:
+                return
+            try:
+                run_id = self.engine.start_run(name, params)
+            except OrchestrationError as exc:
+                self.notify(exc.message, severity="error")
+                return
+            self.model.refresh()
+            self.view_workflow = name
+            self.open_run(run_id)
+            self.notify(f"Started {name} as {run_id}.")
+
+        self.push_screen(ParamFormScreen(workflow), start)
+
+    def action_cancel_run(self) -> None:
+        run = self._viewed_run()
+        if run is None or run.status.is_terminal:
+            self.notify("No active run selected: open one in Runs (5) or start one with r.", severity="warning")
+            return
+
+        def cancel(yes: bool | None) -> None:
+            if yes:
+                cancelled = self.engine.cancel_run(run.run_id)
+                self.notify(f"Cancelling {run.run_id}." if cancelled else f"{run.run_id} is not running in this dashboard.")
+                self.model.poke()
+
+        self.push_screen(ConfirmScreen(f"Cancel run {run.run_id} ({run.workflow})?", confirm_label="Cancel run"), cancel)
+
+    def action_cancel_task(self) -> None:
+        run = self._viewed_run()
+        step = self.dag_view.cursor
+        if run is None or step is None or run.step_status.get(step, TaskStatus.PENDING).is_terminal:
+            self.notify("Select a step of an active run that has not finished.", severity="warning")
+            return
+
+        def cancel(yes: bool | None) -> None:
+            if yes:
+                cancelled = self.engine.cancel_step(run.run_id, step)
+                self.notify(f"Cancelling {step}." if cancelled else f"{step} is not running here.")
+                self.model.poke()
+
+        self.push_screen(ConfirmScreen(f"Cancel step {step} of {run.run_id}?", confirm_label="Cancel step"), cancel)
+
+    def action_resume_run(self) -> None:
+        run = self._viewed_run()
+        if run is None or not run.status.is_terminal or run.status.value == "completed":
+            self.notify("Select a failed, cancelled or interrupted run to resume.", severity="warning")
+            return
+        try:
+            new_run = self.engine.resume_run(run.run_id)
+        except OrchestrationError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        self.model.refresh()
+        self.open_run(new_run)
+        self.notify(f"Resumed {run.run_id} as {new_run}.")
+
+    # logs, details, mermaid ------------------------------------------------------
+
+    def action_open_logs(self) -> None:
+        step = self.dag_view.cursor
+        if self.view_run is None or step is None:
+            self.notify("Select a step of a run first.", severity="warning")
+            return
+        path, attempt = self.engine.latest_log(self.view_run, step)
+        note = "" if path is not None else f"{step} has not written a log yet; waiting for it"
+        log_file = path or self.engine.log_path(self.view_run, step, max(1, attempt))
+        self.push_screen(LogScreen(log_file, (self.view_run, step, max(1, attempt)), rate=self.refresh_rate, note=note))
+
+    def _open_details(self, step: str) -> None:
+        workflow = self._workflow_for_view()
+        if workflow is None:
+            return
+        try:
+            detail = self.engine.step_detail(workflow, self.view_run, step)
+        except OrchestrationError as exc:
+            self.notify(exc.message, severity="error")
+            return
+
+        def after(choice: str | None) -> None:
+            if choice == "logs":
+                self.action_open_logs()
+
+        self.push_screen(DetailsScreen(detail), after)
+
+    def action_write_mermaid(self) -> None:
+        workflow = self._workflow_for_view()
+        if workflow is None:
+            self.notify("Pick a workflow or run first.", severity="warning")
+            return
+        run = self._viewed_run()
+        try:
+            path = self.engine.write_mermaid(workflow, run)
+        except (OrchestrationError, OSError) as exc:
+            self.notify(getattr(exc, "message", str(exc)), severity="error")
+            return
+        self.notify(f"Mermaid graph written to {path}", title="mermaid", timeout=8)
+
+    # filter ----------------------------------------------------------------------
+
+    def action_start_filter(self) -> None:
+        focused = self.focused
+        self._filter_target = focused.id if focused is not None and focused.id in {"projects", "dag", "runs"} else "projects"
+        bar = self.filter_bar
+        bar.add_class("-visible")
+        bar.value = self.filter_text
+        bar.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter-bar":
+            self._set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter-bar":
+            self._close_filter()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape" and self.focused is self.filter_bar:
+            self._set_filter("")
+            self._close_filter()
+            event.stop()
+
+    def _set_filter(self, text: str) -> None:
+        self.filter_text = text
+        target = self._filter_target
+        if target == "dag":
+            self.dag_view.set_filter(text)
+        elif target == "runs":
+            self.runs_pane.set_filter(text)
+        else:
+            self.projects_pane.set_filter(text)
+        self._update_status_bar(self._shown)
+
+    def _close_filter(self) -> None:
+        self.filter_bar.remove_class("-visible")
+        self._panes[self._filter_target].focus()
+
+    # projects ----------------------------------------------------------------------
+
+    def request_create_project(self, name: str = "") -> None:
+        """Ask for a project's details and create it (the palette's "Create project …")."""
+
+        def create(request: ProjectRequest | None) -> None:
+            if request is None:
+                return
+            try:
+                project = self.engine.create_project(request)
+            except OrchestrationError as exc:
+                self.notify(exc.message, severity="error")
+                return
+            self.model.poke()
+            self.notify(f"Created project {project.name} in {project.path}.")
+
+        self.push_screen(CreateProjectScreen(name), create)
+
+    # quit ----------------------------------------------------------------------------
+
+    def action_request_quit(self) -> None:
+        active = self.engine.local_active_runs()
+        if not active:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        count = len(active)
+        self.push_screen(
+            ConfirmScreen(f"{count} run{'s are' if count != 1 else ' is'} still active; quitting cancels {'them' if count != 1 else 'it'}. Quit?", confirm_label="Quit"),
+            answer,
+        )

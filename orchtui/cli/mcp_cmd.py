@@ -1,0 +1,67 @@
+"""``orchtui mcp``: serve the orchestrator's tools to AI agents over stdio (MCP).
+
+The server speaks MCP on stdin/stdout, so an MCP client starts it as a subprocess (see
+``orchtui/README_mcp.md`` for the client configuration). Logs and warnings go to
+stderr. Without the MCP SDK it prints one line naming the extra to install and exits 1;
+there is no fallback server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from core.config import load_settings
+
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, handle_errors
+
+__all__ = ["register", "SDK_MISSING"]
+
+SDK_MISSING = "the MCP server needs the MCP SDK: pip install 'orchtui[mcp]'"
+_SDK_MODULES = ("mcp", "mcp_types")
+EXIT_INTERRUPTED = 130
+
+
+@click.command("mcp", context_settings=CONTEXT_SETTINGS)
+@click.option("--allow-shell", is_flag=True,
+              help="Let workflows sent over MCP run shell steps (commands on this machine).")
+@click.option("--allow-python", is_flag=True,
+              help="Let workflows sent over MCP run python steps (call any importable function).")
+@click.option("--workflows-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The workflows agents may run (default: setting workflows_dir, ./workflows).")
+@handle_errors
+def mcp_cmd(allow_shell: bool, allow_python: bool, workflows_dir: Path | None) -> None:
+    """Serve workflows, runs and projects to AI agents over stdio (MCP).
+
+    Agents run the workflows of the workflows directory and of registered
+    projects, and may define their own from builtin actions; shell and python
+    steps in those only with --allow-shell / --allow-python. Runs are recorded in
+    the run store, so the dashboard and `orchtui runs` show them live.
+    """
+    try:
+        from ..mcp_server import serve_stdio
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _SDK_MODULES:
+            raise
+        click.echo(f"error: {SDK_MISSING}", err=True)
+        sys.exit(EXIT_FAILED)
+    from core.mcp_tools import OrchestrationMCPTools
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="orchtui mcp: %(levelname)s %(message)s")
+    settings = load_settings()
+    if workflows_dir is not None:
+        settings = dataclasses.replace(settings, workflows_dir=workflows_dir.resolve())
+    with OrchestrationMCPTools(settings=settings, allow_shell=allow_shell, allow_python=allow_python) as tools:
+        try:
+            serve_stdio(tools)
+        except KeyboardInterrupt:
+            sys.exit(EXIT_INTERRUPTED)
+
+
+def register(group: click.Group) -> None:
+    """Add ``mcp`` to the ``orchtui`` command group."""
+    group.add_command(mcp_cmd)

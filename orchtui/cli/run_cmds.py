@@ -1,0 +1,323 @@
+"""``orchtui run`` (headless run with live progress), ``orchtui status`` and ``orchtui health``.
+
+``run`` exit codes: 0 the run completed; 1 it failed, or the workflow or its parameters
+are invalid; 130 it was cancelled with Ctrl-C. Ctrl-C cancels the run: running steps'
+process trees get SIGTERM, then SIGKILL after their grace period, and the command
+returns only when they are gone. A second Ctrl-C stops waiting for the grace period.
+"""
+
+from __future__ import annotations
+
+import difflib
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+
+from core.config import Settings, load_settings
+from core.errors import OrchestrationError, StoreError, WorkflowNotFoundError, WorkflowValidationError
+from core.models import Workflow, WorkflowExecution, WorkflowStatus
+
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
+
+__all__ = ["register", "EXIT_INTERRUPTED"]
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _find_workflow(target: str, settings: Settings) -> Workflow:
+    """Load ``target`` as a workflow file, or find the workflow of that name (or file stem).
+
+    Raises:
+        WorkflowValidationError: the file (or the named workflow's file) is invalid.
+        WorkflowNotFoundError: neither a file nor a workflow of that name exists.
+    """
+    from core.workflow_file import find_workflow_files, load_workflow
+
+    path = Path(target)
+    if path.is_file():
+        return load_workflow(path)
+    if path.suffix.lower() in _FILE_SUFFIXES or "/" in target or path.is_dir():
+        raise WorkflowNotFoundError(f"{target}: no such workflow file; give a .yaml/.json file or a workflow name")
+    directory = settings.workflows_dir
+    files = find_workflow_files(directory) if directory.is_dir() else []
+    names: dict[str, Path] = {}
+    for file in files:
+        names.setdefault(file.stem, file)
+    if target in names:
+        workflow = load_workflow(names[target])
+        if workflow.name == target:
+            return workflow
+    for file in files:
+        try:
+            workflow = load_workflow(file)
+        except WorkflowValidationError:
+            continue  # a broken neighbour must not hide the workflow asked for
+        names.setdefault(workflow.name, file)
+        if workflow.name == target:
+            return workflow
+    if target in names:  # a file stem that holds another name
+        return load_workflow(names[target])
+    close = difflib.get_close_matches(target, sorted(names), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(names)) or 'none'}"
+    raise WorkflowNotFoundError(
+        f"no workflow file or workflow named '{target}' in {directory}{hint}",
+        suggestions=[f"did you mean '{close[0]}'?"] if close else ["`orchtui workflow list` shows the workflows"],
+    )
+
+
+def _recorder(settings: Settings, resources: Any) -> tuple[list[Any], Any]:
+    """Return ``([observer], store)`` recording into the run store, or ``([], None)``.
+
+    A store that cannot open does not stop the run: it runs unrecorded, with a warning.
+    """
+    from core.run_recorder import StoreRecorder
+    from core.store import Store
+
+    try:
+        store = Store.open(settings)
+    except OrchestrationError as exc:
+        click.secho(f"warning: this run will not be recorded: {exc.message}", fg="yellow", err=True)
+        return [], None
+    return [StoreRecorder(store, resource_manager=resources)], store
+
+
+class _Interrupts:
+    """SIGINT handler: the first Ctrl-C asks for a clean cancel, the second stops waiting."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+
+    def __enter__(self) -> _Interrupts:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def _close_store(store: Any) -> None:
+    """Commit the run's last writes; a write that failed is reported, not hidden."""
+    try:
+        store.flush()
+    except StoreError as exc:
+        click.secho(f"warning: the run was not fully recorded: {exc.message}", fg="yellow", err=True)
+    finally:
+        store.close()
+
+
+def _interrupted_before_end(handle: Any, requested: threading.Event) -> bool:
+    """Wait for the run to end; True when Ctrl-C came first."""
+    while handle.wait(0.1) is None:
+        if requested.is_set():
+            return True
+    return False
+
+
+def _execute(
+    workflow: Workflow, params: dict[str, Any], *, settings: Settings, max_workers: int | None,
+    console: Console, quiet: bool, record: bool,
+) -> tuple[WorkflowExecution, bool, list[Any], str | None]:
+    """Run ``workflow`` to its end; returns (execution, interrupted, progress rows, log dir)."""
+    from core.resource_manager import ResourceManager
+    from core.task_orchestrator import TaskOrchestrator
+    from core.workflow_manager import WorkflowManager
+
+    from ..progress import RunProgress
+
+    resources = ResourceManager()
+    observers, store = _recorder(settings, resources) if record else ([], None)
+    orchestrator = TaskOrchestrator(max_workers or settings.max_workers, resource_manager=resources)
+    manager = WorkflowManager(settings=settings, orchestrator=orchestrator, resource_manager=resources,
+                              observers=observers, autoload=False)
+    interrupted = False
+    try:
+        with _Interrupts() as interrupts:
+            handle = manager.start_workflow(workflow, params)
+            if store is not None and not quiet:
+                console.print(f"run id: {handle.run_id}", highlight=False)
+            try:
+                if quiet:
+                    if _interrupted_before_end(handle, interrupts.requested):
+                        interrupted = handle.cancel()
+                        handle.wait()
+                else:
+                    with RunProgress(handle, console=console, snapshot=orchestrator.snapshot) as progress:
+                        if progress.follow(should_stop=interrupts.requested.is_set) is None:
+                            interrupted = handle.cancel()
+                            progress.set_notice("Ctrl-C: cancelling the run (Ctrl-C again to stop waiting)")
+                            progress.follow()
+            except KeyboardInterrupt:
+                interrupted = True
+                handle.cancel()
+    finally:
+        # Kills whatever still runs (second Ctrl-C) and waits for the process trees to go.
+        orchestrator.shutdown(wait=True, cancel_running=True)
+        if store is not None:
+            _close_store(store)
+    execution = handle.execution
+    if not handle.done():  # stopped waiting: the run never saw its last transition
+        execution.status = WorkflowStatus.CANCELLED
+        execution.error = execution.error or f"run {handle.run_id} was cancelled"
+    rows = handle.step_progress()
+    return execution, interrupted, rows, str(handle.log_dir) if handle.log_dir else None
+
+
+@click.command("run", context_settings=CONTEXT_SETTINGS)
+@click.argument("target", metavar="FILE|NAME")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A workflow parameter; repeat for several. Values take the declared type.")
+@click.option("--max-workers", type=click.IntRange(min=1), default=None,
+              help="Steps running at once (default: setting max_workers / ORCHTUI_MAX_WORKERS).")
+@click.option("--no-record", is_flag=True, help="Do not record the run in the store.")
+@json_option
+@handle_errors
+def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_record: bool, as_json: bool) -> None:
+    """Run a workflow headless, showing each step's progress live.
+
+    FILE|NAME is a workflow file, or the name of a workflow in the workflows
+    directory. Ctrl-C cancels the run cleanly (no step process is left behind).
+
+    \b
+    Exit codes: 0 completed, 1 failed or invalid, 130 cancelled with Ctrl-C.
+    """
+    from core.workflow_params import coerce_cli_params, resolve_params
+    from ..progress import summary_table
+
+    settings = load_settings()
+    console = Console(stderr=False, highlight=False)
+    try:
+        workflow = _find_workflow(target, settings)
+        values = coerce_cli_params(workflow, params)
+        resolve_params(workflow, values)  # every parameter problem now, not just the first later
+    except WorkflowValidationError as exc:
+        if as_json:
+            emit_json(exc.to_error_dict())
+        else:
+            for problem in exc.problems or [exc.message]:
+                click.secho(f"error: {problem}", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+    execution, interrupted, rows, log_dir = _execute(
+        workflow, values, settings=settings, max_workers=max_workers, console=console, quiet=as_json,
+        record=not no_record)
+    code = EXIT_OK if execution.success else (EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+    if as_json:
+        emit_json(execution.to_dict() | {"log_dir": log_dir})
+        sys.exit(code)
+    if not console.is_terminal or not execution.success:
+        # The live view already shows a successful run's final state; logs and
+        # failures get the full table, with untruncated errors.
+        console.print()
+        console.print(summary_table(execution, rows, unicode=(console.encoding or "").lower().startswith("utf")))
+    style = {WorkflowStatus.COMPLETED: "bold green", WorkflowStatus.CANCELLED: "bold magenta"}.get(
+        execution.status, "bold red")
+    console.print(
+        f"{execution.workflow_name}: {execution.status.value} in {execution.execution_time:.2f}s — "
+        f"{execution.executed_steps}/{len(execution.step_status)} steps completed"
+        + (f", failed: {', '.join(execution.failed_steps)}" if execution.failed_steps else "")
+        + (f", skipped: {', '.join(execution.skipped_steps)}" if execution.skipped_steps else ""),
+        style=style, highlight=False)
+    if execution.error:
+        console.print(f"error: {execution.error}", style="red", highlight=False, markup=False)
+    if log_dir:
+        console.print(f"logs: {log_dir}", style="dim", highlight=False)
+    sys.exit(code)
+
+
+def _engine() -> Any:
+    from core.orchestration_engine import OrchestrationEngine
+
+    return OrchestrationEngine(settings=load_settings())
+
+
+@click.command("status", context_settings=CONTEXT_SETTINGS)
+@json_option
+@handle_errors
+def status_cmd(as_json: bool) -> None:
+    """Show the orchestrator's status: workflows, resources, and runs in the store."""
+    engine = _engine()
+    try:
+        status = engine.get_system_status()
+    finally:
+        engine.shutdown()
+    status["runs"] = _store_runs()
+    if as_json:
+        emit_json(status)
+        return
+    wm = status["workflow_manager"]
+    click.echo(f"workflows: {wm['total_workflows']} in {load_settings().workflows_dir}")
+    resources = status["resource_manager"]
+    for rid, usage in resources.get("resources", {}).items():
+        click.echo(f"resource {rid}: {_usage_text(usage)}")
+    runs = status["runs"]
+    if runs is None:
+        click.echo("runs: the run store is not available")
+        return
+    active = [r for r in runs if r["status"] == WorkflowStatus.RUNNING.value]
+    click.echo(f"runs: {len(active)} running, {len(runs)} recent")
+    for run in runs[:10]:
+        click.echo(f"  {run['run_id']}  {run['workflow']:<24} {run['status']}")
+
+
+def _usage_text(usage: dict[str, Any]) -> str:
+    current = usage.get("current") or {}
+    capacity = usage.get("capacity") or {}
+    parts = [f"{current.get(unit, 0):g}/{cap:g} {unit}" for unit, cap in capacity.items()]
+    return ", ".join(parts) or "—"
+
+
+def _store_runs(limit: int = 20) -> list[dict[str, Any]] | None:
+    """The newest runs in the store as plain dicts, or None when there is no store yet."""
+    settings = load_settings()
+    if not settings.db_path.exists():
+        return []
+    from core.store import Store
+
+    try:
+        with Store.open(settings, recover=False) as store:
+            views = store.run_views(limit=limit)
+    except OrchestrationError:
+        return None
+    return [{"run_id": v.run_id, "workflow": v.workflow, "status": v.status.value, "started_at": v.started_at,
+             "finished_at": v.finished_at, "error": v.error} for v in views]
+
+
+@click.command("health", context_settings=CONTEXT_SETTINGS)
+@json_option
+@handle_errors
+def health_cmd(as_json: bool) -> None:
+    """Check every component; exit 1 when the system is unhealthy."""
+    engine = _engine()
+    try:
+        health = engine.health_check()
+    finally:
+        engine.shutdown()
+    if as_json:
+        emit_json(health)
+    else:
+        click.echo(f"overall: {health['overall_status']}")
+        for name, component in health["components"].items():
+            click.echo(f"  {name}: {component['status']}")
+        for issue in health["issues"]:
+            click.echo(f"  issue: {issue}")
+    if health["overall_status"] == "unhealthy":
+        sys.exit(EXIT_FAILED)
+
+
+def register(group: click.Group) -> None:
+    """Add ``run``, ``status`` and ``health`` to the ``orchtui`` command group."""
+    group.add_command(run_cmd)
+    group.add_command(status_cmd)
+    group.add_command(health_cmd)

@@ -1,0 +1,373 @@
+"""Run history from the store: ``runs``, ``show``, ``logs``, ``resume``, ``rerun``, ``prune``.
+
+Every command reads the shared run store, so it sees runs started by any process (the
+dashboard, another ``orchtui run``, the MCP server). Opening the store marks runs whose
+process died as INTERRUPTED. ``resume`` and ``rerun`` start a new run (linked to the old
+one) in this process and show its progress like ``orchtui run``; their exit codes are
+``run``'s: 0 completed, 1 failed, 130 cancelled with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from core.config import load_settings
+from core.errors import StoreError
+from core.logs import list_logs, log_path, read_log
+from core.logs import follow as follow_log
+from core.models import TaskStatus, WorkflowStatus, new_id
+from core.store import Store
+from core.store_records import RunRecord
+
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
+
+__all__ = ["register", "parse_age"]
+
+EXIT_INTERRUPTED = 130
+_AGE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_STATUS_STYLE = {
+    WorkflowStatus.COMPLETED: "green", WorkflowStatus.FAILED: "red", WorkflowStatus.CANCELLED: "magenta",
+    WorkflowStatus.INTERRUPTED: "yellow", WorkflowStatus.RUNNING: "cyan",
+}
+_OUTPUT_WIDTH = 80
+
+
+def parse_age(text: str) -> float:
+    """Return the seconds in an age such as ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``.
+
+    Raises:
+        click.BadParameter: the text is not a number followed by one of s, m, h, d, w.
+    """
+    match = _AGE_RE.fullmatch(text)
+    if match is None:
+        raise click.BadParameter(f"{text!r} is not an age; write a number and a unit, e.g. 30d, 12h, 90m")
+    return float(match[1]) * _AGE_UNITS[match[2].lower()]
+
+
+@contextmanager
+def _store() -> Iterator[Store]:
+    with Store.open(load_settings()) as store:
+        yield store
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts is not None else "-"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, secs = divmod(int(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= _OUTPUT_WIDTH else text[: _OUTPUT_WIDTH - 1] + "…"
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+# ----------------------------------------------------------------------- runs
+
+
+@click.command("runs", context_settings=CONTEXT_SETTINGS)
+@click.option("--workflow", "-w", default=None, help="Only runs of this workflow.")
+@click.option("--status", "-s", type=click.Choice(WorkflowStatus.choices(), case_sensitive=False), default=None,
+              help="Only runs in this state.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="Newest runs shown.")
+@json_option
+@handle_errors
+def runs_cmd(workflow: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List recorded runs, newest first, from every process."""
+    with _store() as store:
+        runs = store.list_runs(workflow=workflow, status=status, limit=limit)
+    if as_json:
+        emit_json([_run_summary(r) for r in runs])
+        return
+    if not runs:
+        click.echo("no runs recorded" + (" matching the filters" if workflow or status else ""))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("run", "workflow", "status", "started", "duration"):
+        table.add_column(column, no_wrap=True)
+    for run in runs:
+        style = _STATUS_STYLE.get(run.status, "")
+        table.add_row(run.run_id, escape(run.workflow), f"[{style}]{run.status.value}[/]" if style else run.status.value,
+                      _when(run.started_at or run.created_at), _seconds(run.duration()))
+    _console().print(table)
+
+
+def _run_summary(run: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id, "workflow": run.workflow, "status": run.status.value,
+        "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
+        "duration": run.duration(), "error": run.error, "session_id": run.session_id,
+        "owner_pid": run.owner_pid, "parent_run_id": run.parent_run_id,
+    }
+
+
+# ----------------------------------------------------------------------- show
+
+
+@click.command("show", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", metavar="RUN")
+@json_option
+@handle_errors
+def show_cmd(run_id: str, as_json: bool) -> None:
+    """Show one run: its steps, every attempt, errors and outputs.
+
+    RUN is a run id or its first characters.
+    """
+    with _store() as store:
+        run = store.get_run(store.resolve_run_id(run_id))
+        assert run is not None  # resolve_run_id found it in the same store
+        resumed_by = store.resumed_by(run.run_id)
+    if as_json:
+        emit_json(run.to_dict() | {"resumed_by": resumed_by})
+        return
+    console = _console()
+    style = _STATUS_STYLE.get(run.status, "")
+    console.print(f"[bold]{escape(run.workflow)}[/]  run {run.run_id}  [{style}]{run.status.value}[/]")
+    console.print(f"started {_when(run.started_at)}  duration {_seconds(run.duration())}  "
+                  f"pid {run.owner_pid or '-'} on {run.host or '-'}", style="dim")
+    if run.params:
+        console.print("params: " + escape(", ".join(f"{k}={_short(v)}" for k, v in run.params.items())))
+    if run.parent_run_id:
+        console.print(f"resumes run {run.parent_run_id}")
+    for child in resumed_by:
+        console.print(f"resumed as run {child}")
+    if run.error:
+        console.print(f"error: {escape(run.error)}", style="red")
+    table = Table(box=None, pad_edge=False)
+    for column in ("step", "status", "try", "time", "exit", "error / output"):
+        table.add_column(column, no_wrap=column != "error / output", overflow="fold")
+    for step in run.steps.values():
+        latest = step.latest
+        duration = latest.duration() if latest is not None else None
+        if step.error:
+            note = f"[red]{escape(_short(step.error))}[/]"
+        elif step.reused_from:
+            note = f"[dim]reused from {step.reused_from}[/]: {escape(_short(step.output))}"
+        elif step.output is not None:
+            note = escape(_short(step.output))
+        else:
+            note = ""
+        table.add_row(escape(step.name), step.status.value, str(step.attempt or "-"), _seconds(duration),
+                      "-" if step.exit_code is None else str(step.exit_code), note)
+        for attempt in step.attempts[:-1]:  # earlier attempts, indented under the step
+            table.add_row("", f"[dim]attempt {attempt.attempt}: {attempt.status.value}[/]", str(attempt.attempt),
+                          _seconds(attempt.duration()), "-" if attempt.exit_code is None else str(attempt.exit_code),
+                          f"[dim]{escape(_short(attempt.error))}[/]")
+    console.print(table)
+
+
+# ----------------------------------------------------------------------- logs
+
+
+def _attempt_over(store: Store, run_id: str, step: str, attempt: int) -> bool:
+    """True once attempt ``attempt`` of ``step`` ended, or the run ended without it."""
+    for record in store.get_attempts(run_id, step):
+        if record.attempt == attempt:
+            return record.status is not TaskStatus.RUNNING
+        if record.attempt > attempt:
+            return True
+    run_state = store.run_status(run_id)
+    return run_state is None or run_state.is_terminal
+
+
+def _latest_attempt(store: Store, run_id: str, step: str) -> int:
+    attempts = store.get_attempts(run_id, step)
+    return attempts[-1].attempt if attempts else 1
+
+
+def _follow_step(store: Store, run_id: str, step: str, attempt: int | None, prefix: str) -> None:
+    number = attempt or _latest_attempt(store, run_id, step)
+    path = log_path(store.runs_dir, run_id, step, number)
+    for line in follow_log(path, lambda: _attempt_over(store, run_id, step, number)):
+        click.echo(prefix + line)
+    if attempt is None:
+        # A failed attempt may be retried: keep following the step's next attempt.
+        latest = _latest_attempt(store, run_id, step)
+        if latest > number:
+            click.echo(f"{prefix}--- attempt {latest} ---")
+            _follow_step(store, run_id, step, latest, prefix)
+
+
+@click.command("logs", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", metavar="RUN")
+@click.argument("step", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the step (or run) ends.")
+@click.option("--attempt", "-a", type=click.IntRange(min=1), default=None, help="Which attempt (default: the latest).")
+@click.option("--tail", "-t", "tail", type=click.IntRange(min=0), default=None, help="Only the last N lines of each log.")
+@handle_errors
+def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, tail: int | None) -> None:
+    """Print the logs of a run's steps (of STEP only when given).
+
+    With -f, follows a live step as it writes, also one run by another process, until
+    it ends; without STEP, follows the run's steps one after another.
+    """
+    with _store() as store:
+        run_id = store.resolve_run_id(run_id)
+        run = store.get_run(run_id)
+        assert run is not None
+        if step is not None and step not in run.steps:
+            raise StoreError(f"run {run_id} has no step {step!r}; its steps: {', '.join(run.steps)}")
+        steps = [step] if step is not None else list(run.steps)
+        if follow:
+            for name in steps:
+                if step is None and run.steps[name].status is TaskStatus.SKIPPED:
+                    continue
+                _follow_step(store, run_id, name, attempt, "" if step is not None else f"[{name}] ")
+            return
+        shown = 0
+        for name in steps:
+            files = list_logs(store.runs_dir, run_id, name)
+            if attempt is not None:
+                files = [f for f in files if f.attempt == attempt]
+            elif files:
+                files = files[-1:]
+            for file in files:
+                if step is None:
+                    click.echo(f"==> {name} (attempt {file.attempt}) <==")
+                click.echo(read_log(file.path, tail_lines=tail), nl=False)
+                shown += 1
+        if not shown:
+            which = f"step {step!r} of run {run_id}" if step else f"run {run_id}"
+            click.echo(f"no logs for {which} yet" + (f" (attempt {attempt})" if attempt else ""), err=True)
+
+
+# ------------------------------------------------------------ resume / rerun
+
+
+def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | None, as_json: bool) -> None:
+    """Run the resume (or rerun) of ``run_id`` in this process and exit with run's codes."""
+    from core.resource_manager import ResourceManager
+    from core.run_recorder import StoreRecorder, plan_rerun_from, plan_resume
+    from core.task_orchestrator import TaskOrchestrator
+    from core.workflow_manager import WorkflowManager
+
+    from ..progress import RunProgress, summary_table
+
+    settings = load_settings()
+    if from_step is None:
+        workflow, params, preset = plan_resume(store, run_id)
+    else:
+        workflow, params, preset = plan_rerun_from(store, run_id, from_step)
+    parent = store.get_run(run_id)
+    new_run = new_id("run")
+    resources = ResourceManager()
+    recorder = StoreRecorder(store, resource_manager=resources)
+    recorder.expect_resume(new_run, run_id, preset)
+    orchestrator = TaskOrchestrator(max_workers or settings.max_workers, resource_manager=resources)
+    manager = WorkflowManager(settings=settings, orchestrator=orchestrator, resource_manager=resources,
+                              observers=[recorder], autoload=False)
+    console = Console(highlight=False)
+    interrupted = False
+    try:
+        handle = manager.start_workflow(workflow, params, run_id=new_run, preset_outputs=preset,
+                                        session_id=parent.session_id if parent is not None else None)
+        if not as_json:
+            verb = f"rerunning {run_id} from step {from_step}" if from_step else f"resuming {run_id}"
+            console.print(f"{verb} as run {new_run} (reusing {len(preset)} completed step(s))")
+        try:
+            if as_json:
+                handle.wait()
+            else:
+                with RunProgress(handle, console=console, snapshot=orchestrator.snapshot) as progress:
+                    progress.follow()
+        except KeyboardInterrupt:
+            interrupted = handle.cancel()
+            handle.wait(30)
+    finally:
+        orchestrator.shutdown(wait=True, cancel_running=True)
+        store.flush()
+    execution = handle.execution
+    code = EXIT_OK if execution.success else (EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+    if as_json:
+        emit_json(execution.to_dict() | {"resumed_from": run_id, "reused_steps": sorted(preset)})
+        sys.exit(code)
+    console.print(summary_table(execution, handle.step_progress(),
+                                unicode=(console.encoding or "").lower().startswith("utf")))
+    console.print(f"{execution.workflow_name}: {execution.status.value} — run {new_run}",
+                  style=_STATUS_STYLE.get(execution.status, ""))
+    if execution.error:
+        console.print(f"error: {execution.error}", style="red", markup=False)
+    sys.exit(code)
+
+
+@click.command("resume", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", metavar="RUN")
+@click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
+@json_option
+@handle_errors
+def resume_cmd(run_id: str, max_workers: int | None, as_json: bool) -> None:
+    """Finish a failed, cancelled or interrupted run.
+
+    Steps whose completion was recorded keep their outputs and do not run again; the
+    failed, cancelled, interrupted, skipped and unfinished steps run, with everything
+    downstream of them. The resume is a new run that names RUN as its parent.
+
+    \b
+    Exit codes: 0 completed, 1 failed or not resumable, 130 cancelled with Ctrl-C.
+    """
+    with _store() as store:
+        _start(store, store.resolve_run_id(run_id), None, max_workers, as_json)
+
+
+@click.command("rerun", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", metavar="RUN")
+@click.option("--from", "from_step", required=True, metavar="STEP", help="The first step to run again.")
+@click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
+@json_option
+@handle_errors
+def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, as_json: bool) -> None:
+    """Run STEP of RUN and everything downstream of it again, reusing the other outputs.
+
+    \b
+    Exit codes: 0 completed, 1 failed or not rerunnable, 130 cancelled with Ctrl-C.
+    """
+    with _store() as store:
+        _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json)
+
+
+# ---------------------------------------------------------------------- prune
+
+
+@click.command("prune", context_settings=CONTEXT_SETTINGS)
+@click.option("--older-than", "seconds", required=True, metavar="AGE",
+              callback=lambda _ctx, _param, value: parse_age(value),
+              help="Delete finished runs older than this (30d, 12h, 90m, 2w).")
+@json_option
+@handle_errors
+def prune_cmd(seconds: float, as_json: bool) -> None:
+    """Delete finished runs (and their logs) older than AGE. Running runs are kept."""
+    with _store() as store:
+        count = store.prune(seconds)
+    if as_json:
+        emit_json({"success": True, "pruned": count, "older_than_seconds": seconds})
+    else:
+        click.echo(f"pruned {count} run(s) older than {_seconds(seconds)}")
+
+
+def register(group: click.Group) -> None:
+    """Add the run-history commands to ``group``."""
+    for command in (runs_cmd, show_cmd, logs_cmd, resume_cmd, rerun_cmd, prune_cmd):
+        group.add_command(command)

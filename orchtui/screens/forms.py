@@ -1,0 +1,164 @@
+"""Forms: a workflow's parameters before a run, and a new project.
+
+Values are typed in as text and converted the way the CLI converts ``-p key=value``
+(``core.workflow_params``), so the dashboard and the CLI accept exactly the same input.
+A problem is shown inside the form; the form stays open until the input is valid or
+the user cancels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import yaml
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from core.errors import OrchestrationError
+from core.models import ProjectType, Workflow
+from core.workflow_params import coerce_cli_params, resolve_params
+
+__all__ = ["ParamFormScreen", "CreateProjectScreen", "ProjectRequest", "param_text"]
+
+
+def param_text(value: Any) -> str:
+    """Return how a default value is pre-filled in the form (YAML flow style for lists/maps)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
+
+
+class ParamFormScreen(ModalScreen[dict[str, Any] | None]):
+    """Asks for ``workflow``'s parameters, pre-filled with their defaults.
+
+    Dismisses with the resolved parameters (defaults merged, values typed), or None.
+    """
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="form.cancel"),
+        Binding("ctrl+s", "submit", "Run", id="form.submit"),
+    ]
+
+    def __init__(self, workflow: Workflow) -> None:
+        super().__init__()
+        self.workflow = workflow
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="param-form", classes="dialog"):
+            yield Label(f"Run [b]{self.workflow.name}[/b]", classes="dialog-title")
+            with VerticalScroll(id="param-fields"):
+                if not self.workflow.params:
+                    yield Static("This workflow takes no parameters.", classes="dim")
+                for index, (name, param) in enumerate(self.workflow.params.items()):
+                    hint = param.type + (", required" if param.required else "")
+                    if param.choices:
+                        hint += ", one of " + ", ".join(param_text(c) for c in param.choices)
+                    yield Label(f"{name} [dim]({hint})[/dim]" + (f" — {param.description}" if param.description else ""))
+                    yield Input(param_text(param.default), id=f"param-{index}", classes="param-input")
+            yield Static("", id="form-error", classes="form-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Run (enter)", variant="primary", id="form-run")
+                yield Button("Cancel (esc)", id="form-cancel")
+
+    def on_mount(self) -> None:
+        inputs = self.query(Input)
+        (inputs.first() if inputs else self.query_one("#form-run", Button)).focus()
+
+    def _values(self) -> dict[str, Any]:
+        pairs = []
+        for index, (name, param) in enumerate(self.workflow.params.items()):
+            # widget ids are by position: parameter names need not be valid CSS identifiers
+            value = self.query_one(f"#param-{index}", Input).value
+            if value != "" or param.required:
+                pairs.append(f"{name}={value}")
+        return resolve_params(self.workflow, coerce_cli_params(self.workflow, pairs))
+
+    def action_submit(self) -> None:
+        try:
+            params = self._values()
+        except OrchestrationError as exc:
+            self.query_one("#form-error", Static).update(exc.message)
+            return
+        self.dismiss(params)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "form-run":
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class ProjectRequest:
+    """What the create-project form returns."""
+
+    name: str
+    type: ProjectType
+    description: str = ""
+
+
+class CreateProjectScreen(ModalScreen[ProjectRequest | None]):
+    """Asks for a new project's name, type and description."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="project_form.cancel")]
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__()
+        self._initial_name = name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="project-form", classes="dialog"):
+            yield Label("Create project", classes="dialog-title")
+            yield Label("name")
+            yield Input(self._initial_name, id="project-name", placeholder="letters, digits, - and _")
+            yield Label("type")
+            yield Select([(t.value, t.value) for t in ProjectType], value=ProjectType.CUSTOM.value, id="project-type", allow_blank=False)
+            yield Label("description")
+            yield Input("", id="project-description")
+            yield Static("", id="form-error", classes="form-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create (enter)", variant="primary", id="form-create")
+                yield Button("Cancel (esc)", id="form-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#project-name", Input).focus()
+
+    def action_submit(self) -> None:
+        name = self.query_one("#project-name", Input).value.strip()
+        if not name:
+            self.query_one("#form-error", Static).update("Give the project a name.")
+            return
+        request = ProjectRequest(
+            name=name,
+            type=ProjectType(str(self.query_one("#project-type", Select).value)),
+            description=self.query_one("#project-description", Input).value.strip(),
+        )
+        self.dismiss(request)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "form-create":
+            self.action_submit()
+        else:
+            self.action_cancel()

@@ -1,0 +1,1 @@
+"""The dashboard's panes, one module per area (projects, DAG, queues, resources, runs, logs, details)."""

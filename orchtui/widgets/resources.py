@@ -1,0 +1,122 @@
+"""The Resource gauges pane: every resource's allocation against capacity, and the machine.
+
+Resources come from the ResourceManager (``snapshot() -> list[ResourceUsage]``); the
+machine's CPU and memory come from psutil through the dashboard model, each with a
+sparkline of the last minute.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from core.models import ResourceUsage
+
+from ..dashboard_model import MachineView
+
+__all__ = ["ResourcesPane", "render_resources", "render_machine", "gauge", "sparkline"]
+
+
+def gauge(used: float, capacity: float, width: int) -> str:
+    """Return a bar of ``width`` cells filled in proportion to ``used / capacity``.
+
+    Filled cells are ``█`` and empty ones ``░``, so the bar reads without colour.
+    """
+    if width <= 0:
+        return ""
+    ratio = 0.0 if capacity <= 0 else max(0.0, min(1.0, used / capacity))
+    filled = round(ratio * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: tuple[float, ...], width: int, scale: float = 100.0) -> str:
+    """Return the last ``width`` values as block characters on a fixed ``0..scale`` axis.
+
+    A fixed axis (unlike an auto-scaled one) keeps an idle machine's flat line low
+    instead of stretching noise to full height.
+    """
+    tail = values[-width:] if width > 0 else ()
+    top = len(_SPARK) - 1
+    return "".join(_SPARK[max(0, min(top, round(v / scale * top)))] for v in tail)
+
+
+def render_machine(machine: MachineView, width: int = 30) -> Text:
+    """Return two lines: CPU and memory percent, each followed by its sparkline."""
+    text = Text(no_wrap=True, overflow="crop")
+    room = max(0, width - 9)
+    text.append("CPU ", "bold")
+    text.append(f"{machine.cpu:3.0f}% ")
+    text.append(sparkline(machine.cpu_history, room), "cyan")
+    text.append("\nMEM ", "bold")
+    text.append(f"{machine.memory:3.0f}% ")
+    text.append(sparkline(machine.memory_history, room), "magenta")
+    return text
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def render_resources(usages: tuple[ResourceUsage, ...], width: int = 30) -> Text:
+    """Return one line per resource unit: name, gauge, ``used/capacity unit``."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not usages:
+        text.append("no resources registered", "dim")
+        return text
+    first = True
+    for usage in usages:
+        for unit, capacity in usage.capacity.items():
+            used = usage.current.get(unit, 0.0)
+            figures = f" {_number(used)}/{_number(capacity)} {unit}"
+            name = usage.resource_id[:7].ljust(7)
+            bar_width = max(3, width - len(name) - len(figures) - 1)
+            ratio = used / capacity if capacity else 0.0
+            colour = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.6 else "green"
+            if not first:
+                text.append("\n")
+            first = False
+            text.append(name + " ")
+            text.append(gauge(used, capacity, bar_width), colour)
+            text.append(figures, "dim")
+    return text
+
+
+class ResourcesPane(Vertical, can_focus=True):
+    """The machine's CPU and memory sparklines above the allocation gauges."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._usages: tuple[ResourceUsage, ...] | None = None
+        self._machine: MachineView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="machine")
+        yield Static(id="resource-gauges")
+
+    def show(self, usages: tuple[ResourceUsage, ...], machine: MachineView) -> None:
+        """Display the resources and the machine's load; skips parts that did not change."""
+        if usages is not self._usages:
+            self._usages = usages
+            self._render_gauges()
+        if machine is not self._machine:
+            self._machine = machine
+            self._render_machine()
+
+    def _render_gauges(self) -> None:
+        if self._usages is not None:
+            width = max(16, self.content_region.width)
+            self.query_one("#resource-gauges", Static).update(render_resources(self._usages, width))
+
+    def _render_machine(self) -> None:
+        if self._machine is not None:
+            width = max(16, self.content_region.width)
+            self.query_one("#machine", Static).update(render_machine(self._machine, width), layout=False)
+
+    def on_resize(self) -> None:
+        self._render_gauges()
+        self._render_machine()

@@ -1,0 +1,113 @@
+"""The Runs pane: run history from the store, whichever process started each run."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from core.snapshot import RunView
+
+from ..messages import RunChosen
+from .status import format_duration, run_glyph, run_style
+
+__all__ = ["RunsPane", "MAX_ROWS"]
+
+MAX_ROWS = 500  # the newest runs; older ones stay reachable through the palette and the CLI
+
+
+def _age(started_at: float | None, now: float) -> str:
+    if started_at is None:
+        return "-"
+    return format_duration(now - started_at) + " ago"
+
+
+def _took(run: RunView, now: float) -> str:
+    if run.started_at is None:
+        return "-"
+    end = run.finished_at if run.finished_at is not None else now
+    return format_duration(end - run.started_at)
+
+
+class RunsPane(DataTable):
+    """A table of runs, newest first; the cursor row is the selected run."""
+
+    BINDINGS = [
+        Binding("k", "cursor_up", "Up", show=False, id="runs.up"),
+        Binding("j", "cursor_down", "Down", show=False, id="runs.down"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._runs: tuple[RunView, ...] | None = None
+        self._filter = ""
+        self._now = 0.0
+        self._keys: list[str] = []
+
+    def on_mount(self) -> None:
+        self.add_column(" ", key="glyph", width=1)
+        self.add_column("workflow", key="workflow")
+        self.add_column("took", key="took")
+        self.add_column("started", key="started")
+        self.add_column("run", key="run")
+
+    @property
+    def selected_run(self) -> str | None:
+        """The run id under the cursor, or None when the table is empty."""
+        if not self._keys or not 0 <= self.cursor_row < len(self._keys):
+            return None
+        return self._keys[self.cursor_row]
+
+    def show(self, runs: tuple[RunView, ...], now: float) -> None:
+        """Display ``runs``; only rebuilds when the runs changed or a run is still going."""
+        if runs is self._runs and not any(r.finished_at is None for r in runs):
+            return
+        if runs is self._runs and int(now) == int(self._now):
+            return  # running rows show whole seconds: nothing visible moved
+        self._runs, self._now = runs, now
+        self._rebuild()
+
+    def set_filter(self, text: str) -> None:
+        """Keep only runs whose id, workflow or status contains ``text``."""
+        self._filter = text.lower()
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        keep = self.selected_run
+        wanted = self._filter
+        rows: list[tuple[str, list[Text | str]]] = []
+        for run in self._runs or ():
+            if wanted and not any(wanted in s.lower() for s in (run.run_id, run.workflow, run.status.value)):
+                continue
+            rows.append(
+                (
+                    run.run_id,
+                    [
+                        Text(run_glyph(run.status), style=run_style(run.status)),
+                        run.workflow,
+                        _took(run, self._now),
+                        _age(run.started_at, self._now),
+                        run.run_id,
+                    ],
+                )
+            )
+            if len(rows) >= MAX_ROWS:
+                break
+        self.clear()
+        self._keys = [key for key, _ in rows]
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if keep in self._keys:
+            self.move_cursor(row=self._keys.index(keep), animate=False)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        run_id = self.selected_run
+        if run_id is not None:
+            self.post_message(RunChosen(run_id))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        run_id = self.selected_run
+        if run_id is not None:
+            self.post_message(RunChosen(run_id, opened=True))

@@ -1,0 +1,98 @@
+"""How a status looks: a glyph that carries the meaning, and a colour that helps.
+
+The glyph alone must tell the status apart, so the dashboard stays readable with
+``NO_COLOR`` set (Textual then renders in monochrome) and on terminals without colour.
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+
+from core.models import TaskStatus, WorkflowStatus
+
+__all__ = ["task_glyph", "task_style", "run_glyph", "run_style", "format_elapsed", "format_duration"]
+
+_TASK_GLYPHS: dict[TaskStatus, str] = {
+    TaskStatus.PENDING: "·",
+    TaskStatus.READY: "○",
+    TaskStatus.RUNNING: "▶",
+    TaskStatus.COMPLETED: "✔",
+    TaskStatus.FAILED: "✖",
+    TaskStatus.CANCELLED: "⊘",
+    TaskStatus.SKIPPED: "↷",
+    TaskStatus.INTERRUPTED: "‼",
+}
+
+_TASK_STYLES: dict[TaskStatus, Style] = {
+    TaskStatus.PENDING: Style(color="grey62"),
+    TaskStatus.READY: Style(color="cyan"),
+    TaskStatus.RUNNING: Style(color="yellow", bold=True),
+    TaskStatus.COMPLETED: Style(color="green"),
+    TaskStatus.FAILED: Style(color="red", bold=True),
+    TaskStatus.CANCELLED: Style(color="magenta"),
+    TaskStatus.SKIPPED: Style(color="grey50", italic=True),
+    TaskStatus.INTERRUPTED: Style(color="red"),
+}
+
+_RUN_GLYPHS: dict[WorkflowStatus, str] = {
+    WorkflowStatus.DRAFT: "·",
+    WorkflowStatus.READY: "○",
+    WorkflowStatus.RUNNING: "▶",
+    WorkflowStatus.PAUSED: "‖",
+    WorkflowStatus.COMPLETED: "✔",
+    WorkflowStatus.FAILED: "✖",
+    WorkflowStatus.CANCELLED: "⊘",
+    WorkflowStatus.INTERRUPTED: "‼",
+}
+
+_RUN_STYLES: dict[WorkflowStatus, Style] = {
+    WorkflowStatus.DRAFT: Style(color="grey62"),
+    WorkflowStatus.READY: Style(color="cyan"),
+    WorkflowStatus.RUNNING: Style(color="yellow", bold=True),
+    WorkflowStatus.PAUSED: Style(color="blue"),
+    WorkflowStatus.COMPLETED: Style(color="green"),
+    WorkflowStatus.FAILED: Style(color="red", bold=True),
+    WorkflowStatus.CANCELLED: Style(color="magenta"),
+    WorkflowStatus.INTERRUPTED: Style(color="red"),
+}
+
+
+def task_glyph(status: TaskStatus) -> str:
+    """Return the one-cell glyph for a task status."""
+    return _TASK_GLYPHS.get(status, "?")
+
+
+def task_style(status: TaskStatus) -> Style:
+    """Return the Rich style (colour) for a task status."""
+    return _TASK_STYLES.get(status, Style())
+
+
+def run_glyph(status: WorkflowStatus) -> str:
+    """Return the one-cell glyph for a run status."""
+    return _RUN_GLYPHS.get(status, "?")
+
+
+def run_style(status: WorkflowStatus) -> Style:
+    """Return the Rich style (colour) for a run status."""
+    return _RUN_STYLES.get(status, Style())
+
+
+def format_duration(seconds: float) -> str:
+    """Return a short human duration: ``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_elapsed(started_at: float | None, now: float) -> str:
+    """Return the time since ``started_at`` (wall clock) as a short duration, or ``""``."""
+    if started_at is None:
+        return ""
+    return format_duration(now - started_at)

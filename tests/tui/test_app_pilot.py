@@ -1,0 +1,233 @@
+"""The dashboard driven by keys, as a user would, against the real core and store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from dashboard_fixtures import make_workflows_dir, wait_for
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
+
+from core.models import TaskStatus, WorkflowStatus
+from core.resource_manager import ResourceManager
+from orchtui.app import OrchTUIApp
+from orchtui.dashboard_engine import DashboardEngine
+from orchtui.dashboard_model import FixedMachine
+from orchtui.screens.confirm import ConfirmScreen
+from orchtui.screens.details import DetailsScreen
+from orchtui.screens.forms import ParamFormScreen
+from orchtui.screens.help import HelpScreen
+from orchtui.screens.log_screen import LogScreen
+from orchtui.widgets.dag_view import DagView
+from orchtui.widgets.logs import LogsPane
+from orchtui.widgets.projects import ProjectsPane
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> AsyncIterator[DashboardEngine]:
+    engine = DashboardEngine(
+        state_dir=tmp_path / "state",
+        workflows_dir=make_workflows_dir(tmp_path),
+        resource_manager=ResourceManager(detect=False, state_dir=tmp_path / "state"),
+        max_workers=4,
+    )
+    yield engine
+    engine.close()
+
+
+def _app(engine: DashboardEngine, **kw: object) -> OrchTUIApp:
+    return OrchTUIApp(engine, refresh=20, machine=FixedMachine(), **kw)  # type: ignore[arg-type]
+
+
+async def _select_workflow(pilot: Pilot[None], app: OrchTUIApp, name: str) -> None:
+    """Move the Projects highlight to ``name`` with j/k, as a user would."""
+    await pilot.press("1")
+    projects = app.query_one(ProjectsPane)
+    for _ in range(20):
+        if projects.selected_workflow == name:
+            break
+        await pilot.press("j")
+    assert projects.selected_workflow == name
+    await pilot.pause()
+    assert app.view_workflow == name
+
+
+async def _launch(pilot: Pilot[None], app: OrchTUIApp, name: str) -> str:
+    """Select ``name``, press r, accept the pre-filled form; return the new run id."""
+    await _select_workflow(pilot, app, name)
+    await pilot.press("r")
+    await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.view_run is not None and not isinstance(app.screen, ParamFormScreen))
+    assert app.view_run is not None
+    return app.view_run
+
+
+def _status(app: OrchTUIApp, run_id: str) -> WorkflowStatus | None:
+    run = app.model.state.run(run_id)
+    return run.status if run is not None else None
+
+
+def _first_hit(app: OrchTUIApp) -> str:
+    """The palette's top hit as plain text ("" while it has none)."""
+    if not isinstance(app.screen, CommandPalette):
+        return ""
+    hits = app.screen.query_one(CommandList)
+    return str(hits.get_option_at_index(0).prompt) if hits.option_count else ""
+
+
+@pytest.mark.slow
+async def test_launch_demo_and_watch_it_complete(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _select_workflow(pilot, app, "demo")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
+        form = app.screen
+        assert isinstance(form, ParamFormScreen)
+        # pre-filled with the declared defaults
+        assert form.query_one("#param-0").value == "hello"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.view_run is not None)
+        run_id = app.view_run
+        assert run_id is not None
+        await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.COMPLETED, attempts=600)
+        await wait_for(pilot, lambda: app.model.state.focus is not None and app.model.state.focus.status is WorkflowStatus.COMPLETED)
+        dag = app.query_one(DagView)
+        await pilot.pause(0.1)
+        shown = "\n".join(dag.render_line(y).text for y in range(dag.size.height))
+        assert "✔ start" in shown and "✔ finish" in shown
+        assert "demo" in str(dag.border_title)
+
+
+@pytest.mark.slow
+async def test_cancel_a_run_after_confirming(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = await _launch(pilot, app, "slow")
+        await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.RUNNING)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # declining leaves it running
+        await pilot.pause()
+        assert _status(app, run_id) is WorkflowStatus.RUNNING
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.CANCELLED, attempts=600)
+
+
+@pytest.mark.slow
+async def test_resume_a_failed_run(engine: DashboardEngine, tmp_path: Path) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        failed = await _launch(pilot, app, "flaky")
+        await wait_for(pilot, lambda: _status(app, failed) is WorkflowStatus.FAILED, attempts=600)
+        assert (tmp_path / "flaky.marker").exists()
+        await pilot.press("R")
+        await wait_for(pilot, lambda: app.view_run not in (None, failed))
+        resumed = app.view_run
+        assert resumed is not None
+        await wait_for(pilot, lambda: _status(app, resumed) is WorkflowStatus.COMPLETED, attempts=600)
+        engine.store.flush()
+        record = engine.store.get_run(resumed)
+        assert record is not None
+        # the completed step was reused from the failed run, not run again
+        assert record.steps["prepare"].reused_from == failed
+        assert record.steps["after"].output == "second try works"
+
+
+@pytest.mark.slow
+async def test_open_logs_details_and_mermaid(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = await _launch(pilot, app, "demo")
+        await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.COMPLETED, attempts=600)
+        dag = app.query_one(DagView)
+        assert app.focused is dag
+        await pilot.press("g")  # first step: start (echo)
+        assert dag.cursor == "start"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        details = app.screen
+        assert isinstance(details, DetailsScreen)
+        assert details.detail.status is TaskStatus.COMPLETED
+        assert details.detail.parameters == {"message": "hello from orchtui"}  # resolved
+        assert details.detail.output == "hello from orchtui"
+        await pilot.press("l")  # from details straight to the log
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
+        pane = app.screen.query_one(LogsPane)
+        await wait_for(pilot, lambda: any("hello from orchtui" in line for line in pane.lines))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, LogScreen))
+        await pilot.press("m")
+        path = engine.state_dir / "graphs" / f"{run_id}.mmd"
+        await wait_for(pilot, lambda: path.exists())
+        text = path.read_text(encoding="utf-8")
+        assert "classDef completed" in text
+        assert any(str(path) in n.message for n in app._notifications)
+
+
+async def test_filter_projects(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        projects = app.query_one(ProjectsPane)
+        await pilot.press("slash", "f", "l", "a")
+        await pilot.pause()
+        listed = [o.id for o in projects._options if o.id]
+        assert len(listed) == 1 and listed[0].endswith("flaky")
+        assert "filter: fla" in str(app.query_one("#status-bar").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len([o.id for o in projects._options if o.id]) == 3
+        assert app.focused is projects
+
+
+async def test_palette_runs_a_workflow(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("colon")
+        await pilot.pause()
+        for key in "run workflow slow":
+            await pilot.press("space" if key == " " else key)
+        await wait_for(pilot, lambda: _first_hit(app).startswith("Run workflow slow"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
+        form = app.screen
+        assert isinstance(form, ParamFormScreen) and form.workflow.name == "slow"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ParamFormScreen))
+        assert app.model.state.runs == ()
+
+
+async def test_help_lists_binding_ids_and_keymap_remaps(engine: DashboardEngine) -> None:
+    app = _app(engine, keymap={"orchtui.run": "ctrl+r"})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("r")  # remapped away: nothing opens
+        await pilot.pause()
+        assert not isinstance(app.screen, ParamFormScreen)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
+
+
+@pytest.mark.slow
+async def test_quit_asks_while_a_run_is_active(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = await _launch(pilot, app, "slow")
+        await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.RUNNING)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running)

@@ -1,0 +1,89 @@
+"""The dashboard model: immutable states built off the UI thread, parts shared while unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dashboard_fixtures import make_workflows_dir
+
+from core.models import TaskStatus, WorkflowStatus
+from core.resource_manager import ResourceManager
+from orchtui.dashboard_engine import DashboardEngine
+from orchtui.dashboard_model import DashboardModel, FixedMachine
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[DashboardEngine]:
+    engine = DashboardEngine(
+        state_dir=tmp_path / "state",
+        workflows_dir=make_workflows_dir(tmp_path),
+        resource_manager=ResourceManager(detect=False, state_dir=tmp_path / "state"),
+        max_workers=2,
+    )
+    yield engine
+    engine.close()
+
+
+def test_unchanged_parts_are_the_same_objects(engine: DashboardEngine) -> None:
+    model = DashboardModel(engine, machine=FixedMachine(), clock=lambda: 5.0)
+    first = model.refresh()
+    assert [w.name for w in first.catalog.workflows] == ["demo", "flaky", "slow"]
+    second = model.refresh()
+    assert second.version == first.version
+    for part in ("catalog", "orchestrator", "resources", "machine", "runs"):
+        assert getattr(second, part) is getattr(first, part), part
+
+
+def test_frozen_clock_samples_the_machine_once(engine: DashboardEngine) -> None:
+    model = DashboardModel(engine, machine=FixedMachine(cpu=12.0, memory=34.0), clock=lambda: 5.0)
+    for _ in range(3):
+        state = model.refresh()
+    assert (state.machine.cpu, state.machine.memory) == (12.0, 34.0)
+    assert state.machine.cpu_history == (12.0,)
+
+
+def test_moving_clock_builds_history(engine: DashboardEngine) -> None:
+    ticks = iter(range(100))
+    model = DashboardModel(engine, machine=FixedMachine(), clock=lambda: float(next(ticks)), machine_interval=1.0)
+    for _ in range(4):
+        state = model.refresh()
+    assert len(state.machine.cpu_history) == 4
+
+
+def test_a_run_moves_the_version_and_the_focus_carries_step_statuses(engine: DashboardEngine) -> None:
+    model = DashboardModel(engine, machine=FixedMachine(), clock=lambda: 5.0)
+    before = model.refresh()
+    assert before.runs == () and before.focus is None
+    engine.load_catalog()
+    run_id = engine.start_run("demo", {"nap": 0.0})
+    model.set_focus(run_id)
+    handle = engine.manager.get_run(run_id)
+    assert handle is not None and handle.wait(timeout=30) is not None
+    after = model.refresh()
+    assert after.version > before.version
+    assert after.runs is not before.runs
+    assert after.focus is not None and after.focus.run_id == run_id
+    assert after.focus.status is WorkflowStatus.COMPLETED
+    assert set(after.focus.step_status.values()) == {TaskStatus.COMPLETED}
+    assert after.run(run_id) is not None
+
+
+def test_background_thread_publishes_and_stops(engine: DashboardEngine) -> None:
+    model = DashboardModel(engine, rate=50.0, machine=FixedMachine())
+    model.start()
+    try:
+        for _ in range(200):
+            if model.builds >= 3:
+                break
+            time.sleep(0.01)
+        assert model.builds >= 3
+        assert model.state.catalog.workflow("demo") is not None
+    finally:
+        model.stop()
+    builds = model.builds
+    time.sleep(0.1)
+    assert model.builds == builds
+    assert model.errors == 0
