@@ -1,0 +1,268 @@
+"""Step conditions: ``conditions: {when: "<expression>"}``, evaluated without ``eval``.
+
+The expression may use references (``{{ build.output.count }}``, ``{{ params.env }}``,
+``{{ build.status }}``; the ``${...}`` spelling too). Each reference is replaced by a
+placeholder name bound to the referenced value, so a value is always a literal and
+never re-parsed as code. The expression is then parsed with :mod:`ast` and walked by
+an evaluator that knows only: literals (strings, numbers, booleans, ``None`` and the
+YAML spellings ``true``/``false``/``null``), lists and tuples, ``and``/``or``/``not``,
+comparisons (``== != < <= > >= in not in``), unary ``-``/``+`` and ``+ - * / // %`` on
+numbers. Anything else (calls, attributes, subscripts, lambdas, comprehensions,
+``**``) is rejected, which is what makes it safe.
+
+``when`` may also be a plain boolean.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import OrchestrationError
+from .templating import Reference, ReferenceResolver, reference_spans
+
+__all__ = ["ConditionError", "evaluate_conditions", "condition_problems", "KNOWN_KEYS"]
+
+KNOWN_KEYS = ("when",)
+_MAX_LENGTH = 2000
+_PLACEHOLDER = "__orchtui_ref_{}__"
+_CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
+
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+_ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+_REJECTED = {
+    ast.Call: "function calls are not allowed",
+    ast.Attribute: "attribute access is not allowed",
+    ast.Subscript: "subscripts are not allowed (use {{ step.output.key }} instead)",
+    ast.Lambda: "lambdas are not allowed",
+    ast.NamedExpr: "assignments are not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "comprehensions are not allowed",
+    ast.IfExp: "conditional expressions are not allowed",
+    ast.Starred: "starred expressions are not allowed",
+    ast.JoinedStr: "f-strings are not allowed",
+}
+
+
+class ConditionError(OrchestrationError):
+    """A condition is malformed or cannot be evaluated; names the step and why."""
+
+    error_code = "CONDITION_ERROR"
+
+
+def _placeholders(expression: str) -> tuple[str, list[Reference]]:
+    """Replace each reference in ``expression`` with a placeholder name."""
+    refs: list[Reference] = []
+    parts: list[str] = []
+    last = 0
+    for start, end, ref in reference_spans(expression):
+        parts.append(expression[last:start])
+        parts.append(_PLACEHOLDER.format(len(refs)))
+        refs.append(ref)
+        last = end
+    parts.append(expression[last:])
+    return "".join(parts), refs
+
+
+class _Walker:
+    """Evaluates (or, with ``values=None``, only checks) a whitelisted expression tree.
+
+    ``names`` are the placeholders that stand for references; no other name is known.
+    """
+
+    def __init__(self, names: set[str], values: Mapping[str, Any] | None) -> None:
+        self.names = names
+        self.values = values
+
+    def check_only(self) -> bool:
+        return self.values is None
+
+    def visit(self, node: ast.AST) -> Any:
+        for bad, reason in _REJECTED.items():
+            if isinstance(node, bad):
+                raise ValueError(reason)
+        method = getattr(self, f"_visit_{type(node).__name__}", None)
+        if method is None:
+            raise ValueError(f"'{type(node).__name__}' is not allowed in a condition")
+        return method(node)
+
+    def _visit_Expression(self, node: ast.Expression) -> Any:
+        return self.visit(node.body)
+
+    def _visit_Constant(self, node: ast.Constant) -> Any:
+        if node.value is not None and not isinstance(node.value, (str, int, float, bool)):
+            raise ValueError(f"the literal {node.value!r} is not allowed")
+        return node.value
+
+    def _visit_Name(self, node: ast.Name) -> Any:
+        if node.id in self.names:
+            return None if self.values is None else self.values[node.id]
+        if node.id.lower() in _CONSTANT_NAMES:
+            return _CONSTANT_NAMES[node.id.lower()]
+        raise ValueError(f"unknown name '{node.id}'; quote strings and use {{{{ step.output }}}} or {{{{ params.name }}}}")
+
+    def _visit_List(self, node: ast.List) -> Any:
+        return [self.visit(item) for item in node.elts]
+
+    def _visit_Tuple(self, node: ast.Tuple) -> Any:
+        return tuple(self.visit(item) for item in node.elts)
+
+    def _visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        if self.check_only():
+            for item in node.values:
+                self.visit(item)
+            return None
+        is_and = isinstance(node.op, ast.And)
+        result: Any = None
+        for item in node.values:
+            result = self.visit(item)
+            if bool(result) is not is_and:  # short-circuit like Python
+                return result
+        return result
+
+    def _visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        operand = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            return None if self.check_only() else not operand
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            raise ValueError("bitwise operators are not allowed")
+        if self.check_only():
+            return None
+        _require_number(operand)
+        return -operand if isinstance(node.op, ast.USub) else +operand
+
+    def _visit_BinOp(self, node: ast.BinOp) -> Any:
+        op = _ARITHMETIC.get(type(node.op))
+        if op is None:
+            raise ValueError(f"the operator '{type(node.op).__name__}' is not allowed")
+        left, right = self.visit(node.left), self.visit(node.right)
+        if self.check_only():
+            return None
+        _require_number(left)
+        _require_number(right)
+        return op(left, right)
+
+    def _visit_Compare(self, node: ast.Compare) -> Any:
+        ops = [_COMPARE.get(type(op)) for op in node.ops]
+        if None in ops:
+            raise ValueError("only == != < <= > >= in and not in comparisons are allowed")
+        left = self.visit(node.left)
+        rights = [self.visit(item) for item in node.comparators]
+        if self.check_only():
+            return None
+        for op, right in zip(ops, rights):
+            if not op(left, right):  # type: ignore[misc]
+                return False
+            left = right
+        return True
+
+
+def _require_number(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"arithmetic needs numbers, got {value!r}")
+
+
+def _parse(expression: str) -> tuple[ast.Expression, list[Reference]]:
+    """Parse and structurally check ``expression``; raises ValueError with the reason."""
+    if len(expression) > _MAX_LENGTH:
+        raise ValueError(f"the expression is longer than {_MAX_LENGTH} characters")
+    text, refs = _placeholders(expression)
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        detail = exc.msg if isinstance(exc, SyntaxError) else "too deeply nested"
+        raise ValueError(f"not a valid expression ({detail})") from None
+    _Walker(_names(refs), None).visit(tree)
+    return tree, refs
+
+
+def _names(refs: list[Reference]) -> set[str]:
+    return {_PLACEHOLDER.format(i) for i in range(len(refs))}
+
+
+def condition_problems(conditions: Any) -> list[str]:
+    """Return what is wrong with a step's ``conditions`` (empty when nothing is).
+
+    Checks the shape, the keys, that ``when`` is a boolean or a valid whitelisted
+    expression, and that its references are well-formed. Whether referenced steps are
+    dependencies is the workflow validator's job (see ``templating.referenced_steps``).
+    """
+    if conditions is None or conditions == {}:
+        return []
+    if not isinstance(conditions, Mapping):
+        return ["conditions must be a mapping such as {when: \"{{ step.output }} == 'ok'\"}"]
+    problems = [f"unknown condition key '{key}'; use 'when: <expression>'" for key in conditions if key not in KNOWN_KEYS]
+    when = conditions.get("when")
+    if isinstance(when, bool) or "when" not in conditions:
+        return problems
+    if not isinstance(when, str):
+        return problems + [f"'when' must be an expression string or a boolean, got {type(when).__name__}"]
+    try:
+        _, refs = _parse(when)
+    except ValueError as exc:
+        return problems + [f"condition {when!r}: {exc}"]
+    problems += [f"condition {when!r}: malformed reference {ref.text}: {ref.problem}" for ref in refs if ref.problem]
+    return problems
+
+
+def evaluate_conditions(
+    conditions: Mapping[str, Any] | None,
+    *,
+    params: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+    statuses: Mapping[str, Any],
+    step_name: str | None = None,
+) -> tuple[bool, str]:
+    """Decide whether a step runs.
+
+    ``statuses`` maps step names to their final status (a ``TaskStatus`` or its string
+    value), for ``{{ step.status }} == 'failed'``.
+
+    Returns:
+        ``(True, "")`` to run the step, or ``(False, reason)`` to skip it, where the
+        reason quotes the condition that was false.
+
+    Raises:
+        ConditionError: the condition is malformed or cannot be evaluated (e.g. it
+            compares a number with a string).
+        UnresolvedReferenceError: a reference names a missing step output or parameter.
+    """
+    if not conditions:
+        return True, ""
+    where = f"step '{step_name}'" if step_name else "a step"
+    problems = condition_problems(conditions)
+    if problems:
+        raise ConditionError(f"{where}: {problems[0]}")
+    when = conditions.get("when", True)
+    if isinstance(when, bool):
+        return when, "" if when else "condition 'when: false'"
+    tree, refs = _parse(when)
+    resolver = ReferenceResolver(step_name, params, outputs, statuses)
+    values = {_PLACEHOLDER.format(i): resolver.value_of(ref) for i, ref in enumerate(refs)}
+    try:
+        result = _Walker(_names(refs), values).visit(tree)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise ConditionError(f"{where}: cannot evaluate condition {when!r}: {exc}") from None
+    if result:
+        return True, ""
+    return False, f"condition {when!r} is false"

@@ -1,0 +1,549 @@
+"""Run one subprocess tree under supervision: capped logs, deadline, cancel, no orphans.
+
+A step's command runs in its own process group, with stdin from ``/dev/null`` and
+stdout/stderr on pipes. (A process group rather than a new session: ``setsid`` makes
+the kernel create a scheduler autogroup, which costs about a millisecond per spawn,
+roughly doubling the cost of a trivial step; the group is all that killing needs.) One thread (the caller's) waits on the pipes
+and on a pidfd with ``poll``, so a step that exits quickly costs no polling sleep. Both
+streams go to the attempt's log file, capped at ``log_cap_bytes`` with a visible
+``[orchtui: log truncated at N bytes]`` marker; stdout is also kept (up to the same cap)
+as the step's output. The log file is created on the first byte of output, so a silent
+step leaves none.
+
+Killing a tree (timeout, cancel, or processes left holding the pipes after the main
+process exited) is: collect the processes first (psutil descendants of the main
+process, members of its process group, and anything carrying this run's
+``ORCHTUI_STEP_TOKEN`` environment marker, which catches grandchildren that double
+forked and called ``setsid``), SIGTERM them all, keep draining the pipes for
+``kill_grace`` seconds, then collect again and SIGKILL whatever survived.
+
+A memory limit is applied with ``ulimit -v`` (RLIMIT_AS) in a tiny ``/bin/sh`` wrapper
+that then ``exec``s the command: unlike ``preexec_fn`` this is safe in a threaded parent
+and keeps ``subprocess`` on its fast vfork path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Protocol
+
+import psutil
+
+__all__ = [
+    "TOKEN_ENV",
+    "CancelSignal",
+    "ProcessResult",
+    "CappedLog",
+    "memory_limited_argv",
+    "spawn",
+    "run_process",
+    "collect_tree",
+    "kill_tree",
+    "new_token",
+]
+
+TOKEN_ENV = "ORCHTUI_STEP_TOKEN"
+"""Environment variable marking every process of one step attempt (inherited by forks)."""
+
+# How often a wait re-checks a cancel event that cannot wake ``poll`` by itself.
+_CANCEL_SLICE = 0.05
+# Bytes of stderr kept for the failure message.
+_STDERR_TAIL = 4096
+_READ_SIZE = 65536
+_POLL_IN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+
+
+class CancelSignal(Protocol):
+    """What a cancel event must offer (``threading.Event`` does)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+@dataclasses.dataclass(slots=True)
+class ProcessResult:
+    """What one supervised process tree did.
+
+    ``returncode`` follows ``subprocess``: negative for death by a signal.
+    ``killed_pids`` lists the processes this supervisor had to signal (empty when the
+    command simply exited).
+    """
+
+    pid: int
+    returncode: int
+    stdout: bytes
+    stdout_truncated: bool
+    stderr_tail: bytes
+    log_bytes: int
+    log_truncated: bool
+    timed_out: bool = False
+    cancelled: bool = False
+    killed_pids: list[int] = dataclasses.field(default_factory=list)
+    leftovers_killed: bool = False
+
+    def stderr_lines(self, count: int = 5) -> list[str]:
+        """Return the last ``count`` non-empty lines of stderr, decoded."""
+        text = self.stderr_tail.decode("utf-8", errors="replace")
+        return [line for line in text.splitlines() if line.strip()][-count:]
+
+
+class CappedLog:
+    """Append-only log writer that stops at a byte cap and says so in the file.
+
+    The file (and its directory) is created on the first write, so a step that prints
+    nothing costs no file creation and leaves no empty log. ``path=None`` keeps only
+    the accounting. The file is unbuffered so a reader tailing it sees output at once.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, cap_bytes: int) -> None:
+        self.path = None if path is None else Path(path)
+        self.cap = max(0, int(cap_bytes))
+        self.truncated = False
+        self.written = 0
+        self._file: IO[bytes] | None = None
+
+    def _open(self) -> IO[bytes] | None:
+        if self._file is None and self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+            self.written += self._file.tell()  # bytes already there count against the cap
+        return self._file
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, or the part of it that fits, then the truncation marker once."""
+        if self.truncated or not data:
+            return
+        sink = self._open()
+        room = self.cap - self.written
+        if len(data) > room:
+            data = data[: max(0, room)]
+            self.truncated = True
+        if sink is not None and data:
+            sink.write(data)
+        self.written += len(data)
+        if self.truncated and sink is not None:
+            sink.write(f"\n[orchtui: log truncated at {self.cap} bytes]\n".encode())
+
+    def note(self, text: str) -> None:
+        """Append an orchtui remark (never counted against, nor blocked by, the cap)."""
+        sink = self._open()
+        if sink is not None:
+            sink.write(f"[orchtui: {text}]\n".encode())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def new_token() -> str:
+    """Return a fresh value for :data:`TOKEN_ENV`."""
+    return uuid.uuid4().hex
+
+
+def memory_limited_argv(argv: Sequence[str], limit_bytes: int) -> list[str]:
+    """Return an argv that runs ``argv`` with RLIMIT_AS set to ``limit_bytes``.
+
+    ``ulimit -v`` counts KiB; the wrapper ``exec``s, so the pid stays the command's.
+    """
+    kib = max(1, int(limit_bytes) // 1024)
+    script = 'ulimit -v "$1" || exit 125; shift; exec "$@"'
+    return ["/bin/sh", "-c", script, "orchtui-memlimit", str(kib), *argv]
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    memory_limit_bytes: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new process group with piped stdout/stderr and stdin from /dev/null.
+
+    Returns:
+        The running ``Popen``; its pid is also its process group id.
+
+    Raises:
+        OSError: the program or the working directory does not exist, or is not executable.
+    """
+    if memory_limit_bytes:
+        argv = memory_limited_argv(argv, memory_limit_bytes)
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        process_group=0,
+    )
+
+
+# ------------------------------------------------------------------ killing
+
+
+def _is_gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def collect_tree(pid: int, *, pgid: int | None = None, token: str | None = None) -> dict[int, psutil.Process]:
+    """Return the live processes that belong to the tree rooted at ``pid``.
+
+    That is ``pid`` itself, its psutil descendants, and, when given, every other process
+    in process group ``pgid`` or whose environment carries ``TOKEN_ENV=token``. The
+    last two need a scan of all processes, so they are only worth it when killing.
+    Zombies are left out: they are already dead.
+    """
+    found: dict[int, psutil.Process] = {}
+    try:
+        root = psutil.Process(pid)
+        found[pid] = root
+        for child in root.children(recursive=True):
+            found[child.pid] = child
+    except psutil.Error:
+        pass
+    if pgid is not None or token is not None:
+        me = os.getpid()
+        needle = f"{TOKEN_ENV}={token}".encode() if token else None
+        for proc in psutil.process_iter():
+            if proc.pid in found or proc.pid == me:
+                continue
+            try:
+                if pgid is not None and os.getpgid(proc.pid) == pgid:
+                    found[proc.pid] = proc
+                elif needle is not None and needle in _raw_environ(proc):
+                    found[proc.pid] = proc
+            except (OSError, psutil.Error):
+                continue
+    return {p: proc for p, proc in found.items() if not _is_gone(proc)}
+
+
+def _raw_environ(proc: psutil.Process) -> bytes:
+    """Return the process environment as ``NAME=value\\0`` bytes (empty when unreadable)."""
+    if sys.platform.startswith("linux"):  # cheaper than psutil's parsed dict, and enough
+        try:
+            return Path(f"/proc/{proc.pid}/environ").read_bytes()
+        except OSError:
+            return b""
+    try:
+        return b"\0".join(f"{k}={v}".encode() for k, v in proc.environ().items())
+    except psutil.Error:
+        return b""
+
+
+def _signal_all(procs: dict[int, psutil.Process], pgid: int | None, sig: int) -> None:
+    if pgid is not None:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for proc in procs.values():
+        try:
+            proc.send_signal(sig)  # psutil refuses if the pid was reused meanwhile
+        except psutil.Error:
+            continue
+
+
+def _wait_gone(procs: dict[int, psutil.Process], timeout: float) -> dict[int, psutil.Process]:
+    """Wait up to ``timeout`` s for ``procs`` to die; return those still alive.
+
+    Polls, because the processes are mostly not our children (no waitpid), and a dead
+    one may linger as a zombie of an init that does not reap.
+    """
+    end = time.monotonic() + timeout
+    pause = 0.002
+    alive = dict(procs)
+    while True:
+        alive = {p: proc for p, proc in alive.items() if not _is_gone(proc)}
+        remaining = end - time.monotonic()
+        if not alive or remaining <= 0:
+            return alive
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.05)
+
+
+def kill_tree(pid: int, *, grace: float = 5.0, token: str | None = None, pgid: int | None = None) -> list[int]:
+    """Terminate the process tree rooted at ``pid``: SIGTERM, ``grace`` s, then SIGKILL.
+
+    The tree is collected before any signal is sent (see :func:`collect_tree`), and again
+    before SIGKILL so that processes forked during the grace period die too. It does not
+    reap ``pid``; its parent must (``Popen.wait``).
+
+    Returns:
+        The pids that were signalled.
+    """
+    procs = collect_tree(pid, pgid=pgid, token=token)
+    signalled = set(procs)
+    _signal_all(procs, pgid, signal.SIGTERM)
+    survivors = _wait_gone({p: proc for p, proc in procs.items() if p != pid}, grace)
+    if pid in procs and not _is_gone(procs[pid]):
+        survivors[pid] = procs[pid]
+    if survivors or pgid is not None:
+        survivors.update(collect_tree(pid, pgid=pgid, token=token))
+        signalled.update(survivors)
+        _signal_all(survivors, pgid, signal.SIGKILL)
+        _wait_gone({p: proc for p, proc in survivors.items() if p != pid}, 1.0)
+    return sorted(signalled)
+
+
+# ---------------------------------------------------------------- supervising
+
+
+class _Supervisor:
+    """The state of one supervised run; :func:`run_process` is its only user."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        log: CappedLog,
+        output_cap: int,
+        deadline: float | None,
+        cancel_event: CancelSignal | None,
+        kill_grace: float,
+        token: str | None,
+    ) -> None:
+        self.proc = proc
+        self.log = log
+        self.output_cap = output_cap
+        self.deadline = deadline
+        self.cancel_event = cancel_event
+        self.kill_grace = kill_grace
+        self.token = token
+        self.stdout = bytearray()
+        self.stdout_truncated = False
+        self.stderr_tail = bytearray()
+        self.poller = select.poll()
+        assert proc.stdout is not None and proc.stderr is not None
+        self.out_fd = proc.stdout.fileno()
+        self.err_fd = proc.stderr.fileno()
+        self.open_fds = {self.out_fd, self.err_fd}
+        for fd in self.open_fds:
+            self.poller.register(fd, _POLL_IN)
+        self.pidfd: int | None = None
+        try:
+            self.pidfd = os.pidfd_open(proc.pid)
+            self.poller.register(self.pidfd, select.POLLIN)
+        except (AttributeError, OSError):
+            self.pidfd = None  # not Linux >= 5.3: fall back to short poll slices
+        self.exited = False
+        self.timed_out = False
+        self.cancelled = False
+        self.leftovers = False
+        self.killed: set[int] = set()
+        # Set once SIGTERM went out: when survivors get SIGKILL.
+        self.kill_at: float | None = None
+        self.killed_hard = False
+        self.tree: dict[int, psutil.Process] = {}
+
+    # -- reading
+
+    def _read(self, fd: int) -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except OSError:
+            data = b""
+        if not data:
+            self.poller.unregister(fd)
+            self.open_fds.discard(fd)
+            return
+        self.log.write(data)
+        if fd == self.out_fd:
+            room = self.output_cap - len(self.stdout)
+            if len(data) > room:
+                data = data[: max(0, room)]
+                self.stdout_truncated = True
+            self.stdout += data
+        else:
+            self.stderr_tail += data
+            if len(self.stderr_tail) > 2 * _STDERR_TAIL:
+                del self.stderr_tail[:-_STDERR_TAIL]
+
+    def _poll(self, timeout: float | None) -> int:
+        """Wait up to ``timeout`` s (None: forever) and handle what is ready; return the count."""
+        millis = None if timeout is None else max(0, math.ceil(timeout * 1000))
+        events = self.poller.poll(millis)
+        for fd, _ in events:
+            if fd == self.pidfd:
+                self._mark_exited()
+            elif fd in self.open_fds:
+                self._read(fd)
+        return len(events)
+
+    def _mark_exited(self) -> None:
+        self.exited = True
+        if self.pidfd is not None:
+            self.poller.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def _check_exited(self) -> None:
+        """Without a pidfd: see whether the main process has exited (reaping it is fine:
+        its process group id stays reserved while any member lives)."""
+        self.exited = self.proc.poll() is not None
+
+    # -- the loop
+
+    def _timeout(self, now: float) -> float | None:
+        """How long the next poll may block."""
+        limits = []
+        if self.kill_at is not None:
+            limits.append(self.kill_at - now)
+        elif self.deadline is not None:
+            limits.append(self.deadline - now)
+        if self.cancel_event is not None and self.kill_at is None:
+            limits.append(_CANCEL_SLICE)
+        if self.pidfd is None and not self.exited:
+            limits.append(_CANCEL_SLICE)
+        return max(0.0, min(limits)) if limits else None
+
+    def run(self) -> None:
+        while self.open_fds or not self.exited:
+            self._poll(self._timeout(time.monotonic()))
+            if self.pidfd is None and not self.exited:
+                self._check_exited()
+            if self.kill_at is None:
+                if self.exited and self.open_fds:
+                    self._drain_ready()
+                    if self.open_fds:
+                        # The step is done but something it started still holds the pipes.
+                        self.leftovers = True
+                        self._terminate()
+                elif self.cancel_event is not None and self.cancel_event.is_set():
+                    self.cancelled = True
+                    self._terminate()
+                elif self.deadline is not None and time.monotonic() >= self.deadline:
+                    self.timed_out = True
+                    self._terminate()
+            elif not self.killed_hard and time.monotonic() >= self.kill_at:
+                self._kill_survivors()
+            elif self.killed_hard and time.monotonic() >= self.kill_at:
+                break  # unkillable holder of the pipes (e.g. uninterruptible sleep): stop reading
+        if self.kill_at is not None and not self.killed_hard:
+            # Pipes closed and the main process exited within the grace period; other
+            # collected processes (detached, not holding the pipes) may still be alive.
+            rest = _wait_gone(self.tree, max(0.0, self.kill_at - time.monotonic()))
+            if rest:
+                self._kill_survivors()
+
+    def _drain_ready(self) -> None:
+        """Read whatever the pipes hold right now, without waiting for more."""
+        while self.open_fds and self._poll(0):
+            continue
+
+    def _terminate(self) -> None:
+        pid = self.proc.pid
+        self.tree = collect_tree(pid, pgid=pid, token=self.token)
+        self.killed.update(self.tree)
+        _signal_all(self.tree, pid, signal.SIGTERM)
+        self.tree.pop(pid, None)  # the main process is watched through the pidfd (or poll())
+        self.kill_at = time.monotonic() + self.kill_grace
+
+    def _kill_survivors(self) -> None:
+        pid = self.proc.pid
+        survivors = {p: proc for p, proc in self.tree.items() if not _is_gone(proc)}
+        survivors.update(collect_tree(pid, pgid=pid, token=self.token))
+        self.killed.update(survivors)
+        _signal_all(survivors, pid, signal.SIGKILL)
+        self.killed_hard = True
+        # SIGKILL cannot be ignored; allow a moment for the kernel to close the pipes.
+        self.kill_at = time.monotonic() + 2.0
+
+    def reap(self) -> int:
+        """Close the pipes and pidfd, reap the main process and return its returncode."""
+        for fd in list(self.open_fds):
+            self.poller.unregister(fd)
+        self.open_fds.clear()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        return self.proc.wait()
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    log_cap_bytes: int = 5 * 1024 * 1024,
+    output_cap_bytes: int | None = None,
+    memory_limit_bytes: int | None = None,
+    deadline: float | None = None,
+    cancel_event: CancelSignal | None = None,
+    kill_grace: float = 5.0,
+) -> ProcessResult:
+    """Run ``argv`` to completion under supervision and return what happened.
+
+    Parameters:
+        env: the complete environment of the child (``None``: inherit ours); a
+            :data:`TOKEN_ENV` marker is added so detached grandchildren can be found.
+        deadline: ``time.monotonic()`` value at which the tree is killed (``timed_out``).
+        cancel_event: when set, the tree is killed (``cancelled``); checked every 50 ms.
+        output_cap_bytes: how much stdout to keep in memory (default ``log_cap_bytes``).
+
+    Returns:
+        A :class:`ProcessResult`. The main process is always reaped, and every process
+        of the tree has been signalled when ``timed_out``/``cancelled``/``leftovers_killed``.
+
+    Raises:
+        OSError: the program could not be started (missing, not executable, bad cwd).
+    """
+    token = new_token()
+    child_env = dict(os.environ if env is None else env)
+    child_env[TOKEN_ENV] = token
+    log = CappedLog(log_path, log_cap_bytes)
+    try:
+        proc = spawn(argv, cwd=cwd, env=child_env, memory_limit_bytes=memory_limit_bytes)
+    except BaseException:
+        log.close()
+        raise
+    supervisor = _Supervisor(
+        proc,
+        log,
+        log_cap_bytes if output_cap_bytes is None else output_cap_bytes,
+        deadline,
+        cancel_event,
+        kill_grace,
+        token,
+    )
+    try:
+        supervisor.run()
+    except BaseException:
+        # KeyboardInterrupt or similar in the caller's thread: still leave no orphan.
+        kill_tree(proc.pid, grace=0.5, token=token, pgid=proc.pid)
+        raise
+    finally:
+        returncode = supervisor.reap()
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+        if supervisor.leftovers:
+            log.note(f"killed {len(supervisor.killed)} process(es) the step left running")
+        log.close()
+    return ProcessResult(
+        pid=proc.pid,
+        returncode=returncode,
+        stdout=bytes(supervisor.stdout),
+        stdout_truncated=supervisor.stdout_truncated,
+        stderr_tail=bytes(supervisor.stderr_tail[-_STDERR_TAIL:]),
+        log_bytes=log.written,
+        log_truncated=log.truncated,
+        timed_out=supervisor.timed_out,
+        cancelled=supervisor.cancelled,
+        killed_pids=sorted(supervisor.killed),
+        leftovers_killed=supervisor.leftovers,
+    )

@@ -1,0 +1,344 @@
+"""Parameter references: how one step uses another step's output or a workflow parameter.
+
+Syntax (spaces inside the braces are optional)::
+
+    {{ step.output }}            the whole output of step ``step``
+    {{ step.output.key.0 }}      a key of it (nested keys; ``.0`` or ``[0]`` index lists)
+    {{ params.name }}            a workflow parameter (also ``params.name.key``)
+    ${step.result}  ${step.output.key}  ${params.name}     the same, spec-002 spelling
+
+``result`` is an alias of ``output``. ``{{ step.status }}`` (the step's final status)
+exists for conditions only. ``${NAME}`` without a dot is left alone, so shell
+variables keep working, and so is ``{{ .Field }}`` (Go templates in docker commands).
+
+Substitution rules:
+
+* A reference that is the whole value keeps its type (a dict stays a dict).
+* A reference embedded in a longer string is stringified (JSON for anything but a
+  string).
+* In a ``shell.run`` ``command`` string every substituted value is ``shlex.quote``d,
+  so an upstream output can never inject shell syntax. A whole-value reference that
+  resolves to a list becomes an argv (no shell at all).
+* In an argv list each element is substituted on its own; the list is never joined.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import OrchestrationError
+
+__all__ = [
+    "Reference",
+    "UnresolvedReferenceError",
+    "has_references",
+    "find_references",
+    "referenced_steps",
+    "reference_problems",
+    "resolve_parameters",
+    "resolve_value",
+    "reference_spans",
+    "ReferenceResolver",
+    "lookup",
+    "stringify",
+]
+
+_SEGMENT = r"(?:\.[A-Za-z0-9_\-]+|\[\s*\d+\s*\])"
+# Anything dotted inside {{ }} is meant as a reference; a bad one is reported, not ignored.
+_CURLY = re.compile(r"\{\{\s*(?P<body>[A-Za-z_][A-Za-z0-9_\-]*" + _SEGMENT + r"+)\s*\}\}")
+# ${...} must look exactly like one of ours, otherwise it is a shell variable.
+_DOLLAR = re.compile(
+    r"\$\{\s*(?P<body>(?:params\.[A-Za-z0-9_\-]+|[A-Za-z_][A-Za-z0-9_\-]*\.(?:output|result|status))"
+    + _SEGMENT
+    + r"*)\s*\}"
+)
+_PIECE = re.compile(r"\.([A-Za-z0-9_\-]+)|\[\s*(\d+)\s*\]")
+_FIELDS = {"output": "output", "result": "output", "status": "status"}
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Reference:
+    """One reference found in a value.
+
+    ``kind`` is "step" or "params"; ``name`` the step or parameter; ``field`` is
+    "output" or "status" for steps ("" for params); ``path`` the keys/indexes below;
+    ``problem`` explains a malformed reference ("" when well-formed).
+    """
+
+    text: str
+    kind: str
+    name: str
+    field: str = ""
+    path: tuple[str | int, ...] = ()
+    problem: str = ""
+
+    @property
+    def expression(self) -> str:
+        """The reference without its braces, e.g. ``build.output.files[0]``."""
+        inner = self.text.strip()
+        return inner[2:-2].strip() if inner.startswith("{{") else inner[2:-1].strip()
+
+
+class UnresolvedReferenceError(OrchestrationError):
+    """A reference could not be resolved; names the step, the reference and what exists."""
+
+    error_code = "UNRESOLVED_REFERENCE"
+
+    def __init__(self, step_name: str | None, reference: str, reason: str, available: list[str] | None = None) -> None:
+        where = f"step '{step_name}'" if step_name else "a step"
+        message = f"{where}: cannot resolve {reference}: {reason}"
+        if available is not None:
+            message += f" (available: {', '.join(available) if available else 'nothing'})"
+        super().__init__(
+            message,
+            details={"step": step_name, "reference": reference, "available": available or []},
+            suggestions=["a step may only use the outputs of steps it depends on, directly or indirectly"],
+        )
+        self.step_name = step_name
+        self.reference = reference
+
+
+def _parse(text: str, body: str) -> Reference:
+    head, _, _ = body.partition(".")
+    head = head.partition("[")[0]
+    pieces: list[str | int] = [m[1] if m[1] else int(m[2]) for m in _PIECE.finditer(body[len(head):])]
+    if head == "params":
+        if not pieces or not isinstance(pieces[0], str):
+            return Reference(text, "params", "", problem="write params.<name>")
+        return Reference(text, "params", pieces[0], path=tuple(pieces[1:]))
+    field = pieces[0] if pieces else ""
+    if not isinstance(field, str) or field not in _FIELDS:
+        return Reference(text, "step", head, problem=f"write {head}.output (or {head}.output.<key>) or params.<name>")
+    if _FIELDS[field] == "status" and len(pieces) > 1:
+        return Reference(text, "step", head, "status", problem=f"{head}.status has no keys")
+    return Reference(text, "step", head, _FIELDS[field], tuple(pieces[1:]))
+
+
+def reference_spans(text: str) -> list[tuple[int, int, Reference]]:
+    """Return ``(start, end, reference)`` for each reference in ``text``, in order."""
+    if "{{" not in text and "${" not in text:
+        return []
+    found = [(m.start(), m.end(), _parse(m[0], m["body"])) for m in _CURLY.finditer(text)]
+    found += [(m.start(), m.end(), _parse(m[0], m["body"])) for m in _DOLLAR.finditer(text)]
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+def find_references(value: Any) -> list[Reference]:
+    """Return every reference in ``value`` (strings inside dicts and lists too), in order."""
+    if isinstance(value, str):
+        return [ref for _, _, ref in reference_spans(value)]
+    if isinstance(value, Mapping):
+        return [ref for item in value.values() for ref in find_references(item)]
+    if isinstance(value, (list, tuple)):
+        return [ref for item in value for ref in find_references(item)]
+    return []
+
+
+def has_references(value: Any) -> bool:
+    """True when ``value`` contains at least one reference."""
+    if isinstance(value, str):
+        return bool(reference_spans(value))
+    if isinstance(value, Mapping):
+        return any(has_references(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_references(item) for item in value)
+    return False
+
+
+def referenced_steps(parameters: Any) -> set[str]:
+    """Return the names of the steps whose output or status ``parameters`` refer to."""
+    return {ref.name for ref in find_references(parameters) if ref.kind == "step" and not ref.problem}
+
+
+def reference_problems(value: Any) -> list[str]:
+    """Return one message per malformed reference in ``value`` (empty when all are fine)."""
+    return [f"malformed reference {ref.text}: {ref.problem}" for ref in find_references(value) if ref.problem]
+
+
+def lookup(root: Any, path: tuple[str | int, ...]) -> Any:
+    """Follow ``path`` (dict keys, list indexes) down from ``root`` and return the value.
+
+    Raises:
+        LookupError: a key or index does not exist; the message says which and what does.
+    """
+    value = root
+    for depth, piece in enumerate(path):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[:depth]) or "the value"
+        if isinstance(value, Mapping):
+            if piece in value:
+                value = value[piece]
+            elif isinstance(piece, str) and piece.isdigit() and int(piece) in value:
+                value = value[int(piece)]
+            else:
+                keys = ", ".join(map(str, list(value)[:20])) or "none"
+                raise LookupError(f"{where} has no key '{piece}' (keys: {keys})")
+        elif isinstance(value, (list, tuple)):
+            index = int(piece) if isinstance(piece, int) or piece.isdigit() else None
+            if index is None or index >= len(value):
+                raise LookupError(f"{where} is a list of {len(value)} item(s); '{piece}' is not an index of it")
+            value = value[index]
+        else:
+            raise LookupError(f"{where} is of type {type(value).__name__}, which has no key '{piece}'")
+    return value
+
+
+def stringify(value: Any) -> str:
+    """How a value reads inside a longer string: itself for strings, else JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str)
+    except ValueError:  # circular structure
+        return str(value)
+
+
+class ReferenceResolver:
+    """Resolves references for one step against ``params``, ``outputs`` and ``statuses``."""
+
+    def __init__(
+        self,
+        step_name: str | None,
+        params: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        statuses: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.step_name = step_name
+        self.params = params
+        self.outputs = outputs
+        self.statuses = statuses
+
+    def value_of(self, ref: Reference) -> Any:
+        """Return the value ``ref`` stands for; raises UnresolvedReferenceError."""
+        if ref.problem:
+            raise UnresolvedReferenceError(self.step_name, ref.text, ref.problem)
+        if ref.kind == "params":
+            if ref.name not in self.params:
+                raise UnresolvedReferenceError(
+                    self.step_name, ref.text, f"there is no workflow parameter '{ref.name}'", sorted(self.params)
+                )
+            root: Any = self.params[ref.name]
+        elif ref.field == "status":
+            if self.statuses is None:
+                raise UnresolvedReferenceError(self.step_name, ref.text, "a step's status can only be used in conditions")
+            if ref.name not in self.statuses:
+                raise UnresolvedReferenceError(
+                    self.step_name, ref.text, f"step '{ref.name}' has no status yet", sorted(self.statuses)
+                )
+            status = self.statuses[ref.name]
+            return getattr(status, "value", status)
+        else:
+            if ref.name not in self.outputs:
+                raise UnresolvedReferenceError(
+                    self.step_name,
+                    ref.text,
+                    f"step '{ref.name}' has no output (it is unknown, or not a completed dependency)",
+                    sorted(self.outputs),
+                )
+            root = self.outputs[ref.name]
+        try:
+            value = lookup(root, ref.path)
+        except LookupError as exc:
+            owner = f"parameter '{ref.name}'" if ref.kind == "params" else f"the output of '{ref.name}'"
+            raise UnresolvedReferenceError(self.step_name, ref.text, f"in {owner}, {exc.args[0]}") from None
+        return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+
+    def string(self, text: str, *, quote: bool, keep_type: bool) -> Any:
+        """Resolve the references in ``text``; see the module docstring for the rules."""
+        found = reference_spans(text)
+        if not found:
+            return text
+        if keep_type and len(found) == 1 and found[0][0] == 0 and found[0][1] == len(text):
+            value = self.value_of(found[0][2])
+            if not quote or isinstance(value, list):
+                return value
+            return shlex.quote(stringify(value))
+        parts: list[str] = []
+        last = 0
+        for start, end, ref in found:
+            piece = stringify(self.value_of(ref))
+            parts.append(text[last:start])
+            parts.append(shlex.quote(piece) if quote else piece)
+            last = end
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def value(self, value: Any) -> Any:
+        """Resolve references anywhere in ``value`` (whole values keep their type)."""
+        if isinstance(value, str):
+            return self.string(value, quote=False, keep_type=True)
+        if isinstance(value, Mapping):
+            return {key: self.value(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, tuple):
+            return tuple(self.value(item) for item in value)
+        return value
+
+    def argv(self, parts: list[Any] | tuple[Any, ...]) -> list[Any]:
+        """Resolve each argv element on its own, as a string; never join them."""
+        resolved = []
+        for part in parts:
+            if isinstance(part, str):
+                resolved.append(stringify(self.string(part, quote=False, keep_type=True)))
+            else:
+                resolved.append(part)
+        return resolved
+
+
+def resolve_value(
+    value: Any,
+    *,
+    params: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+    statuses: Mapping[str, Any] | None = None,
+    step_name: str | None = None,
+) -> Any:
+    """Return ``value`` with its references resolved (no shell quoting).
+
+    Raises:
+        UnresolvedReferenceError: a reference is malformed or names something missing.
+    """
+    return ReferenceResolver(step_name, params, outputs, statuses).value(value)
+
+
+def resolve_parameters(
+    module: str,
+    action: str,
+    parameters: Mapping[str, Any],
+    *,
+    params: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+    step_name: str | None = None,
+) -> dict[str, Any]:
+    """Return a copy of a step's ``parameters`` with every reference resolved.
+
+    ``outputs`` maps step names to their outputs; ``params`` are the run's parameters.
+    For ``shell.run``, substitutions into a ``command`` string are shell-quoted and an
+    argv ``command`` is substituted element by element.
+
+    Raises:
+        UnresolvedReferenceError: a reference is malformed or names a missing step,
+            output key or parameter (the message names the step and the reference).
+    """
+    if not has_references(parameters):
+        return dict(parameters)
+    resolver = ReferenceResolver(step_name, params, outputs)
+    resolved: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if module == "shell" and action == "run" and key == "command":
+            if isinstance(value, str):
+                resolved[key] = resolver.string(value, quote=True, keep_type=True)
+            elif isinstance(value, (list, tuple)):
+                resolved[key] = resolver.argv(value)
+            else:
+                resolved[key] = resolver.value(value)
+        else:
+            resolved[key] = resolver.value(value)
+    return resolved

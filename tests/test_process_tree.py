@@ -1,0 +1,183 @@
+"""Supervised subprocess trees: capped logs, deadlines, cancel, no orphans, memory limits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.process_tree import TOKEN_ENV, CappedLog, collect_tree, kill_tree, run_process, spawn
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` is a running process (a zombie is dead: it only awaits reaping)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for_lines(path: Path, count: int, limit: float = 10.0) -> list[int]:
+    """Wait until ``path`` holds ``count`` pid lines (the child writes them) and return them."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if path.exists():
+            lines = path.read_text().split()
+            if len(lines) >= count:
+                return [int(x) for x in lines]
+        time.sleep(0.01)
+    raise AssertionError(f"the child did not write {count} pids to {path}")
+
+
+# A tree with every way of escaping a naive kill: a plain background child, a child that
+# ignores SIGTERM, a grandchild that double-forked and called setsid (new session, new
+# process group, parent gone), and the main shell itself.
+TREE_SCRIPT = """
+sleep 60 & echo $! >> "$1"
+sh -c 'trap "" TERM; echo $$ >> "$1"; sleep 60; sleep 60' sh "$1" &
+( setsid sleep 60 & echo $! >> "$1" )
+echo $$ >> "$1"
+sleep 60
+"""
+
+
+def tree_argv(pid_file: Path) -> list[str]:
+    return ["/bin/sh", "-c", TREE_SCRIPT, "sh", str(pid_file)]
+
+
+def test_timeout_kills_the_whole_tree_including_setsid_grandchildren(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    result = run_process(tree_argv(pid_file), deadline=time.monotonic() + 0.5, kill_grace=0.2)
+    pids = wait_for_lines(pid_file, 4)
+    assert result.timed_out and not result.cancelled
+    assert set(pids) <= set(result.killed_pids)
+    assert [pid for pid in pids if alive(pid)] == []
+
+
+def test_cancel_kills_the_running_tree(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    cancel = threading.Event()
+
+    def cancel_when_started() -> None:
+        wait_for_lines(pid_file, 4)
+        cancel.set()
+
+    watcher = threading.Thread(target=cancel_when_started)
+    watcher.start()
+    result = run_process(tree_argv(pid_file), cancel_event=cancel, kill_grace=0.2)
+    watcher.join()
+    assert result.cancelled and not result.timed_out
+    assert [pid for pid in wait_for_lines(pid_file, 4) if alive(pid)] == []
+
+
+def test_background_processes_left_holding_the_pipes_are_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    result = run_process(["/bin/sh", "-c", f"sleep 60 & echo $! > {pid_file}; echo done"], kill_grace=0.2)
+    assert result.returncode == 0
+    assert result.stdout == b"done\n"
+    assert result.leftovers_killed
+    (pid,) = wait_for_lines(pid_file, 1)
+    assert not alive(pid)
+
+
+def test_exit_code_stdout_and_stderr_tail() -> None:
+    result = run_process(["/bin/sh", "-c", "echo out; echo one >&2; echo two >&2; exit 3"])
+    assert result.returncode == 3
+    assert result.stdout == b"out\n"
+    assert result.stderr_lines() == ["one", "two"]
+    assert not result.timed_out and not result.killed_pids
+
+
+def test_both_streams_go_to_the_log_in_a_new_directory(tmp_path: Path) -> None:
+    log = tmp_path / "runs" / "r1" / "step.1.log"
+    run_process(["/bin/sh", "-c", "echo to-out; echo to-err >&2"], log_path=log)
+    text = log.read_text()
+    assert "to-out" in text and "to-err" in text
+
+
+def test_log_and_output_are_capped_with_a_visible_marker(tmp_path: Path) -> None:
+    log = tmp_path / "step.log"
+    script = "import sys; sys.stdout.write('x' * 100000); sys.stdout.flush()"
+    result = run_process([sys.executable, "-c", script], log_path=log, log_cap_bytes=1000)
+    data = log.read_bytes()
+    assert data.startswith(b"x" * 1000)
+    assert data.count(b"x") == 1000
+    assert b"[orchtui: log truncated at 1000 bytes]" in data
+    assert result.log_truncated and result.stdout_truncated
+    assert result.stdout == b"x" * 1000
+    assert result.returncode == 0
+
+
+def test_capped_log_counts_what_the_file_already_holds(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    path.write_bytes(b"12345")
+    sink = CappedLog(path, 8)
+    sink.write(b"abcdef")
+    sink.close()
+    assert path.read_bytes().startswith(b"12345abc\n[orchtui: log truncated at 8 bytes]")
+
+
+def test_memory_limit_makes_a_runaway_child_fail() -> None:
+    script = "bytearray(2 * 1024 ** 3)"
+    result = run_process([sys.executable, "-c", script], memory_limit_bytes=200 * 1024 * 1024)
+    assert result.returncode != 0
+    assert any("MemoryError" in line for line in result.stderr_lines())
+
+
+def test_memory_limit_leaves_a_modest_child_alone() -> None:
+    result = run_process([sys.executable, "-c", "print(len(bytearray(10 ** 6)))"], memory_limit_bytes=200 * 1024 * 1024)
+    assert (result.returncode, result.stdout) == (0, b"1000000\n")
+
+
+def test_spawn_gives_the_child_stdin_from_dev_null() -> None:
+    proc = spawn(["/bin/sh", "-c", "cat; echo $?"])
+    out, _ = proc.communicate(timeout=10)
+    assert out.strip() == b"0"  # cat read EOF at once instead of waiting on our terminal
+
+
+def test_spawn_puts_the_child_in_its_own_process_group() -> None:
+    proc = spawn(["sleep", "5"])
+    try:
+        assert os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
+    finally:
+        kill_tree(proc.pid, grace=0.2, pgid=proc.pid)
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_child_carries_the_step_token() -> None:
+    result = run_process(["/bin/sh", "-c", f'echo "${TOKEN_ENV}"'])
+    assert len(result.stdout.strip()) == 32
+
+
+def test_missing_program_raises_oserror() -> None:
+    with pytest.raises(FileNotFoundError):
+        run_process(["/nonexistent/program"])
+
+
+def test_kill_tree_finds_a_detached_grandchild_by_token(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    env = dict(os.environ, **{TOKEN_ENV: "tok-test-123"})
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", f"( setsid sleep 60 & echo $! > {pid_file} ); sleep 60"], env=env, start_new_session=True
+    )
+    (grandchild,) = wait_for_lines(pid_file, 1)
+    assert grandchild not in collect_tree(proc.pid)  # neither a descendant nor in the group
+    assert grandchild in collect_tree(proc.pid, token="tok-test-123")
+    signalled = kill_tree(proc.pid, grace=0.2, token="tok-test-123", pgid=proc.pid)
+    proc.wait()
+    assert {proc.pid, grandchild} <= set(signalled)
+    assert not alive(grandchild)
+
+
+def test_a_silent_command_creates_no_log_file(tmp_path: Path) -> None:
+    log = tmp_path / "runs" / "quiet.log"
+    assert run_process(["true"], log_path=log).returncode == 0
+    assert not log.exists()
