@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,6 +42,7 @@ _STATUS_STYLE = {
     WorkflowStatus.INTERRUPTED: "yellow", WorkflowStatus.RUNNING: "cyan",
 }
 _OUTPUT_WIDTH = 80
+_POLL = 0.1  # seconds between looks at a followed log and at the store
 
 
 def parse_age(text: str) -> float:
@@ -183,12 +185,15 @@ def show_cmd(run_id: str, as_json: bool) -> None:
 
 
 def _attempt_over(store: Store, run_id: str, step: str, attempt: int) -> bool:
-    """True once attempt ``attempt`` of ``step`` ended, or the run ended without it."""
+    """True once attempt ``attempt`` of ``step`` ended, or the step or run ended without it."""
     for record in store.get_attempts(run_id, step):
         if record.attempt == attempt:
             return record.status is not TaskStatus.RUNNING
         if record.attempt > attempt:
             return True
+    step_state = store.step_status(run_id, step)
+    if step_state is not None and step_state.is_terminal:
+        return True  # skipped, cancelled or reused: this attempt will never run
     run_state = store.run_status(run_id)
     return run_state is None or run_state.is_terminal
 
@@ -198,17 +203,32 @@ def _latest_attempt(store: Store, run_id: str, step: str) -> int:
     return attempts[-1].attempt if attempts else 1
 
 
+def _next_attempt(store: Store, run_id: str, step: str, after: int) -> int | None:
+    """Wait for an attempt of ``step`` numbered above ``after``; None if none will come."""
+    while True:
+        later = [a.attempt for a in store.get_attempts(run_id, step) if a.attempt > after]
+        if later:
+            return min(later)
+        step_state = store.step_status(run_id, step)
+        run_state = store.run_status(run_id)
+        if (step_state is None or step_state.is_terminal) or run_state is None or run_state.is_terminal:
+            return None
+        time.sleep(_POLL)  # a failed attempt waits for its retry
+
+
 def _follow_step(store: Store, run_id: str, step: str, attempt: int | None, prefix: str) -> None:
     number = attempt or _latest_attempt(store, run_id, step)
-    path = log_path(store.runs_dir, run_id, step, number)
-    for line in follow_log(path, lambda: _attempt_over(store, run_id, step, number)):
-        click.echo(prefix + line)
-    if attempt is None:
-        # A failed attempt may be retried: keep following the step's next attempt.
-        latest = _latest_attempt(store, run_id, step)
-        if latest > number:
-            click.echo(f"{prefix}--- attempt {latest} ---")
-            _follow_step(store, run_id, step, latest, prefix)
+    while True:
+        path = log_path(store.runs_dir, run_id, step, number)
+        for line in follow_log(path, lambda n=number: _attempt_over(store, run_id, step, n), poll_interval=_POLL):
+            click.echo(prefix + line)
+        if attempt is not None:
+            return
+        following = _next_attempt(store, run_id, step, number)
+        if following is None:
+            return
+        click.echo(f"{prefix}--- attempt {following} ---")
+        number = following
 
 
 @click.command("logs", context_settings=CONTEXT_SETTINGS)

@@ -1,0 +1,609 @@
+"""The run store: every run, step attempt, output and project, in one SQLite file.
+
+One database in WAL mode under the state directory (``.workflows/orchtui.db``, or
+``$ORCHTUI_DIR``) is shared by every orchtui process: the dashboard, a CLI ``run``, the
+MCP server. Each :class:`Store` has one writer thread that commits queued writes in
+groups (see :mod:`core.store_writer`); reads use a connection per thread and, WAL
+being what it is, never wait for the writer or block it. Several processes can write
+at once: each group is one ``BEGIN IMMEDIATE`` transaction, ``busy_timeout`` waits out
+the others, and a still-busy group is retried.
+
+Run writes (``create_run``, ``record_transition``, ``finish_run``, allocations,
+sessions) only enqueue; :meth:`Store.flush` waits for them. Project writes and
+maintenance (prune, recovery) wait for their own commit.
+
+Durability and semantics:
+
+* A crash loses at most the writes of the last ~50 ms, never committed ones. A step
+  whose completion was not committed yet runs again on resume; a committed completion
+  never does (at-least-once).
+* When a store opens, runs whose owner process is gone (checked by pid *and* process
+  start time, so a recycled pid does not fool it; same host only) are marked
+  INTERRUPTED, their running steps too, and their resource allocations released.
+* Watching: every committed group bumps a change counter and stamps the runs it
+  touched; :meth:`Store.changes_since` returns the runs changed after a version.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .clock import SYSTEM_CLOCK, Clock
+from .config import Settings, load_settings
+from .errors import StoreError
+from .logs import run_log_dir, validate_run_id
+from .models import (
+    OrchestrationSession,
+    Project,
+    ResourceAllocation,
+    TaskStatus,
+    TaskTransition,
+    Workflow,
+    WorkflowStatus,
+)
+from .snapshot import RunView
+from .store_records import (
+    ATTEMPT_COLUMNS,
+    RUN_COLUMNS,
+    AttemptRecord,
+    RunRecord,
+    StepRecord,
+    attach_steps,
+    attempt_from_row,
+    loads,
+    record_from_json,
+    run_from_row,
+    workflow_or_none,
+)
+from .store_recovery import host, mark_interrupted, this_process
+from .store_rows import PER_ROW, PHASES, STATEMENTS, NewRun, build_group, dumps
+from .store_schema import connect, describe_error, ensure_schema
+from .store_writer import GroupCommitWriter
+
+__all__ = ["Store", "RunRecord", "StepRecord", "AttemptRecord"]
+
+T = TypeVar("T")
+
+_TERMINAL_RUN = tuple(s.value for s in WorkflowStatus if s.is_terminal)
+
+class Store:
+    """The SQLite run store of one state directory (see the module docstring).
+
+    Args:
+        db_path: the database file; its directory is created if missing.
+        runs_dir: where step logs live (default: ``runs`` next to the database).
+        clock: time source for every timestamp the store writes.
+        group_commit_delay: how long the writer gathers writes before committing.
+        max_db_bytes: cap on the database size; a write past it fails like a full disk.
+        recover: mark runs of dead processes INTERRUPTED while opening (default True).
+
+    Raises:
+        StoreError: the state directory cannot be created or written, the file is not
+            an orchtui database, or it was written by a newer orchtui.
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        runs_dir: Path | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        group_commit_delay: float = 0.05,
+        max_db_bytes: int | None = None,
+        recover: bool = True,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else self.db_path.parent / "runs"
+        self._clock = clock
+        _prepare_directory(self.db_path.parent)
+        conn = connect(self.db_path, max_db_bytes=max_db_bytes)
+        try:
+            ensure_schema(conn, self.db_path)
+        except BaseException:
+            conn.close()
+            raise
+        self._writer = GroupCommitWriter(
+            conn, self.db_path, statements=STATEMENTS, order=PHASES, per_row=PER_ROW, build=build_group,
+            delay=group_commit_delay,
+        )
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        atexit.register(self._flush_at_exit)
+        if recover:
+            self.recover_interrupted()
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, **options: Any) -> Store:
+        """Open the store of ``settings`` (default: the settings in force here).
+
+        Raises:
+            StoreError: as for the constructor.
+        """
+        settings = settings or load_settings()
+        return cls(settings.db_path, runs_dir=settings.runs_dir, **options)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.db_path)!r})"
+
+    # ------------------------------------------------------------ lifecycle
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every write queued so far is committed; False on timeout.
+
+        Raises:
+            StoreError: a queued write failed (full disk, bad record) since the last
+                flush; writes committed before it are intact.
+        """
+        return self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._flush_at_exit)
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def _flush_at_exit(self) -> None:
+        # A CLI run that exits normally must not lose its last group of writes.
+        self._writer.close(timeout=10.0)
+
+    @property
+    def pending_failures(self) -> list[StoreError]:
+        """Write failures that the next :meth:`flush` will raise."""
+        return self._writer.failures
+
+    @property
+    def commit_count(self) -> int:
+        """Transactions this store's writer committed (for benchmarks and diagnostics)."""
+        return self._writer.commits
+
+    # --------------------------------------------------------------- writes
+
+    def create_run(
+        self,
+        run_id: str,
+        workflow: Workflow,
+        params: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        status: WorkflowStatus | str = WorkflowStatus.RUNNING,
+        *,
+        parent_run_id: str | None = None,
+        preset_outputs: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue a new run owned by this process, with a snapshot of ``workflow``.
+
+        Every step starts PENDING; steps in ``preset_outputs`` start COMPLETED with that
+        output, taken over from ``parent_run_id`` (a resume).
+
+        Raises:
+            StoreError: the run id is not valid, or the store is closed.
+        """
+        validate_run_id(run_id)
+        pid, started = this_process()
+        self._writer.submit(NewRun(
+            run_id, workflow, dict(params or {}), session_id, WorkflowStatus(status).value, pid, started, host(),
+            self._clock.time(), parent_run_id, dict(preset_outputs or {}),
+        ))
+
+    def record_transition(self, transition: TaskTransition) -> None:
+        """Queue one task transition (ignored when the task belongs to no run).
+
+        Cheap enough for the dispatcher thread: the rows are built on the writer thread.
+        """
+        if transition.run_id is not None:
+            self._writer.submit(transition)
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: WorkflowStatus | str,
+        error: str = "",
+        *,
+        finished_at: float | None = None,
+        step_status: Mapping[str, TaskStatus] | None = None,
+        step_errors: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue the end of a run with its final status and error message.
+
+        ``step_status`` (with ``step_errors``) settles steps the run ended without a
+        transition, e.g. steps refused before anything ran. Only FAILED, SKIPPED,
+        CANCELLED and INTERRUPTED are taken, and only for steps not already ended:
+        a completion is recorded by its transition alone, with its output.
+        """
+        state = WorkflowStatus(status)
+        at = finished_at if finished_at is not None else self._clock.time()
+        rows: list[tuple[str, list[Any]]] = []
+        errors = step_errors or {}
+        for step, step_state in (step_status or {}).items():
+            value = TaskStatus(step_state)
+            if value.is_terminal and value is not TaskStatus.COMPLETED:
+                message = errors.get(step, "")
+                rows.append(("step_settle", [value.value, message, message, at, run_id, step]))
+        rows.append(("finish", [state.value, at, error, run_id]))
+        self._writer.submit((run_id, rows))
+
+    def record_allocation(self, allocation: ResourceAllocation, run_id: str | None = None) -> None:
+        """Queue a resource allocation held by this process (for ``run_id`` if known)."""
+        pid, started = this_process()
+        self._writer.submit((run_id, [("alloc", [
+            allocation.id, run_id, allocation.requester_id, allocation.resource_id, dumps(allocation.amount),
+            allocation.allocated_at, pid, started, host(),
+        ])]))
+
+    def record_release(self, allocation_id: str, released_at: float | None = None) -> None:
+        """Queue the release of allocation ``allocation_id``."""
+        at = released_at if released_at is not None else self._clock.time()
+        self._writer.submit((None, [("release", [at, allocation_id])]))
+
+    def save_session(self, session: OrchestrationSession) -> None:
+        """Queue an insert or update of ``session``."""
+        self._writer.submit((None, [("session", [session.id, dumps(session.to_dict()), session.created_at,
+                                                 session.status])]))
+
+    # ---------------------------------------------------------------- reads
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"the run store {self.db_path} is closed; open it again")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.db_path)
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one read transaction (one consistent snapshot)."""
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise describe_error(exc, self.db_path, "read the run store") from None
+
+    def version(self) -> int:
+        """Return the change counter: it grows with every committed write group."""
+        return self._read(lambda c: c.execute("SELECT version FROM counter").fetchone()[0])
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return the run with its definition, steps (workflow order) and attempts, or None."""
+
+        def read(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(f"SELECT {RUN_COLUMNS}, workflow_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            run = run_from_row(row[:-1])
+            run.definition = workflow_or_none(row[-1])
+            attempts: dict[str, list[AttemptRecord]] = {}
+            for arow in conn.execute(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run_id,)
+            ):
+                record = attempt_from_row(arow)
+                attempts.setdefault(record.step, []).append(record)
+            for name, status, attempt, started, finished, error, output_json, reused_from in conn.execute(
+                "SELECT step, status, attempt, started_at, finished_at, error, output_json, reused_from "
+                "FROM steps WHERE run_id = ? ORDER BY position, step", (run_id,)
+            ):
+                run.steps[name] = StepRecord(name, TaskStatus(status), attempt, started, finished, error or "",
+                                             loads(output_json), reused_from, attempts.get(name, []))
+            return run
+
+        return self._read(read)
+
+    def run_status(self, run_id: str) -> WorkflowStatus | None:
+        """Return the status of run ``run_id`` (a cheap read for pollers), or None."""
+        row = self._read(lambda c: c.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone())
+        return None if row is None else WorkflowStatus(row[0])
+
+    def step_status(self, run_id: str, step: str) -> TaskStatus | None:
+        """Return the status of one step of a run (a cheap read for pollers), or None."""
+        row = self._read(lambda c: c.execute("SELECT status FROM steps WHERE run_id = ? AND step = ?",
+                                             (run_id, step)).fetchone())
+        return None if row is None else TaskStatus(row[0])
+
+    def get_attempts(self, run_id: str, step: str | None = None) -> list[AttemptRecord]:
+        """Return the attempts of a run (of one step), ordered by step then attempt."""
+        sql = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ?"
+        args: tuple[Any, ...] = (run_id,)
+        if step is not None:
+            sql += " AND step = ?"
+            args += (step,)
+        return self._read(lambda c: [attempt_from_row(r) for r in c.execute(sql + " ORDER BY step, attempt", args)])
+
+    def committed_outputs(self, run_id: str) -> dict[str, Any]:
+        """Return ``{step: output}`` for every step of the run whose completion committed."""
+        return self._read(lambda c: {
+            step: loads(output) for step, output in c.execute(
+                "SELECT step, output_json FROM steps WHERE run_id = ? AND status = ?",
+                (run_id, TaskStatus.COMPLETED.value),
+            )
+        })
+
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        status: WorkflowStatus | str | None = None,
+        limit: int | None = 50,
+        since: float | None = None,
+        *,
+        with_steps: bool = False,
+    ) -> list[RunRecord]:
+        """Return runs, newest first, filtered by workflow name, status and creation time.
+
+        Listed runs carry no definition; ``steps`` is filled (without attempts) only
+        ``with_steps``.
+        """
+        clauses, args = [], []
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            args.append(workflow)
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(WorkflowStatus(status).value)
+        if since is not None:
+            clauses.append("created_at >= ?")
+            args.append(since)
+        sql = f"SELECT {RUN_COLUMNS} FROM runs"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY created_at DESC, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+
+        def read(conn: sqlite3.Connection) -> list[RunRecord]:
+            runs = [run_from_row(r) for r in conn.execute(sql, args)]
+            if with_steps:
+                attach_steps(conn, runs)
+            return runs
+
+        return self._read(read)
+
+    def run_views(self, limit: int = 50) -> list[RunView]:
+        """Return the newest ``limit`` runs as the faces show them."""
+        return [run.to_view() for run in self.list_runs(limit=limit, with_steps=True)]
+
+    def changes_since(self, version: int) -> tuple[int, list[RunView]]:
+        """Return ``(current version, runs changed after version)`` for watchers.
+
+        Poll with the version this returned last time (start with 0 for every run).
+        Runs deleted by :meth:`prune` do not appear.
+        """
+
+        def read(conn: sqlite3.Connection) -> tuple[int, list[RunView]]:
+            current = conn.execute("SELECT version FROM counter").fetchone()[0]
+            runs = [run_from_row(r) for r in conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE version > ? ORDER BY created_at DESC, id", (version,)
+            )]
+            attach_steps(conn, runs)
+            return current, [run.to_view() for run in runs]
+
+        return self._read(read)
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """Return the id of the one run whose id is ``prefix`` or starts with it.
+
+        Raises:
+            StoreError: no run matches, or several do (the message lists some).
+        """
+        text = prefix.strip()
+        if not text:
+            raise StoreError("give a run id (or its first characters); list runs with `orchtui runs`")
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (text,)).fetchone():
+                return [text]
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return [r[0] for r in conn.execute(
+                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 6", (escaped + "%",)
+            )]
+
+        matches = self._read(read)
+        if not matches:
+            raise StoreError(f"no run matches {text!r}; list runs with `orchtui runs`",
+                             error_code="RUN_NOT_FOUND", details={"run_id": text})
+        if len(matches) > 1:
+            shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+            raise StoreError(f"run id {text!r} is ambiguous ({shown}); give more characters",
+                             error_code="RUN_AMBIGUOUS", details={"run_id": text, "matches": matches[:5]})
+        return matches[0]
+
+    def resumed_by(self, run_id: str) -> list[str]:
+        """Return the ids of the runs that resumed (or reran) ``run_id``, oldest first."""
+        return self._read(lambda c: [r[0] for r in c.execute(
+            "SELECT id FROM runs WHERE parent_run_id = ? ORDER BY created_at", (run_id,))])
+
+    def open_allocations(self, run_id: str | None = None) -> list[ResourceAllocation]:
+        """Return the allocations not yet released (of one run when ``run_id`` is given)."""
+        sql = "SELECT id, resource_id, requester_id, amount_json, allocated_at FROM allocations WHERE released_at IS NULL"
+        args: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args = (run_id,)
+        return self._read(lambda c: [
+            ResourceAllocation(id=i, resource_id=r, requester_id=q, amount=loads(a) or {}, allocated_at=t)
+            for i, r, q, a, t in c.execute(sql + " ORDER BY allocated_at", args)
+        ])
+
+    def get_session(self, session_id: str) -> OrchestrationSession | None:
+        """Return the stored session, or None."""
+        row = self._read(lambda c: c.execute("SELECT data_json FROM sessions WHERE id = ?", (session_id,)).fetchone())
+        return None if row is None else record_from_json(OrchestrationSession, row[0], self.db_path)
+
+    def list_sessions(self) -> list[OrchestrationSession]:
+        """Return every stored session, oldest first."""
+        rows = self._read(lambda c: c.execute("SELECT data_json FROM sessions ORDER BY created_at").fetchall())
+        return [record_from_json(OrchestrationSession, r[0], self.db_path) for r in rows]
+
+    # ------------------------------------------------------------- projects
+
+    def save_project(self, project: Project) -> None:
+        """Insert or replace ``project`` (and its milestones); returns once committed.
+
+        Raises:
+            StoreError: the write failed.
+        """
+        data = project.to_dict()
+        milestones = data.pop("milestones")
+        data_json = dumps(data)
+
+        def write(conn: sqlite3.Connection, touched: set[str]) -> None:
+            conn.execute(
+                "INSERT INTO projects (name, path, data_json, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET path = excluded.path, data_json = excluded.data_json, "
+                "updated_at = excluded.updated_at",
+                (project.name, project.path, data_json, project.updated_at),
+            )
+            conn.execute("DELETE FROM milestones WHERE project = ?", (project.name,))
+            conn.executemany(
+                "INSERT INTO milestones (project, name, data_json, at) VALUES (?, ?, ?, ?)",
+                [(project.name, name, dumps(value), project.updated_at) for name, value in milestones.items()],
+            )
+
+        self._writer.call(write)
+
+    def get_project(self, name: str) -> Project | None:
+        """Return the project called ``name`` with its milestones, or None."""
+        projects = self._read_projects("WHERE name = ?", (name,))
+        return projects[0] if projects else None
+
+    def list_projects(self) -> list[Project]:
+        """Return every project, sorted by name."""
+        return self._read_projects("", ())
+
+    def _read_projects(self, where: str, args: tuple[Any, ...]) -> list[Project]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str, list[tuple[str, str]]]]:
+            rows = conn.execute(f"SELECT name, data_json FROM projects {where} ORDER BY name", args).fetchall()
+            return [(name, data_json, conn.execute(
+                "SELECT name, data_json FROM milestones WHERE project = ? ORDER BY at, rowid", (name,)
+            ).fetchall()) for name, data_json in rows]
+
+        projects = []
+        for _name, data_json, milestones in self._read(read):
+            data = json.loads(data_json)
+            data["milestones"] = {m: json.loads(m_json) for m, m_json in milestones}
+            projects.append(record_from_json(Project, data, self.db_path))
+        return projects
+
+    def delete_project(self, name: str) -> bool:
+        """Delete the project called ``name``; returns False when there was none."""
+
+        def write(conn: sqlite3.Connection, touched: set[str]) -> bool:
+            conn.execute("DELETE FROM milestones WHERE project = ?", (name,))
+            return conn.execute("DELETE FROM projects WHERE name = ?", (name,)).rowcount > 0
+
+        return bool(self._writer.call(write))
+
+    def add_milestone(self, project: str, name: str, data: dict[str, Any]) -> bool:
+        """Record (or replace) milestone ``name`` of ``project``; False if no such project."""
+        now = self._clock.time()
+
+        def write(conn: sqlite3.Connection, touched: set[str]) -> bool:
+            if conn.execute("UPDATE projects SET updated_at = ? WHERE name = ?", (now, project)).rowcount == 0:
+                return False
+            conn.execute("DELETE FROM milestones WHERE project = ? AND name = ?", (project, name))
+            conn.execute("INSERT INTO milestones (project, name, data_json, at) VALUES (?, ?, ?, ?)",
+                         (project, name, dumps(data), now))
+            return True
+
+        return bool(self._writer.call(write))
+
+    # ---------------------------------------------------------- maintenance
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs whose owner process on this host is gone as INTERRUPTED.
+
+        Their RUNNING steps and attempts become INTERRUPTED and their resource
+        allocations (and any other allocation held by a dead process) are released.
+        Returns the ids of the runs marked, oldest first. Runs owned by other hosts are
+        left alone: their owners cannot be checked from here.
+        """
+        now = self._clock.time()
+        return list(self._writer.call(lambda conn, touched: mark_interrupted(conn, touched, now)))
+
+    def prune(self, older_than_seconds: float) -> int:
+        """Delete finished runs older than ``older_than_seconds``, with their log directories.
+
+        Running runs are never pruned. Returns how many runs were deleted.
+        """
+        cutoff = self._clock.time() - older_than_seconds
+
+        def write(conn: sqlite3.Connection, touched: set[str]) -> list[str]:
+            done = ",".join("?" * len(_TERMINAL_RUN))
+            ids = [r[0] for r in conn.execute(
+                f"SELECT id FROM runs WHERE status IN ({done}) AND COALESCE(finished_at, created_at) < ?",
+                (*_TERMINAL_RUN, cutoff),
+            )]
+            keys = [(i,) for i in ids]
+            for table, column in (("steps", "run_id"), ("attempts", "run_id"), ("transitions", "run_id"),
+                                  ("allocations", "run_id"), ("runs", "id")):
+                conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", keys)
+            return ids
+
+        ids: list[str] = self._writer.call(write)
+        for run_id in ids:
+            _remove_log_dir(self.runs_dir, run_id)
+        return len(ids)
+
+    def log_dir(self, run_id: str) -> Path:
+        """Return the directory that holds the step logs of ``run_id``.
+
+        Raises:
+            StoreError: the run id is not a safe directory name.
+        """
+        return run_log_dir(self.runs_dir, run_id)
+
+
+def _remove_log_dir(runs_dir: Path, run_id: str) -> None:
+    try:
+        directory = run_log_dir(runs_dir, run_id)
+    except StoreError:  # an id that could never have had a log directory
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _prepare_directory(directory: Path) -> None:
+    """Create the state directory and prove it is writable, or raise a clear StoreError."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"the state directory {directory} exists but is not a directory; "
+                         "remove it or set ORCHTUI_DIR to another path", error_code="STORE_READ_ONLY") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create the state directory {directory} ({exc.strerror}); "
+                         "set ORCHTUI_DIR to a writable directory", error_code="STORE_READ_ONLY") from None
+    probe = directory / f".orchtui-write-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(f"the state directory {directory} is not writable ({exc.strerror}); "
+                         "fix its permissions or set ORCHTUI_DIR to a writable directory",
+                         error_code="STORE_READ_ONLY") from None

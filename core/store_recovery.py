@@ -1,0 +1,102 @@
+"""Crash recovery: which process owns a run, whether it still lives, and cleaning up after it.
+
+A run records the pid *and* start time of the process that runs it, plus the host.
+A pid alone proves nothing (pids are recycled), so a run counts as orphaned when its pid
+is gone, is a zombie, or belongs to a process that started at another time. Only runs
+of this host are judged; another host's processes cannot be checked from here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import sqlite3
+
+import psutil
+
+from .models import TaskStatus, WorkflowStatus
+
+__all__ = ["host", "this_process", "process_alive", "mark_interrupted"]
+
+_LIVE_RUN = tuple(s.value for s in WorkflowStatus if not s.is_terminal)
+_RUNNING = TaskStatus.RUNNING.value
+_INTERRUPTED = TaskStatus.INTERRUPTED.value
+_START_TIME_TOLERANCE = 1.0  # seconds; psutil start times are exact to a clock tick
+
+
+@functools.cache
+def host() -> str:
+    """Return this machine's host name, as stored with every run."""
+    return socket.gethostname()
+
+
+def this_process() -> tuple[int, float]:
+    """Return (pid, start time) of the current process; recomputed after a fork."""
+    pid = os.getpid()
+    return pid, _start_time(pid)
+
+
+@functools.cache
+def _start_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def process_alive(pid: int | None, started: float | None) -> bool:
+    """Return True when process ``pid`` runs and is the one that started at ``started``.
+
+    A pid alone is not proof: pids are recycled, so the start time must match too. A
+    zombie counts as dead. With ``started`` unknown, any live ``pid`` counts.
+    """
+    if pid is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    return started is None or abs(created - started) < _START_TIME_TOLERANCE
+
+
+def mark_interrupted(conn: sqlite3.Connection, touched: set[str], now: float) -> list[str]:
+    """Mark this host's orphaned runs INTERRUPTED and release what dead processes held.
+
+    Runs inside the caller's transaction. The RUNNING steps and attempts of each
+    orphaned run become INTERRUPTED (with a history row each); its allocations, and
+    every other allocation whose owner process died, are released. Adds the marked
+    runs to ``touched`` and returns their ids, oldest first.
+    """
+    here = host()
+    live = ",".join("?" * len(_LIVE_RUN))
+    rows = conn.execute(
+        f"SELECT id, owner_pid, owner_started FROM runs WHERE status IN ({live}) "
+        "AND (host = ? OR host IS NULL) ORDER BY created_at", (*_LIVE_RUN, here),
+    ).fetchall()
+    dead = [(run_id, pid) for run_id, pid, started in rows if not process_alive(pid, started)]
+    for run_id, pid in dead:
+        error = (f"interrupted: its process (pid {pid}) ended before the run finished; "
+                 f"`orchtui resume {run_id}` finishes it")
+        conn.execute("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                     (WorkflowStatus.INTERRUPTED.value, now, error, run_id))
+        conn.execute("INSERT INTO transitions (run_id, step, status, attempt, at) "
+                     "SELECT run_id, step, ?, attempt, ? FROM steps WHERE run_id = ? AND status = ?",
+                     (_INTERRUPTED, now, run_id, _RUNNING))
+        for table in ("steps", "attempts"):
+            conn.execute(f"UPDATE {table} SET status = ?, finished_at = ? WHERE run_id = ? AND status = ?",
+                         (_INTERRUPTED, now, run_id, _RUNNING))
+        conn.execute("UPDATE allocations SET released_at = ? WHERE run_id = ? AND released_at IS NULL",
+                     (now, run_id))
+        touched.add(run_id)
+    owners = conn.execute(
+        "SELECT DISTINCT owner_pid, owner_started FROM allocations WHERE released_at IS NULL AND host = ?",
+        (here,),
+    ).fetchall()
+    for pid, started in owners:
+        if not process_alive(pid, started):
+            conn.execute("UPDATE allocations SET released_at = ? WHERE released_at IS NULL AND host = ? "
+                         "AND owner_pid = ? AND owner_started IS ?", (now, here, pid, started))
+    return [run_id for run_id, _ in dead]

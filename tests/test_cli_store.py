@@ -1,0 +1,201 @@
+"""``orchtui runs|show|logs|resume|rerun|prune`` as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.clock import ManualClock
+from core.models import TaskResult, TaskStatus, TaskTransition, Workflow, WorkflowStep
+from core.store import Store
+
+
+def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchtui", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def record_run(store: Store, run_id: str, workflow: str, status: str, outputs: dict[str, object],
+               failed: str | None = None) -> None:
+    """Record a finished run through the store's public API, with a log per step."""
+    steps = [*outputs, *([failed] if failed else [])]
+    store.create_run(run_id, Workflow(name=workflow, steps=[WorkflowStep(name=s) for s in steps]), {"n": 1})
+    now = time.time()
+    for step in steps:
+        log = store.log_dir(run_id) / f"{step}.1.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(f"{step} line {i}\n" for i in range(5)))
+        store.record_transition(TaskTransition("t", step, TaskStatus.RUNNING, now, run_id, 1, log_path=str(log)))
+        if step == failed:
+            result = TaskResult(success=False, error_message="exit status 2", exit_code=2)
+            store.record_transition(TaskTransition("t", step, TaskStatus.FAILED, now, run_id, 1, result))
+        else:
+            result = TaskResult(success=True, data=outputs[step], exit_code=0)
+            store.record_transition(TaskTransition("t", step, TaskStatus.COMPLETED, now, run_id, 1, result))
+    store.finish_run(run_id, status, f"step '{failed}' failed" if failed else "")
+    store.flush()
+
+
+@pytest.fixture
+def history(isolated_state: Path) -> Path:
+    with Store(isolated_state / "orchtui.db") as store:
+        record_run(store, "run-aaa111", "etl", "completed", {"extract": {"rows": 3}, "load": "ok"})
+        record_run(store, "run-aaa222", "etl", "failed", {"extract": {"rows": 0}}, failed="load")
+        record_run(store, "run-bbb333", "report", "completed", {"render": "report.html"})
+    return isolated_state
+
+
+def test_runs_lists_and_filters(history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    out = cli(["runs"], cli_env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["run", "workflow", "status", "started", "duration"]
+    assert [line.split()[0] for line in lines[1:]] == ["run-bbb333", "run-aaa222", "run-aaa111"]
+    data = json.loads(cli(["runs", "--workflow", "etl", "--status", "FAILED", "--json"], cli_env, tmp_path).stdout)
+    assert [(r["run_id"], r["status"]) for r in data] == [("run-aaa222", "failed")]
+    assert data[0]["error"] == "step 'load' failed" and data[0]["duration"] is not None
+    assert len(json.loads(cli(["runs", "-n", "1", "--json"], cli_env, tmp_path).stdout)) == 1
+    empty = cli(["runs", "--workflow", "nope"], cli_env, tmp_path)
+    assert empty.returncode == 0 and "no runs recorded matching the filters" in empty.stdout
+
+
+def test_show_prints_steps_errors_and_outputs(history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    out = cli(["show", "run-aaa2"], cli_env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "etl  run run-aaa222  failed" in out.stdout
+    assert "error: step 'load' failed" in out.stdout
+    assert "{'rows': 0}" in out.stdout and "exit status 2" in out.stdout
+    data = json.loads(cli(["show", "run-aaa111", "--json"], cli_env, tmp_path).stdout)
+    assert data["steps"]["extract"]["output"] == {"rows": 3}
+    assert data["steps"]["load"]["attempts"][0]["status"] == "completed"
+    assert data["params"] == {"n": 1} and data["resumed_by"] == []
+
+
+def test_show_unknown_and_ambiguous_runs_are_one_line_errors(history: Path, cli_env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    missing = cli(["show", "zzz"], cli_env, tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: no run matches 'zzz'; list runs with `orchtui runs`"
+    ambiguous = cli(["show", "run-aaa", "--json"], cli_env, tmp_path)
+    assert ambiguous.returncode == 1
+    error = json.loads(ambiguous.stdout)
+    assert error["error_code"] == "RUN_AMBIGUOUS" and error["details"]["matches"] == ["run-aaa222", "run-aaa111"]
+
+
+def test_logs_of_a_step_of_a_run_and_tails(history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    one = cli(["logs", "run-aaa111", "load"], cli_env, tmp_path)
+    assert one.returncode == 0 and one.stdout == "".join(f"load line {i}\n" for i in range(5))
+    every = cli(["logs", "run-aaa111", "--tail", "1"], cli_env, tmp_path)
+    assert every.stdout == "==> extract (attempt 1) <==\nextract line 4\n==> load (attempt 1) <==\nload line 4\n"
+    nothing = cli(["logs", "run-aaa111", "load", "--attempt", "2"], cli_env, tmp_path)
+    assert nothing.returncode == 0 and "no logs for step 'load' of run run-aaa111 yet (attempt 2)" in nothing.stderr
+    bad = cli(["logs", "run-aaa111", "lod"], cli_env, tmp_path)
+    assert bad.returncode == 1 and "has no step 'lod'" in bad.stderr
+
+
+def test_prune_parses_ages_and_deletes_logs(history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    kept = cli(["prune", "--older-than", "30d", "--json"], cli_env, tmp_path)
+    assert kept.returncode == 0 and json.loads(kept.stdout)["pruned"] == 0
+    bad = cli(["prune", "--older-than", "30 days"], cli_env, tmp_path)
+    assert bad.returncode == 2 and "is not an age" in bad.stderr
+    time.sleep(0.01)
+    gone = cli(["prune", "--older-than", "0s"], cli_env, tmp_path)
+    assert gone.returncode == 0 and "pruned 3 run(s)" in gone.stdout
+    assert not (history / "runs" / "run-aaa111").exists()
+    assert json.loads(cli(["runs", "--json"], cli_env, tmp_path).stdout) == []
+
+
+def test_parse_age_units() -> None:
+    from orchtui.cli.store_cmds import parse_age
+
+    assert [parse_age(t) for t in ("45s", "90m", "12h", "30d", "2w", "1.5h")] == [45, 5400, 43200, 2592000, 1209600, 5400]
+
+
+def test_prune_keeps_recent_runs(isolated_state: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    clock = ManualClock(wall_start=time.time() - 40 * 86400)
+    with Store(isolated_state / "orchtui.db", clock=clock) as store:
+        store.create_run("run-old", Workflow(name="w"))
+        store.finish_run("run-old", "completed")
+    with Store(isolated_state / "orchtui.db") as store:
+        record_run(store, "run-new", "w", "completed", {"x": 1})
+    out = cli(["prune", "--older-than", "30d"], cli_env, tmp_path)
+    assert out.returncode == 0 and "pruned 1 run(s)" in out.stdout
+    assert [r["run_id"] for r in json.loads(cli(["runs", "--json"], cli_env, tmp_path).stdout)] == ["run-new"]
+
+
+def write_chain(root: Path, *, block: bool = False) -> Path:
+    trace = shlex.quote(str(root / "trace.txt"))
+    gate = shlex.quote(str(root / "gate"))
+    talk = f"for i in 1 2 3; do echo talk $i; done; while [ -e {gate} ]; do sleep 0.05; done; echo talk end"
+    steps = {
+        "first": f"echo first >> {trace}; echo one",
+        "second": (talk if block else "echo two") + f"; echo second >> {trace}",
+        "third": f"echo third >> {trace}; echo three",
+    }
+    lines = ["name: chain", "steps:"]
+    previous = None
+    for name, command in steps.items():
+        lines += [f"  - name: {name}", "    module: shell", "    action: run",
+                  f"    parameters: {{command: {json.dumps(command)}}}"]
+        if previous:
+            lines.append(f"    dependencies: [{previous}]")
+        previous = name
+    path = root / "chain.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_rerun_from_a_step(cli_env: dict[str, str], tmp_path: Path, isolated_state: Path) -> None:
+    first = cli(["run", str(write_chain(tmp_path)), "--json"], cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_id = json.loads(first.stdout)["run_id"]
+    not_resumable = cli(["resume", run_id], cli_env, tmp_path)
+    assert not_resumable.returncode == 1 and "nothing to resume" in not_resumable.stderr
+    bad_step = cli(["rerun", run_id, "--from", "secnd"], cli_env, tmp_path)
+    assert bad_step.returncode == 1 and "did you mean 'second'" in bad_step.stderr
+    again = cli(["rerun", run_id, "--from", "second"], cli_env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"rerunning {run_id} from step second as run" in again.stdout
+    assert (tmp_path / "trace.txt").read_text().split() == ["first", "second", "third", "second", "third"]
+    shown = json.loads(cli(["show", run_id, "--json"], cli_env, tmp_path).stdout)
+    assert len(shown["resumed_by"]) == 1
+
+
+@pytest.mark.slow
+def test_logs_follow_a_step_run_by_another_process(cli_env: dict[str, str], tmp_path: Path,
+                                                   isolated_state: Path) -> None:
+    (tmp_path / "gate").touch()
+    run = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(write_chain(tmp_path, block=True)), "--json"],
+                           env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        run_id = None
+        while run_id is None and time.monotonic() < deadline:
+            if (isolated_state / "orchtui.db").exists():
+                with Store(isolated_state / "orchtui.db", recover=False) as store:
+                    runs = store.list_runs()
+                    run_id = runs[0].run_id if runs else None
+            time.sleep(0.05)
+        assert run_id is not None
+        errors = tmp_path / "follower.err"
+        with errors.open("w") as err:
+            follower = subprocess.Popen([sys.executable, "-m", "orchtui", "logs", run_id, "second", "-f"],
+                                        env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "talk 1\n"  # seen while the step still runs
+        (tmp_path / "gate").unlink()
+        rest = follower.stdout.read()  # to EOF: the follower ends by itself once the step ended
+        assert follower.wait(timeout=60) == 0, errors.read_text()
+        assert rest == "talk 2\ntalk 3\ntalk end\n"
+    finally:
+        (tmp_path / "gate").unlink(missing_ok=True)
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert json.loads(out)["success"]

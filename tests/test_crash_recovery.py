@@ -1,0 +1,171 @@
+"""kill -9 a real ``orchtui run`` at several points; ``orchtui resume`` finishes the run.
+
+Each step appends ``start-<step>`` to a trace file, then blocks while its block file
+exists, then appends ``<step>``. After the kill, whatever the store had committed must
+never run again: its ``start-`` line appears exactly once at the end, while the step
+that was killed mid-way starts twice (at-least-once) and every step finishes once.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.models import TaskStatus, WorkflowStatus
+from core.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+STEPS = ("s1", "s2", "s3")
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process under it, like a machine losing power would."""
+    parent = psutil.Process(pid)
+    children = parent.children(recursive=True)
+    parent.send_signal(signal.SIGKILL)
+    for child in children:
+        try:
+            child.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            continue
+
+
+def write_workflow(root: Path) -> Path:
+    trace = shlex.quote(str(root / "trace.txt"))
+    lines = ["name: crashy", "steps:"]
+    for i, step in enumerate(STEPS):
+        block = shlex.quote(str(root / f"block-{step}"))
+        command = (f"echo start-{step} >> {trace}; while [ -e {block} ]; do sleep 0.05; done; "
+                   f"echo {step} >> {trace}; echo out-{step}")
+        lines += [f"  - name: {step}", "    module: shell", "    action: run",
+                  f"    parameters: {{command: {json.dumps(command)}}}"]
+        if i:
+            lines.append(f"    dependencies: [{STEPS[i - 1]}]")
+    path = root / "crashy.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def trace(root: Path) -> Counter[str]:
+    path = root / "trace.txt"
+    return Counter(path.read_text().split()) if path.exists() else Counter()
+
+
+def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchtui", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed_in", STEPS)
+def test_kill_9_then_resume_runs_no_committed_step_twice(
+    killed_in: str, tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
+) -> None:
+    workflow = write_workflow(tmp_path)
+    (tmp_path / f"block-{killed_in}").touch()
+    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow), "--json"], env=cli_env,
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: trace(tmp_path)[f"start-{killed_in}"] == 1, f"{killed_in} to start")
+        before = STEPS[: STEPS.index(killed_in)]
+        with Store(isolated_state / "orchtui.db", recover=False) as store:
+            def committed() -> bool:
+                runs = store.list_runs()
+                return bool(runs) and set(store.committed_outputs(runs[0].run_id)) == set(before)
+
+            wait_for(committed, f"the completion of {before} to be committed")
+            run_id = store.list_runs()[0].run_id
+            assert store.get_run(run_id).steps[killed_in].status is TaskStatus.RUNNING  # type: ignore[union-attr]
+    finally:
+        kill_tree(proc.pid)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    listed = cli(["runs", "--json"], cli_env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["run_id"], r["status"]) for r in json.loads(listed.stdout)] == [(run_id, "interrupted")]
+
+    (tmp_path / f"block-{killed_in}").unlink()
+    resumed = cli(["resume", run_id[:10], "--json"], cli_env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["success"] and result["reused_steps"] == sorted(before)
+
+    counts = trace(tmp_path)
+    for step in STEPS:
+        assert counts[step] == 1, f"{step} finished {counts[step]} times: {counts}"
+        assert counts[f"start-{step}"] == (2 if step == killed_in else 1), counts
+    with Store(isolated_state / "orchtui.db") as store:
+        new_run = store.get_run(result["run_id"])
+        assert new_run is not None and new_run.status is WorkflowStatus.COMPLETED
+        assert new_run.parent_run_id == run_id
+        assert store.committed_outputs(new_run.run_id) == {s: f"out-{s}" for s in STEPS}
+        old = store.get_run(run_id)
+        assert old is not None and old.steps[killed_in].status is TaskStatus.INTERRUPTED
+
+
+ALLOCATING_SCRIPT = """
+import sys
+from core.config import load_settings
+from core.models import Workflow, WorkflowStep
+from core.resource_manager import ResourceManager
+from core.run_recorder import StoreRecorder
+from core.store import Store
+from core.task_orchestrator import TaskOrchestrator
+from core.workflow_manager import WorkflowManager
+
+settings = load_settings()
+store = Store.open(settings)
+resources = ResourceManager(detect=False)
+resources.register_resource("gpu", "gpu", {"units": 1})
+recorder = StoreRecorder(store, resource_manager=resources)
+orchestrator = TaskOrchestrator(2, resource_manager=resources)
+manager = WorkflowManager(settings=settings, orchestrator=orchestrator, resource_manager=resources,
+                          observers=[recorder], autoload=False)
+step = WorkflowStep(name="train", module="builtin", action="sleep", parameters={"seconds": 600},
+                    resources={"gpu": {"units": 1}})
+handle = manager.start_workflow(Workflow(name="gpu-job", steps=[step]), {}, run_id="run-gpu")
+while not store.open_allocations("run-gpu"):
+    store.flush()
+    handle.wait(0.05)
+print("holding", flush=True)
+handle.wait()
+"""
+
+
+def test_a_killed_process_leaves_no_allocation_open(tmp_path: Path, cli_env: dict[str, str],
+                                                    isolated_state: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", ALLOCATING_SCRIPT], env=cli_env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.strip() == "holding", proc.stderr.read() if proc.stderr else ""
+    finally:
+        kill_tree(proc.pid)
+        proc.communicate(timeout=30)
+    db = isolated_state / "orchtui.db"
+    with Store(db, recover=False) as store:
+        assert [a.resource_id for a in store.open_allocations("run-gpu")] == ["gpu"]
+    with Store(db) as store:  # opening the store notices the dead owner
+        assert store.open_allocations() == []
+        run = store.get_run("run-gpu")
+        assert run is not None and run.status is WorkflowStatus.INTERRUPTED
+        assert run.steps["train"].status is TaskStatus.INTERRUPTED

@@ -1,0 +1,169 @@
+"""Step log paths, reading, tailing and following (core/logs.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import StoreError
+from core.logs import (
+    TRUNCATION_MARKER,
+    follow,
+    is_truncated,
+    list_logs,
+    log_path,
+    read_log,
+    run_log_dir,
+    truncation_marker,
+    validate_run_id,
+    validate_step_name,
+)
+
+
+def test_log_path_layout(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert log_path(runs, "run-abc", "build", 2) == runs / "run-abc" / "build.2.log"
+    assert run_log_dir(runs, "run-abc") == runs / "run-abc"
+    # Step names are free text apart from path characters.
+    assert log_path(runs, "r1", "make docs v2.0", 1).name == "make docs v2.0.1.log"
+
+
+@pytest.mark.parametrize("run_id", ["", "../x", "a/b", ".hidden", "a..b", "x" * 129, "a b", "a\\b"])
+def test_unsafe_run_ids_are_refused(tmp_path: Path, run_id: str) -> None:
+    with pytest.raises(StoreError, match="invalid run id"):
+        log_path(tmp_path, run_id, "step", 1)
+    with pytest.raises(StoreError):
+        validate_run_id(run_id)
+
+
+@pytest.mark.parametrize("step", ["", ".", "..", "../etc", "a/b", "a\\b", ".x", "a\x00b", "a\nb", "s" * 201])
+def test_unsafe_step_names_are_refused(tmp_path: Path, step: str) -> None:
+    with pytest.raises(StoreError, match="invalid step name"):
+        log_path(tmp_path, "run-1", step, 1)
+    with pytest.raises(StoreError):
+        validate_step_name(step)
+
+
+def test_attempts_count_from_one(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="attempts count from 1"):
+        log_path(tmp_path, "run-1", "a", 0)
+
+
+def test_a_symlinked_run_dir_cannot_escape(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (runs / "run-1").symlink_to(outside)
+    with pytest.raises(StoreError, match="outside"):
+        log_path(runs, "run-1", "a", 1)
+
+
+def test_read_log_whole_and_tail(tmp_path: Path) -> None:
+    path = tmp_path / "a.1.log"
+    path.write_text("".join(f"line {i}\n" for i in range(5000)))
+    assert read_log(path).count("\n") == 5000
+    assert read_log(path, tail_lines=3) == "line 4997\nline 4998\nline 4999\n"
+    assert read_log(path, tail_lines=0) == ""
+    path.write_text("one\ntwo\nthree")  # no final newline
+    assert read_log(path, tail_lines=2) == "two\nthree"
+    assert read_log(path, tail_lines=10) == "one\ntwo\nthree"
+
+
+def test_read_log_tolerates_bad_utf8_and_reports_missing(tmp_path: Path) -> None:
+    path = tmp_path / "a.1.log"
+    path.write_bytes(b"ok \xff\xfe\n")
+    assert read_log(path) == "ok \ufffd\ufffd\n"
+    with pytest.raises(StoreError, match="no log file"):
+        read_log(tmp_path / "missing.1.log")
+
+
+def test_truncation_marker_is_the_process_tree_text(tmp_path: Path) -> None:
+    assert truncation_marker(1024) == "[orchtui: log truncated at 1024 bytes]"
+    assert TRUNCATION_MARKER.format(limit=5) == "[orchtui: log truncated at 5 bytes]"
+    path = tmp_path / "a.1.log"
+    path.write_text("x" * 100 + "\n")
+    assert not is_truncated(path)
+    path.write_text("x" * 100 + "\n" + truncation_marker(100) + "\n")
+    assert is_truncated(path)
+    assert not is_truncated(tmp_path / "missing.log")
+
+
+def test_list_logs_parses_names_with_dots(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    directory = runs / "run-1"
+    directory.mkdir(parents=True)
+    for name in ("a.1.log", "a.2.log", "v1.2.step.1.log", "notes.txt", "b.x.log"):
+        (directory / name).write_text("x")
+    found = [(f.step, f.attempt) for f in list_logs(runs, "run-1")]
+    assert found == [("a", 1), ("a", 2), ("v1.2.step", 1)]
+    assert [f.attempt for f in list_logs(runs, "run-1", "a")] == [1, 2]
+    assert list_logs(runs, "run-2") == []
+
+
+def test_follow_sees_lines_written_by_another_thread(tmp_path: Path) -> None:
+    path = tmp_path / "a.1.log"
+    done = threading.Event()
+
+    def writer() -> None:
+        time.sleep(0.05)  # the file appears only after follow started
+        with path.open("a") as fh:
+            for i in range(50):
+                fh.write(f"line {i}\n")
+                fh.flush()
+                if i % 10 == 0:
+                    time.sleep(0.01)
+            fh.write("partial")
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    lines = list(follow(path, done.is_set, poll_interval=0.01))
+    thread.join()
+    assert lines == [f"line {i}" for i in range(50)] + ["partial"]
+
+
+def test_follow_a_log_written_by_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "a.1.log"
+    script = (
+        "import sys, time\n"
+        "with open(sys.argv[1], 'a') as fh:\n"
+        "    for i in range(20):\n"
+        "        fh.write(f'out {i}\\n'); fh.flush(); time.sleep(0.005)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)])
+    lines = list(follow(path, lambda: proc.poll() is not None, poll_interval=0.01))
+    assert proc.wait() == 0
+    assert lines == [f"out {i}" for i in range(20)]
+
+
+def test_follow_restarts_after_truncation_and_tails(tmp_path: Path) -> None:
+    path = tmp_path / "a.1.log"
+    path.write_text("old 1\nold 2\nold 3\n")
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        for line in follow(path, stop.is_set, poll_interval=0.01, tail_lines=1):
+            seen.append(line)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while seen != ["old 3"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    path.write_text("new\n")  # truncates in place, shorter than before
+    while "new" not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join()
+    assert seen == ["old 3", "new"]
+
+
+def test_follow_ends_when_the_step_never_wrote_a_log(tmp_path: Path) -> None:
+    assert list(follow(tmp_path / "never.1.log", lambda: True)) == []

@@ -1,0 +1,593 @@
+"""The SQLite run store (core/store.py, core/store_schema.py, core/store_writer.py).
+
+Real SQLite files under tmp_path, real subprocesses for other processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.clock import ManualClock
+from core.config import load_settings
+from core.errors import StoreError
+from core.models import (
+    OrchestrationSession,
+    Project,
+    ProjectStatus,
+    ResourceAllocation,
+    TaskResult,
+    TaskStatus,
+    TaskTransition,
+    Workflow,
+    WorkflowStatus,
+    WorkflowStep,
+)
+from core.store import Store
+from core.store_recovery import process_alive
+from core.store_schema import CURRENT_VERSION, SCHEMA_V1
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_workflow(name: str = "wf", steps: int = 3) -> Workflow:
+    names = [f"s{i}" for i in range(steps)]
+    return Workflow(
+        name=name,
+        steps=[WorkflowStep(name=n, dependencies=names[i - 1:i]) for i, n in enumerate(names)],
+    )
+
+
+def transition(run_id: str, step: str, status: TaskStatus, attempt: int = 1, **kw: object) -> TaskTransition:
+    return TaskTransition(task_id=f"{run_id}:{step}", name=step, status=status, at=time.time(),
+                          run_id=run_id, attempt=attempt, **kw)  # type: ignore[arg-type]
+
+
+def complete(store: Store, run_id: str, step: str, output: object, attempt: int = 1) -> None:
+    store.record_transition(transition(run_id, step, TaskStatus.RUNNING, attempt, log_path=f"/logs/{step}.log"))
+    store.record_transition(transition(run_id, step, TaskStatus.COMPLETED, attempt,
+                                       result=TaskResult(success=True, data=output, exit_code=0)))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "state" / "orchtui.db") as opened:
+        yield opened
+
+
+def test_open_uses_the_settings_state_dir(isolated_state: Path) -> None:
+    with Store.open() as opened:
+        assert opened.db_path == load_settings().db_path == isolated_state / "orchtui.db"
+        assert opened.runs_dir == isolated_state / "runs"
+    conn = sqlite3.connect(isolated_state / "orchtui.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == CURRENT_VERSION
+
+
+def test_run_round_trip_with_steps_in_workflow_order(store: Store) -> None:
+    wf = make_workflow(steps=3)
+    wf.steps.reverse()  # order of the definition, not alphabetical
+    store.create_run("run-1", wf, {"n": 1, "path": Path("/x")}, session_id="session-1")
+    complete(store, "run-1", "s2", {"rows": [1, 2]})
+    store.flush()
+    run = store.get_run("run-1")
+    assert run is not None
+    assert run.status is WorkflowStatus.RUNNING and run.session_id == "session-1"
+    assert run.params == {"n": 1, "path": "/x"}  # non-JSON values are stored as text
+    assert list(run.steps) == ["s2", "s1", "s0"]
+    assert run.steps["s2"].status is TaskStatus.COMPLETED and run.steps["s2"].output == {"rows": [1, 2]}
+    assert run.steps["s2"].log_path == "/logs/s2.log" and run.steps["s2"].exit_code == 0
+    assert run.steps["s1"].status is TaskStatus.PENDING and run.steps["s1"].attempts == []
+    assert run.definition == wf
+    assert run.owner_pid == os.getpid()
+    assert store.get_run("nope") is None
+
+
+def test_retries_are_separate_attempts(store: Store) -> None:
+    store.create_run("run-1", make_workflow(steps=1))
+    store.record_transition(transition("run-1", "s0", TaskStatus.READY, 0))
+    store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1))
+    failed = TaskResult(success=False, error_message="exit 3", exit_code=3)
+    store.record_transition(transition("run-1", "s0", TaskStatus.PENDING, 1, result=failed, retry_at=time.time() + 1))
+    complete(store, "run-1", "s0", "ok", attempt=2)
+    store.flush()
+    attempts = store.get_attempts("run-1", "s0")
+    assert [(a.attempt, a.status, a.exit_code, a.error) for a in attempts] == [
+        (1, TaskStatus.FAILED, 3, "exit 3"),
+        (2, TaskStatus.COMPLETED, 0, ""),
+    ]
+    step = store.get_run("run-1").steps["s0"]  # type: ignore[union-attr]
+    assert (step.status, step.attempt, step.error, step.output) == (TaskStatus.COMPLETED, 2, "", "ok")
+
+
+def test_committed_outputs_only_hold_completed_steps(store: Store) -> None:
+    store.create_run("run-1", make_workflow(steps=3))
+    complete(store, "run-1", "s0", {"a": 1})
+    store.record_transition(transition("run-1", "s1", TaskStatus.RUNNING))
+    store.record_transition(transition("run-1", "s1", TaskStatus.FAILED,
+                                       result=TaskResult(success=False, data="partial", error_message="no")))
+    store.record_transition(transition("run-1", "s2", TaskStatus.SKIPPED, 0))
+    store.finish_run("run-1", WorkflowStatus.FAILED, "s1 failed")
+    store.flush()
+    assert store.committed_outputs("run-1") == {"s0": {"a": 1}}
+    run = store.get_run("run-1")
+    assert run is not None and run.status is WorkflowStatus.FAILED and run.error == "s1 failed"
+    assert run.finished_at is not None and run.duration() is not None
+
+
+def test_list_runs_filters_and_orders_newest_first(tmp_path: Path) -> None:
+    clock = ManualClock()
+    with Store(tmp_path / "o.db", clock=clock) as store:
+        for i, (name, status) in enumerate([("a", "completed"), ("b", "failed"), ("a", "failed"), ("a", "running")]):
+            store.create_run(f"run-{i}", make_workflow(name), status=WorkflowStatus.RUNNING)
+            if status != "running":
+                store.finish_run(f"run-{i}", status)
+            store.flush()
+            clock.advance(10)
+        assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2", "run-1", "run-0"]
+        assert [r.run_id for r in store.list_runs(workflow="a")] == ["run-3", "run-2", "run-0"]
+        assert [r.run_id for r in store.list_runs(status="failed")] == ["run-2", "run-1"]
+        assert [r.run_id for r in store.list_runs(workflow="a", status=WorkflowStatus.FAILED)] == ["run-2"]
+        assert [r.run_id for r in store.list_runs(limit=1)] == ["run-3"]
+        assert [r.run_id for r in store.list_runs(since=clock.time() - 25)] == ["run-3", "run-2"]
+        assert store.list_runs()[0].steps == {}
+        assert list(store.list_runs(with_steps=True)[0].steps) == ["s0", "s1", "s2"]
+
+
+def test_changes_since_reports_only_changed_runs(store: Store) -> None:
+    start, views = store.changes_since(0)
+    assert views == []
+    store.create_run("run-a", make_workflow("a"))
+    store.create_run("run-b", make_workflow("b"))
+    store.flush()
+    v1, views = store.changes_since(start)
+    assert v1 > start and sorted(v.run_id for v in views) == ["run-a", "run-b"]
+    complete(store, "run-b", "s0", 1)
+    store.flush()
+    v2, views = store.changes_since(v1)
+    assert v2 > v1 and [v.run_id for v in views] == ["run-b"]
+    assert views[0].step_status["s0"] is TaskStatus.COMPLETED and "s0" in views[0].step_started_at
+    assert store.changes_since(v2) == (v2, [])
+    assert [v.run_id for v in store.run_views(limit=1)] == ["run-b"]
+
+
+def test_another_process_sees_the_changes(store: Store) -> None:
+    version = store.version()
+    script = (
+        "import sys; from pathlib import Path; from core.store import Store; from core.models import Workflow, WorkflowStep\n"
+        "with Store(Path(sys.argv[1])) as s:\n"
+        "    s.create_run('run-other', Workflow(name='other', steps=[WorkflowStep(name='x')]))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(store.db_path)], check=True, cwd=REPO, timeout=60)
+    new_version, views = store.changes_since(version)
+    assert new_version > version and [v.run_id for v in views] == ["run-other"]
+    assert views[0].owner_pid != os.getpid()
+
+
+def test_resolve_run_id_by_unique_prefix(store: Store) -> None:
+    for run_id in ("run-abc1", "run-abc2", "run-xyz", "run_x"):
+        store.create_run(run_id, make_workflow())
+    store.flush()
+    assert store.resolve_run_id("run-x") == "run-xyz"
+    assert store.resolve_run_id("run-abc1") == "run-abc1"
+    with pytest.raises(StoreError, match=r"ambiguous \(run-abc"):
+        store.resolve_run_id("run-abc")
+    with pytest.raises(StoreError, match="no run matches 'zzz'"):
+        store.resolve_run_id("zzz")
+    # '_' is not a LIKE wildcard here.
+    assert store.resolve_run_id("run_") == "run_x"
+
+
+def test_prune_deletes_old_finished_runs_and_their_logs(tmp_path: Path) -> None:
+    clock = ManualClock()
+    with Store(tmp_path / "o.db", clock=clock) as store:
+        store.create_run("run-old", make_workflow())
+        complete(store, "run-old", "s0", 1)
+        store.finish_run("run-old", "completed")
+        store.create_run("run-live", make_workflow())
+        store.flush()
+        log_dir = store.log_dir("run-old")
+        log_dir.mkdir(parents=True)
+        (log_dir / "s0.1.log").write_text("hello\n")
+        clock.advance(3600)
+        store.create_run("run-new", make_workflow())
+        store.finish_run("run-new", "failed")
+        store.flush()
+        assert store.prune(1800) == 1
+        assert sorted(r.run_id for r in store.list_runs()) == ["run-live", "run-new"]
+        assert not log_dir.exists()
+        assert store.get_attempts("run-old") == []
+        clock.advance(1)
+        assert store.prune(0) == 1  # run-live is still running: never pruned
+        assert [r.run_id for r in store.list_runs()] == ["run-live"]
+
+
+def test_a_bad_write_loses_only_itself(tmp_path: Path) -> None:
+    # A long delay puts all four writes in one group; the duplicate makes the group's
+    # transaction fail, and only that write may be lost.
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("run-1", make_workflow())
+        store.flush()
+        commits = store.commit_count
+        store.create_run("run-2", make_workflow())
+        store.create_run("run-1", make_workflow("duplicate"))
+        complete(store, "run-1", "s0", "kept")
+        with pytest.raises(StoreError, match="run-1.*UNIQUE") as info:
+            store.flush()
+        assert "\n" not in str(info.value)
+        assert store.commit_count == commits + 1
+        assert store.get_run("run-1").workflow == "wf"  # type: ignore[union-attr]
+        assert store.get_run("run-2") is not None
+        assert store.committed_outputs("run-1") == {"s0": "kept"}
+        store.flush()  # the failure was reported once
+
+
+def test_full_database_is_one_clear_error_and_keeps_committed_rows(tmp_path: Path) -> None:
+    with Store(tmp_path / "o.db", max_db_bytes=256 * 1024) as store:
+        store.create_run("run-1", make_workflow())
+        complete(store, "run-1", "s0", "safe")
+        store.flush()
+        huge = Workflow(name="huge", steps=[WorkflowStep(name=f"step-{i:05d}" + "x" * 200) for i in range(3000)])
+        store.create_run("run-2", huge)
+        with pytest.raises(StoreError, match="full") as info:
+            store.flush()
+        assert info.value.error_code == "STORE_FULL" and "\n" not in info.value.message
+        assert store.get_run("run-2") is None
+        assert store.committed_outputs("run-1") == {"s0": "safe"}
+        store.finish_run("run-1", "completed")  # small writes still fit
+        store.flush()
+    conn = sqlite3.connect(tmp_path / "o.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_group_commit_batches_many_writes_into_one_transaction(tmp_path: Path) -> None:
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("run-1", make_workflow(steps=50))
+        store.flush()
+        before = store.commit_count
+        for i in range(50):
+            complete(store, "run-1", f"s{i}", i)
+        assert store.flush()
+        assert store.commit_count == before + 1
+        assert len(store.committed_outputs("run-1")) == 50
+
+
+def test_close_commits_what_is_queued(tmp_path: Path) -> None:
+    store = Store(tmp_path / "o.db", group_commit_delay=30.0)
+    store.create_run("run-1", make_workflow())
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.create_run("run-2", make_workflow())
+    with pytest.raises(StoreError, match="closed"):
+        store.list_runs()
+    with Store(tmp_path / "o.db") as again:
+        assert again.get_run("run-1") is not None
+
+
+def test_a_reader_holding_a_snapshot_does_not_block_the_writer(store: Store) -> None:
+    store.create_run("run-1", make_workflow())
+    store.flush()
+    reader = sqlite3.connect(store.db_path, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    store.create_run("run-2", make_workflow())
+    assert store.flush(timeout=60)
+    # The open snapshot still sees the old state; a new read sees the new run.
+    assert reader.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    reader.execute("COMMIT")
+    assert len(store.list_runs()) == 2
+
+
+def test_reads_from_many_threads(store: Store) -> None:
+    store.create_run("run-1", make_workflow())
+    store.flush()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                assert store.get_run("run-1") is not None
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for i in range(20):
+        complete(store, "run-1", "s0", i)
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+WRITER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from core.store import Store
+from core.models import TaskResult, TaskStatus, TaskTransition, Workflow, WorkflowStep
+db, tag, runs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+wf = Workflow(name="wf-" + tag, steps=[WorkflowStep(name=f"s{i}") for i in range(5)])
+with Store(db, group_commit_delay=0.005) as store:
+    for r in range(runs):
+        run_id = f"run-{tag}-{r}"
+        store.create_run(run_id, wf)
+        for i in range(5):
+            store.record_transition(TaskTransition(task_id="t", name=f"s{i}", status=TaskStatus.RUNNING,
+                                                   at=time.time(), run_id=run_id, attempt=1))
+            store.record_transition(TaskTransition(task_id="t", name=f"s{i}", status=TaskStatus.COMPLETED,
+                                                   at=time.time(), run_id=run_id, attempt=1,
+                                                   result=TaskResult(success=True, data=i)))
+        store.finish_run(run_id, "completed")
+        if r % 10 == 0:
+            store.flush()
+    store.flush()
+print("ok")
+"""
+
+
+def test_three_processes_write_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    Store(db).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(db), tag, "60"], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for tag in ("a", "b", "c")
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == "ok" and "locked" not in err
+    with Store(db) as store:
+        runs = store.list_runs(limit=None)
+        assert len(runs) == 180
+        assert {r.status for r in runs} == {WorkflowStatus.COMPLETED}
+        assert all(store.committed_outputs(r.run_id) == {f"s{i}": i for i in range(5)} for r in runs[::17])
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 180 * 5
+
+
+# --------------------------------------------------------------- crash recovery
+
+
+def dead_process() -> tuple[int, float]:
+    """Return (pid, start time) of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import os, psutil; print(os.getpid(), psutil.Process().create_time())"],
+                            stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=60)
+    pid, started = out.split()
+    return int(pid), float(started)
+
+
+def set_owner(db: Path, run_id: str, pid: int, started: float) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE runs SET owner_pid = ?, owner_started = ? WHERE id = ?", (pid, started, run_id))
+        conn.execute("UPDATE allocations SET owner_pid = ?, owner_started = ? WHERE run_id = ?", (pid, started, run_id))
+    conn.close()
+
+
+def test_runs_of_dead_processes_become_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    with Store(db) as store:
+        for run_id in ("run-dead", "run-recycled", "run-mine"):
+            store.create_run(run_id, make_workflow())
+            complete(store, run_id, "s0", "done")
+            store.record_transition(transition(run_id, "s1", TaskStatus.RUNNING))
+            store.record_allocation(ResourceAllocation(id=f"alloc-{run_id}", resource_id="cpu",
+                                                       requester_id=run_id, amount={"cores": 2}), run_id=run_id)
+        store.record_allocation(ResourceAllocation(id="alloc-loose", resource_id="gpu", requester_id="x",
+                                                   amount={"units": 1}))
+        store.flush()
+    pid, started = dead_process()
+    set_owner(db, "run-dead", pid, started)
+    # A live pid with another start time is a recycled pid: its run is orphaned too.
+    set_owner(db, "run-recycled", os.getpid(), started - 1000)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE allocations SET owner_pid = ?, owner_started = ? WHERE id = 'alloc-loose'", (pid, started))
+    conn.close()
+    with Store(db) as store:
+        assert sorted(r.run_id for r in store.list_runs(status="interrupted")) == ["run-dead", "run-recycled"]
+        run = store.get_run("run-dead")
+        assert run is not None and "resume" in run.error
+        assert run.steps["s0"].status is TaskStatus.COMPLETED
+        assert run.steps["s1"].status is TaskStatus.INTERRUPTED
+        assert run.steps["s1"].attempts[0].status is TaskStatus.INTERRUPTED
+        assert run.steps["s2"].status is TaskStatus.PENDING
+        assert [a.id for a in store.open_allocations()] == ["alloc-run-mine"]
+        assert store.get_run("run-mine").status is WorkflowStatus.RUNNING  # type: ignore[union-attr]
+        assert store.recover_interrupted() == []
+
+
+def test_process_alive_checks_pid_and_start_time() -> None:
+    import psutil
+
+    me = psutil.Process()
+    assert process_alive(me.pid, me.create_time())
+    assert process_alive(me.pid, None)
+    assert not process_alive(me.pid, me.create_time() - 100)
+    assert not process_alive(None, None)
+    pid, started = dead_process()
+    assert not process_alive(pid, started)
+
+
+# ------------------------------------------------------------ projects, sessions
+
+
+def test_projects_and_milestones(store: Store) -> None:
+    project = Project(name="alpha", path="/p/alpha", status=ProjectStatus.ACTIVE, milestones={"kickoff": {"ok": True}})
+    store.save_project(project)
+    assert store.add_milestone("alpha", "first-run", {"score": 8.5})
+    assert not store.add_milestone("nope", "x", {})
+    got = store.get_project("alpha")
+    assert got is not None and got.status is ProjectStatus.ACTIVE and got.path == "/p/alpha"
+    assert got.milestones == {"kickoff": {"ok": True}, "first-run": {"score": 8.5}}
+    store.save_project(Project(name="beta"))
+    assert [p.name for p in store.list_projects()] == ["alpha", "beta"]
+    assert store.delete_project("alpha") and not store.delete_project("alpha")
+    assert store.get_project("alpha") is None
+
+
+def test_sessions_and_allocations(store: Store) -> None:
+    session = OrchestrationSession(name="s", max_parallel_tasks=8)
+    store.save_session(session)
+    session.status = "closed"
+    store.save_session(session)
+    alloc = ResourceAllocation(id="a1", resource_id="cpu", requester_id="task-1", amount={"cores": 2.0})
+    store.record_allocation(alloc, run_id="run-1")
+    store.flush()
+    assert store.get_session(session.id) == session
+    assert [s.id for s in store.list_sessions()] == [session.id]
+    assert store.open_allocations("run-1") == [alloc]
+    store.record_release("a1")
+    store.flush()
+    assert store.open_allocations() == []
+
+
+# ------------------------------------------------------------ bad files, faults
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    db.write_bytes(b"this is not a database at all\n" * 200)
+    with pytest.raises(StoreError) as info:
+        Store(db)
+    assert str(db) in info.value.message and "move it aside" in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_a_corrupted_database_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    with Store(db) as store:
+        store.create_run("run-1", make_workflow())
+    data = bytearray(db.read_bytes())
+    data[100:4096] = b"\xde\xad" * ((4096 - 100) // 2)  # smash the schema page
+    db.write_bytes(bytes(data))
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    with pytest.raises(StoreError, match="not a usable orchtui database") as info:
+        Store(db)
+    assert info.value.error_code == "STORE_CORRUPT"
+
+
+def test_an_unrelated_sqlite_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not an orchtui one"):
+        Store(db)
+
+
+def test_a_database_from_a_newer_orchtui_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    conn.close()
+    with pytest.raises(StoreError) as info:
+        Store(db)
+    assert info.value.message.startswith(f"{db} was written by a newer orchtui (schema 99); upgrade orchtui")
+    assert info.value.error_code == "STORE_TOO_NEW"
+
+
+def test_a_state_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("oops")
+    with pytest.raises(StoreError, match="exists but is not a directory"):
+        Store(tmp_path / "state" / "orchtui.db")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nobody may write to: chmod, or the immutable flag when we are root."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        yield directory
+        directory.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without a working chattr: cannot make a read-only directory")
+    try:
+        yield directory
+    finally:
+        subprocess.run([chattr, "-i", str(directory)], check=True)
+
+
+def test_a_read_only_state_dir_is_a_clear_error(read_only_dir: Path) -> None:
+    with pytest.raises(StoreError, match="is not writable.*ORCHTUI_DIR") as info:
+        Store(read_only_dir / "orchtui.db")
+    assert info.value.error_code == "STORE_READ_ONLY"
+
+
+# ------------------------------------------------------------------ migrations
+
+
+def make_v1_database(db: Path) -> None:
+    """Write a database exactly as orchtui's schema version 1 did, with some history."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    for statement in SCHEMA_V1:
+        conn.execute(statement)
+    wf = make_workflow("legacy", steps=2)
+    conn.execute(
+        "INSERT INTO runs (id, workflow, workflow_json, params_json, status, owner_pid, host, created_at, "
+        "started_at, finished_at) VALUES ('run-v1', 'legacy', ?, '{\"n\": 3}', 'completed', 1, 'old-host', 100, 100, 160)",
+        (json.dumps(wf.to_dict()),),
+    )
+    conn.execute("INSERT INTO attempts (run_id, step, attempt, status, started_at, finished_at, exit_code, error, "
+                 "output_json) VALUES ('run-v1', 's0', 1, 'failed', 100, 110, 1, 'boom', NULL)")
+    conn.execute("INSERT INTO attempts (run_id, step, attempt, status, started_at, finished_at, exit_code, "
+                 "output_json) VALUES ('run-v1', 's0', 2, 'completed', 120, 130, 0, '{\"v\": 1}')")
+    conn.execute("INSERT INTO transitions (run_id, step, status, at) VALUES ('run-v1', 's0', 'completed', 130)")
+    project = Project(name="old", milestones={"m1": {"done": True}}).to_dict()
+    conn.execute("INSERT INTO projects (name, path, data_json, updated_at) VALUES ('old', '/old', ?, 5)",
+                 (json.dumps(project),))
+    conn.close()
+
+
+def test_migration_from_version_1(tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    make_v1_database(db)
+    with Store(db, recover=False) as store:
+        run = store.get_run("run-v1")
+        assert run is not None and run.status is WorkflowStatus.COMPLETED and run.params == {"n": 3}
+        assert run.steps["s0"].status is TaskStatus.COMPLETED and run.steps["s0"].attempt == 2
+        assert [a.status for a in run.steps["s0"].attempts] == [TaskStatus.FAILED, TaskStatus.COMPLETED]
+        assert store.committed_outputs("run-v1") == {"s0": {"v": 1}}
+        project = store.get_project("old")
+        assert project is not None and project.milestones == {"m1": {"done": True}}
+        assert [v.run_id for v in store.changes_since(0)[1]] == ["run-v1"]
+        store.create_run("run-new", make_workflow())
+        store.flush()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == CURRENT_VERSION
+    assert "milestones" not in json.loads(conn.execute("SELECT data_json FROM projects").fetchone()[0])
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_two_processes_upgrading_at_once_upgrade_once(tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    make_v1_database(db)
+    script = "import sys; from pathlib import Path; from core.store import Store; Store(Path(sys.argv[1]), recover=False).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(db)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*), MAX(version) FROM schema_version").fetchone() == (1, CURRENT_VERSION)
+    assert conn.execute("SELECT COUNT(*) FROM milestones").fetchone()[0] == 1
