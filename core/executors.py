@@ -1,0 +1,501 @@
+"""Executor backends: where one attempt of one task runs.
+
+Every backend implements :class:`core.interfaces.ExecutorBackend` and runs an
+:class:`~core.models.Invocation` through :func:`core.actions.invoke`, the single entry
+that enforces timeouts and kills subprocess trees. The orchestrator's dispatcher
+decides *when* an invocation runs (it only submits while a worker slot is free), so a
+backend never queues work behind a priority decision of its own.
+
+* :class:`ThreadBackend` (default): worker threads started on demand. The dispatcher
+  bounds concurrency to ``max_workers``; a thread whose attempt was abandoned by the
+  timeout backstop keeps running until its action returns, and a new thread is started
+  for the next attempt instead of queueing it behind the stuck one.
+* :class:`ProcessBackend`: every invocation in its own child process (``forkserver``
+  by default) so a timeout or cancel can kill a Python callable that never checks its
+  cancel event, together with every process it started.
+* ``create_backend("dask")`` loads ``core.dask_backend`` lazily (the optional extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait as wait_connections
+from typing import Any
+
+import psutil
+
+from .errors import OrchestrationError
+from .interfaces import DoneCallback, ExecutorBackend
+from .models import Invocation, TaskResult
+
+__all__ = ["CancelToken", "ThreadBackend", "ProcessBackend", "create_backend", "BACKEND_NAMES", "InvokeFn"]
+
+InvokeFn = Callable[[Invocation, Any], TaskResult]
+BACKEND_NAMES = ("thread", "process", "dask")
+
+# One lock for every token's lazily created Event: tokens are made per attempt, and a
+# threading.Event costs a Condition and a Lock that most attempts never wait on.
+_TOKEN_LOCK = threading.Lock()
+_STOP = None
+_QUEUED, _ON_THREAD, _FINISHED = range(3)
+
+
+def _default_invoke(invocation: Invocation, cancel_event: Any) -> TaskResult:
+    from .actions import invoke  # imported late: actions pulls in the plugin registry
+
+    return invoke(invocation, cancel_event)
+
+
+def _crash_result(invocation: Invocation, exc: BaseException) -> TaskResult:
+    """The result reported when ``invoke`` itself raised (a bug, not an action failure)."""
+    return TaskResult(
+        success=False,
+        error_message=f"{invocation.module}.{invocation.action} crashed the executor: {type(exc).__name__}: {exc}",
+        error_type=type(exc).__name__,
+        attempt=invocation.attempt,
+    )
+
+
+def cancelled_result(invocation: Invocation, message: str = "cancelled before it started") -> TaskResult:
+    """Return the result of an attempt that was cancelled (``error_type="Cancelled"``)."""
+    return TaskResult(success=False, error_message=message, error_type="Cancelled", attempt=invocation.attempt)
+
+
+class CancelToken:
+    """A cheap cancel flag with the ``is_set()`` / ``wait(timeout)`` / ``set()`` of an Event.
+
+    The Event behind ``wait`` is created only when someone waits, so the common
+    attempt that never sleeps costs one small object. ``state`` and ``stuck`` are the
+    ThreadBackend's bookkeeping (queued/running/done; cancelled while running).
+    """
+
+    __slots__ = ("_flag", "_event", "state", "stuck")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._event: threading.Event | None = None
+        self.state = _QUEUED
+        self.stuck = False
+
+    def is_set(self) -> bool:
+        """Return True once :meth:`set` was called."""
+        return self._flag
+
+    def set(self) -> None:
+        """Cancel: wake every waiter. Idempotent."""
+        self._flag = True
+        with _TOKEN_LOCK:
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled or ``timeout`` seconds passed; return whether cancelled."""
+        if self._flag:
+            return True
+        with _TOKEN_LOCK:
+            if self._event is None:
+                self._event = threading.Event()
+                if self._flag:
+                    self._event.set()
+            event = self._event
+        return event.wait(timeout)
+
+
+class ThreadBackend:
+    """Runs invocations on ``max_workers`` worker threads of this process.
+
+    Submissions beyond the free workers wait in FIFO order (``queues_excess``); the
+    orchestrator only stages a few there when recent tasks are very short. An attempt
+    that was cancelled but has not returned yet (an action ignoring cancellation) does
+    not count against ``max_workers``: a replacement thread is started for the next
+    submission, so one stuck action never takes a worker slot away for good.
+
+    Args:
+        max_workers: how many invocations run at once.
+        invoke: the function that runs one invocation (default ``core.actions.invoke``).
+    """
+
+    name = "thread"
+    queues_excess = True
+
+    def __init__(self, max_workers: int = 4, *, invoke: InvokeFn | None = None) -> None:
+        self._max_workers = max(1, int(max_workers))
+        self._invoke = invoke or _default_invoke
+        self._queue: queue.SimpleQueue[tuple[Invocation, DoneCallback, CancelToken] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stuck = 0  # cancelled attempts still running; changed under _lock
+        self._closed = False
+
+    @property
+    def capacity(self) -> int | None:
+        return self._max_workers
+
+    @property
+    def thread_count(self) -> int:
+        """How many worker threads were started (for tests and diagnostics)."""
+        return len(self._threads)
+
+    def resize(self, max_workers: int) -> None:
+        """Run up to ``max_workers`` invocations at once from now on (threads start lazily)."""
+        self._max_workers = max(1, int(max_workers))
+
+    def submit(self, invocation: Invocation, on_done: DoneCallback) -> CancelToken:
+        """Queue ``invocation``; ``on_done(result)`` is called once from a worker thread.
+
+        Returns:
+            The attempt's :class:`CancelToken`, to pass to :meth:`cancel`.
+        """
+        token = CancelToken()
+        if self._closed:
+            on_done(cancelled_result(invocation, "the executor was shut down before the task started"))
+            return token
+        if len(self._threads) - self._stuck < self._max_workers:
+            with self._lock:
+                if len(self._threads) - self._stuck < self._max_workers and not self._closed:
+                    self._start_worker()
+        self._queue.put((invocation, on_done, token))
+        return token
+
+    def cancel(self, handle: CancelToken) -> None:
+        """Ask the attempt to stop; ``invoke`` kills its subprocess tree and returns."""
+        handle.set()
+        with self._lock:
+            if handle.state == _ON_THREAD and not handle.stuck:
+                handle.stuck = True
+                self._stuck += 1
+
+    def shutdown(self, wait: bool = True, *, timeout: float | None = None) -> None:
+        """Stop the workers after the queued invocations ran.
+
+        Args:
+            wait: join the worker threads.
+            timeout: with ``wait``, give up on a thread after this many seconds (an
+                action that ignores cancellation cannot be stopped from outside).
+        """
+        with self._lock:
+            first = not self._closed
+            self._closed = True
+            threads = list(self._threads)
+        if first:
+            for _ in threads:
+                self._queue.put(_STOP)
+        if wait:
+            for thread in threads:
+                thread.join(timeout)
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(target=self._work, name=f"orchtui-worker-{len(self._threads)}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        get = self._queue.get
+        invoke = self._invoke
+        lock = self._lock
+        while True:
+            item = get()
+            if item is None:
+                return
+            invocation, on_done, token = item
+            token.state = _ON_THREAD
+            try:
+                result = invoke(invocation, token)
+            except BaseException as exc:  # invoke never raises for action failures; this is a bug guard
+                result = _crash_result(invocation, exc)
+            with lock:
+                token.state = _FINISHED
+                if token.stuck:
+                    self._stuck -= 1
+            on_done(result)
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _child_main(invocation: Invocation, conn: Connection, invoke_target: str) -> None:
+    """Entry point of a ProcessBackend child: run one invocation, send the result back.
+
+    SIGTERM sets the cancel event, so ``invoke`` kills the action's own subprocess tree
+    and reports ``Cancelled`` instead of the child dying with its grandchildren orphaned.
+    With a timeout, SIGALRM at the deadline raises ``StepTimeout`` in the action, so even
+    Python code that never checks its context (``time.sleep``, a busy loop) stops on time.
+    """
+    from .actions import StepTimeout
+
+    cancel = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: cancel.set())
+    # Ctrl-C in a terminal reaches the whole foreground group; the parent decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    timeout = invocation.timeout if invocation.timeout and invocation.timeout > 0 else None
+
+    def on_alarm(_signum: int, _frame: Any) -> None:
+        raise StepTimeout(timeout)
+
+    try:
+        module_name, _, func_name = invoke_target.partition(":")
+        invoke_fn = getattr(__import__(module_name, fromlist=[func_name]), func_name)
+        if timeout is not None:
+            signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            result = invoke_fn(invocation, cancel)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except StepTimeout:  # the alarm struck outside the action, around invoke's own bookkeeping
+        result = TaskResult(success=False, error_message=f"timed out after {timeout:g}s", error_type="TimeoutError",
+                            attempt=invocation.attempt)
+    except BaseException as exc:  # report, never die silently: the parent waits for a result
+        result = _crash_result(invocation, exc)
+    try:
+        conn.send(result)
+    except Exception as exc:  # an output that cannot be pickled
+        conn.send(
+            TaskResult(
+                success=False,
+                error_message=f"the output of {invocation.task_name} cannot be sent back from its process: {exc}",
+                error_type=type(exc).__name__,
+                attempt=invocation.attempt,
+            )
+        )
+    conn.close()
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every descendant (found before the parent dies, so none is orphaned)."""
+    try:
+        parent = psutil.Process(pid)
+        victims = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for proc in victims:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            proc.kill()
+
+
+class _ProcessAttempt:
+    """One invocation's child process, as the ProcessBackend tracks it."""
+
+    __slots__ = ("invocation", "on_done", "process", "cancelled", "lock", "escalation", "monitor")
+
+    def __init__(self, invocation: Invocation, on_done: DoneCallback) -> None:
+        self.invocation = invocation
+        self.on_done = on_done
+        self.process: Any = None
+        self.cancelled = False
+        self.lock = threading.Lock()
+        self.escalation: threading.Timer | None = None
+        self.monitor: threading.Thread | None = None
+
+
+class ProcessBackend:
+    """Runs every invocation in its own child process.
+
+    Cancel sends SIGTERM to the child (its ``invoke`` stops the action and its
+    subprocesses and reports ``Cancelled``); if the child is still alive ``kill_grace``
+    seconds later, it and all its descendants get SIGKILL.
+
+    Args:
+        max_workers: the concurrency the orchestrator will use (reported as ``capacity``).
+        start_method: ``"forkserver"`` (default) or ``"spawn"``; both start children
+            from a clean interpreter, so no lock held by a dispatcher thread is inherited.
+        kill_grace: seconds between SIGTERM and SIGKILL on cancel.
+        invoke_target: ``"module:function"`` the child calls (default ``core.actions:invoke``).
+
+    Raises:
+        OrchestrationError: ``start_method`` is not one of the two.
+    """
+
+    name = "process"
+    queues_excess = False
+
+    def __init__(
+        self,
+        max_workers: int = 4,
+        *,
+        start_method: str = "forkserver",
+        kill_grace: float = 5.0,
+        invoke_target: str = "core.actions:invoke",
+    ) -> None:
+        if start_method not in ("forkserver", "spawn"):
+            raise OrchestrationError(
+                f"process backend start_method {start_method!r} is not supported; use 'forkserver' or 'spawn'"
+            )
+        self._max_workers = max(1, int(max_workers))
+        self._ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self._ctx.set_forkserver_preload([invoke_target.partition(":")[0]])
+        self._invoke_target = invoke_target
+        self._kill_grace = kill_grace
+        self._lock = threading.Lock()
+        self._live: set[_ProcessAttempt] = set()
+        self._closed = False
+
+    @property
+    def capacity(self) -> int | None:
+        return self._max_workers
+
+    def submit(self, invocation: Invocation, on_done: DoneCallback) -> _ProcessAttempt:
+        """Start a child for ``invocation``; ``on_done(result)`` is called once when it ends.
+
+        Returns:
+            The attempt handle, to pass to :meth:`cancel`.
+        """
+        attempt = _ProcessAttempt(invocation, on_done)
+        with self._lock:
+            if self._closed:
+                closed = True
+            else:
+                closed = False
+                self._live.add(attempt)
+        if closed:
+            on_done(cancelled_result(invocation, "the executor was shut down before the task started"))
+            return attempt
+        # Starting a child takes milliseconds; do it on the monitor thread, not the caller's.
+        attempt.monitor = threading.Thread(
+            target=self._run, args=(attempt,), name=f"orchtui-proc-{invocation.task_name}", daemon=True
+        )
+        attempt.monitor.start()
+        return attempt
+
+    def cancel(self, handle: _ProcessAttempt) -> None:
+        """SIGTERM the child now and SIGKILL its whole tree after ``kill_grace``. Idempotent."""
+        with handle.lock:
+            if handle.cancelled:
+                return
+            handle.cancelled = True
+            process = handle.process
+            if process is None:
+                return  # not started yet: the monitor sees the flag and reports Cancelled
+            self._signal_child(handle, process)
+
+    def shutdown(self, wait: bool = True, *, timeout: float | None = None) -> None:
+        """Refuse new work; with ``wait``, wait for every live child to end.
+
+        Children still running when ``timeout`` passes are killed with their trees, so
+        shutdown never leaves a process behind.
+        """
+        with self._lock:
+            self._closed = True
+            live = list(self._live)
+        if not wait:
+            return
+        for attempt in live:
+            monitor = attempt.monitor
+            if monitor is not None:
+                monitor.join(timeout)
+                if monitor.is_alive():
+                    self.cancel(attempt)
+                    monitor.join(self._kill_grace + 1.0)
+
+    def _signal_child(self, handle: _ProcessAttempt, process: Any) -> None:
+        """Send SIGTERM and arm the SIGKILL escalation; called with ``handle.lock`` held."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+        timer = threading.Timer(self._kill_grace, kill_process_tree, args=(process.pid,))
+        timer.daemon = True
+        handle.escalation = timer
+        timer.start()
+
+    def _run(self, attempt: _ProcessAttempt) -> None:
+        invocation = attempt.invocation
+        result: TaskResult | None = None
+        try:
+            result = self._run_child(attempt)
+        except BaseException as exc:  # reported as the attempt's result; on_done must still run
+            result = _crash_result(invocation, exc)
+        finally:
+            with self._lock:
+                self._live.discard(attempt)
+            attempt.on_done(result or cancelled_result(invocation))
+
+    def _run_child(self, attempt: _ProcessAttempt) -> TaskResult:
+        invocation = attempt.invocation
+        receiver, sender = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(
+            target=_child_main,
+            args=(invocation, sender, self._invoke_target),
+            name=f"orchtui-{invocation.task_name}",
+            daemon=False,
+        )
+        with attempt.lock:
+            if attempt.cancelled:
+                receiver.close()
+                sender.close()
+                return cancelled_result(invocation)
+            process.start()
+            attempt.process = process
+        sender.close()  # only the child writes; EOF on our end then means the child died
+        result: TaskResult | None = None
+        try:
+            wait_connections([receiver, process.sentinel])
+            if receiver.poll():
+                with contextlib.suppress(EOFError):
+                    result = receiver.recv()
+        finally:
+            receiver.close()
+            process.join()
+            with attempt.lock:
+                if attempt.escalation is not None:
+                    attempt.escalation.cancel()
+        if result is not None:
+            return result
+        if attempt.cancelled:
+            return cancelled_result(invocation, "cancelled; the task's process was killed")
+        return TaskResult(
+            success=False,
+            error_message=f"the process running {invocation.task_name} died with exit code {process.exitcode}",
+            error_type="ProcessDied",
+            exit_code=process.exitcode,
+            attempt=invocation.attempt,
+        )
+
+
+# ------------------------------------------------------------------- factory
+
+
+def create_backend(name: str, max_workers: int, **options: Any) -> ExecutorBackend:
+    """Return a new executor backend by name.
+
+    Args:
+        name: ``"thread"``, ``"process"`` or ``"dask"``.
+        max_workers: concurrency the orchestrator will use.
+        **options: passed to the backend's constructor.
+
+    Returns:
+        The backend.
+
+    Raises:
+        OrchestrationError: unknown name, or the dask extra is not installed.
+    """
+    key = str(name).strip().lower()
+    if key == "thread":
+        return ThreadBackend(max_workers, **options)
+    if key == "process":
+        return ProcessBackend(max_workers, **options)
+    if key == "dask":
+        try:
+            from .dask_backend import DaskBackend
+        except ImportError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if missing in ("dask", "distributed"):
+                raise OrchestrationError(
+                    "the dask backend needs the extra: pip install 'orchtui[dask]'",
+                    error_code="BACKEND_UNAVAILABLE",
+                ) from None
+            raise OrchestrationError(
+                f"the dask backend could not be loaded ({exc}); use backend 'thread' or 'process'",
+                error_code="BACKEND_UNAVAILABLE",
+            ) from None
+        return DaskBackend(max_workers, **options)
+    raise OrchestrationError(
+        f"unknown executor backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}",
+        error_code="INVALID_ARGUMENT",
+    )

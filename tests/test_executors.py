@@ -1,0 +1,180 @@
+"""Executor backends: results exactly once, cancel and timeouts that stop real work."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from core.errors import OrchestrationError
+from core.executors import CancelToken, ProcessBackend, ThreadBackend, create_backend
+from core.models import Invocation, TaskResult
+
+WAIT = 30.0
+
+
+class Results:
+    """An on_done callback that counts calls and lets the test wait for them."""
+
+    def __init__(self) -> None:
+        self.items: list[TaskResult] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, result: TaskResult) -> None:
+        with self._cond:
+            self.items.append(result)
+            self._cond.notify_all()
+
+    def wait(self, count: int = 1) -> list[TaskResult]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.items) >= count, WAIT), self.items
+            return list(self.items)
+
+
+def inv(module: str, action: str, timeout: float | None = None, **params: Any) -> Invocation:
+    return Invocation("t1", "step", module, action, params, 1, None, timeout)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_cancel_token_wakes_a_waiter() -> None:
+    token = CancelToken()
+    woke = threading.Event()
+
+    def waiter() -> None:
+        if token.wait(WAIT):
+            woke.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert not token.is_set()
+    token.set()
+    thread.join(WAIT)
+    assert woke.is_set() and token.is_set() and token.wait(0)
+
+
+def test_thread_backend_runs_and_reports_once() -> None:
+    backend = ThreadBackend(2)
+    done = Results()
+    backend.submit(inv("builtin", "echo", message="hi"), done)
+    backend.submit(inv("builtin", "fail", message="nope", exit_code=4), done)
+    results = sorted(done.wait(2), key=lambda r: r.success)
+    backend.shutdown()
+    assert [r.success for r in results] == [False, True]
+    assert results[0].exit_code == 4 and results[1].data == "hi"
+    assert len(done.items) == 2
+
+
+def test_thread_backend_cancel_stops_a_cooperative_action() -> None:
+    backend = ThreadBackend(1)
+    done = Results()
+    handle = backend.submit(inv("builtin", "sleep", seconds=60), done)
+    backend.cancel(handle)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.error_type == "Cancelled"
+
+
+def test_thread_backend_replaces_a_thread_stuck_in_a_cancelled_attempt() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stubborn(invocation: Invocation, cancel: Any) -> TaskResult:
+        if invocation.task_name == "stuck":
+            entered.set()
+            release.wait(WAIT)  # ignores the cancel token
+        return TaskResult(success=True, data=invocation.task_name)
+
+    backend = ThreadBackend(1, invoke=stubborn)
+    done = Results()
+    handle = backend.submit(Invocation("a", "stuck", "x", "y"), done)
+    assert entered.wait(WAIT)
+    backend.cancel(handle)
+    backend.submit(Invocation("b", "next", "x", "y"), done)
+    assert done.wait(1)[0].data == "next"  # ran although the only worker is stuck
+    assert backend.thread_count == 2
+    release.set()
+    assert {r.data for r in done.wait(2)} == {"stuck", "next"}
+    backend.shutdown(wait=True)
+
+
+def test_thread_backend_after_shutdown_reports_cancelled() -> None:
+    backend = ThreadBackend(1)
+    backend.shutdown()
+    done = Results()
+    backend.submit(inv("builtin", "noop"), done)
+    assert done.wait()[0].error_type == "Cancelled"
+
+
+def test_process_backend_runs_in_a_child_process() -> None:
+    backend = ProcessBackend(2)
+    done = Results()
+    backend.submit(inv("python", "call", target="os:getpid"), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.success and result.data != psutil.Process().pid
+
+
+def test_process_backend_timeout_stops_python_that_ignores_it() -> None:
+    backend = ProcessBackend(1)
+    warm = Results()
+    backend.submit(inv("builtin", "noop"), warm)
+    warm.wait()
+    helpers = {p.pid for p in psutil.Process().children()}  # the forkserver lives on
+    done = Results()
+    backend.submit(inv("python", "call", timeout=0.3, target="time:sleep", args=[60]), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.error_type == "TimeoutError"
+    assert {p.pid for p in psutil.Process().children() if not gone(p.pid)} <= helpers
+
+
+def test_process_backend_cancel_kills_the_whole_tree(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    backend = ProcessBackend(1, kill_grace=0.5)
+    done = Results()
+    handle = backend.submit(inv("shell", "run", command=f"sleep 60 & echo $! > {pidfile}; wait"), done)
+    for _ in range(3000):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        threading.Event().wait(0.01)
+    backend.cancel(handle)
+    backend.cancel(handle)  # idempotent
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.error_type == "Cancelled"
+    assert gone(int(pidfile.read_text()))
+    assert len(done.items) == 1
+
+
+def test_process_backend_rejects_fork() -> None:
+    with pytest.raises(OrchestrationError, match="forkserver"):
+        ProcessBackend(1, start_method="fork")
+
+
+def test_create_backend_by_name() -> None:
+    thread = create_backend("thread", 3)
+    assert isinstance(thread, ThreadBackend) and thread.capacity == 3
+    thread.shutdown()
+    assert isinstance(create_backend("Process", 2), ProcessBackend)
+    with pytest.raises(OrchestrationError, match="unknown executor backend"):
+        create_backend("gpu-cluster", 1)
+
+
+def test_dask_backend_is_loaded_lazily_or_explained() -> None:
+    if importlib.util.find_spec("core.dask_backend") is not None:
+        backend = create_backend("dask", 1)
+        assert backend.name == "dask"
+        backend.shutdown()
+    else:
+        with pytest.raises(OrchestrationError, match="dask backend"):
+            create_backend("dask", 1)
