@@ -57,6 +57,7 @@ class _RawArguments(ArgModelBase):
     model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
 
     def model_dump_one_level(self) -> dict[str, Any]:
+        """Return the arguments exactly as the client sent them."""
         return dict(self.model_extra or {})
 
 
