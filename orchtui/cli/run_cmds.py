@@ -22,6 +22,7 @@ from rich.console import Console
 from core.config import Settings, load_settings
 from core.errors import OrchestrationError, StoreError, WorkflowNotFoundError, WorkflowValidationError
 from core.models import Workflow, WorkflowExecution, WorkflowStatus
+from core.workflow_run import RunHandle
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
 
@@ -118,7 +119,7 @@ def _close_store(store: Any) -> None:
         store.close()
 
 
-def _interrupted_before_end(handle: Any, requested: threading.Event) -> bool:
+def _interrupted_before_end(handle: RunHandle, requested: threading.Event) -> bool:
     """Wait for the run to end; True when Ctrl-C came first."""
     while handle.wait(0.1) is None:
         if requested.is_set():

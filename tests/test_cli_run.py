@@ -1,0 +1,172 @@
+"""``orchtui run``, ``status`` and ``health`` through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+WAIT = 60.0
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def run_cli(cmd: list[str], env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=WAIT, cwd=cwd)
+
+
+GOOD = """\
+name: good
+params:
+  who: {type: string, default: world}
+  times: {type: integer, default: 1}
+steps:
+  - name: hello
+    module: builtin
+    action: echo
+    parameters: {message: "hello {{ params.who }} x{{ params.times }}"}
+  - name: after
+    module: builtin
+    action: echo
+    dependencies: [hello]
+    parameters: {message: "{{ hello.output }}"}
+"""
+
+BAD = """\
+name: bad
+steps:
+  - name: build
+    module: builtin
+    action: fail
+    parameters: {message: compiler exploded}
+  - name: test
+    module: builtin
+    action: echo
+    dependencies: [build]
+    parameters: {message: never}
+  - name: docs
+    module: builtin
+    action: echo
+    parameters: {message: fine}
+"""
+
+
+def test_run_success_prints_progress_and_summary_and_exits_0(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    done = run_cli(orchtui_cmd, cli_env, "run", str(wf), "-p", "who=cli", "-p", "times=3")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "hello: completed" in out and "after: completed" in out  # plain lines: stdout is a pipe
+    assert "good: completed" in out and "2/2 steps completed" in out
+    assert "run id: run-" in out and "logs: " in out
+
+
+def test_run_failure_exits_1_and_names_the_failed_step(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "bad.yaml", BAD)
+    done = run_cli(orchtui_cmd, cli_env, "run", str(wf))
+    assert done.returncode == 1
+    assert "bad: failed" in done.stdout and "failed: build" in done.stdout and "skipped: test" in done.stdout
+    assert "compiler exploded" in done.stdout
+
+
+def test_run_json_reports_the_execution(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    done = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--json", "-p", "who=json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["success"] is True and data["results"]["after"] == "hello json x1"
+    assert data["step_status"] == {"hello": "completed", "after": "completed"}
+    assert Path(data["log_dir"]).parent == Path(cli_env["ORCHTUI_DIR"]) / "runs"
+
+
+def test_run_by_name_from_the_workflows_dir_and_bad_input(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    folder = tmp_path / "wfs"
+    folder.mkdir()
+    write(folder / "greeting.yaml", GOOD)  # file stem differs from the workflow name "good"
+    env = dict(cli_env, ORCHTUI_WORKFLOWS_DIR=str(folder))
+    by_name = run_cli(orchtui_cmd, env, "run", "good", "--json")
+    assert by_name.returncode == 0 and json.loads(by_name.stdout)["workflow_name"] == "good"
+    by_stem = run_cli(orchtui_cmd, env, "run", "greeting", "--json")
+    assert by_stem.returncode == 0
+    typo = run_cli(orchtui_cmd, env, "run", "goood")
+    assert typo.returncode == 1 and "did you mean 'good'?" in typo.stderr and "Traceback" not in typo.stderr
+    bad_param = run_cli(orchtui_cmd, env, "run", "good", "-p", "times=many", "-p", "hwo=x")
+    assert bad_param.returncode == 1
+    assert "must be an integer" in bad_param.stderr and "did you mean 'who'?" in bad_param.stderr
+    missing = run_cli(orchtui_cmd, env, "run", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and "no such workflow file" in missing.stderr
+
+
+def test_ctrl_c_cancels_the_run_and_leaves_no_process_behind(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    pidfile = tmp_path / "sleep.pid"
+    command = f"sleep 300 & echo $! > {shlex.quote(str(pidfile))}; wait"
+    wf = write(tmp_path / "sleepy.yaml", (
+        "name: sleepy\nsteps:\n"
+        "  - name: nap\n    module: shell\n    action: run\n"
+        f"    parameters: {{command: {json.dumps(command)}}}\n"
+        "  - name: after\n    module: builtin\n    action: echo\n    dependencies: [nap]\n"
+        "    parameters: {message: too late}\n"
+    ))
+    proc = subprocess.Popen([*orchtui_cmd, "run", str(wf)], env=cli_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the shell step never started"
+            time.sleep(0.05)
+        sleep_pid = int(pidfile.read_text())
+        while psutil.Process(sleep_pid).name() != "sleep":  # forked, not yet exec'd
+            assert time.monotonic() < deadline, "the background sleep never started"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:  # the test failed early: still leave nothing behind
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "Ctrl-C: cancelling" in out and "sleepy: cancelled" in out and "Traceback" not in err
+    assert not _alive(sleep_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_status_and_health_json(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    assert run_cli(orchtui_cmd, cli_env, "run", str(wf)).returncode == 0
+    status = run_cli(orchtui_cmd, cli_env, "status", "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert {"orchestration_engine", "workflow_manager", "task_orchestrator", "resource_manager"} <= set(data)
+    assert data["runs"] and data["runs"][0]["workflow"] == "good" and data["runs"][0]["status"] == "completed"
+    health = run_cli(orchtui_cmd, cli_env, "health", "--json", cwd=tmp_path)
+    assert health.returncode == 0, health.stderr
+    report = json.loads(health.stdout)
+    assert report["overall_status"] in ("healthy", "degraded") and "resource_manager" in report["components"]
+    plain = run_cli(orchtui_cmd, cli_env, "health", cwd=tmp_path)
+    assert plain.returncode == 0 and plain.stdout.startswith("overall: ")
+
+
+@pytest.mark.parametrize("args", [["run", "--help"], ["status", "--help"], ["health", "--help"]])
+def test_help(args: list[str], cli_env: dict[str, str], orchtui_cmd: list[str]):
+    done = run_cli(orchtui_cmd, cli_env, *args)
+    assert done.returncode == 0 and "Usage:" in done.stdout
