@@ -33,6 +33,13 @@ _EXPORTS: dict[str, str] = {
     "load_workflow": "core.workflow_file",
     "ResourceManager": "core.resource_manager",
     "TaskOrchestrator": "core.task_orchestrator",
+    "RunSpec": "core.task_orchestrator",
+    "RunHandle": "core.workflow_run",
+    "action": "core.actions",
+    "ActionContext": "core.actions",
+    "ActionError": "core.actions",
+    "workflow_from_dict": "core.workflow_file",
+    "dump_workflow": "core.workflow_file",
     "ParallelExecutor": "core.parallel_executor",
     "WorkflowManager": "core.workflow_manager",
     "OrchestrationEngine": "core.orchestration_engine",
@@ -43,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     **{name: "core.singletons" for name in (
         "get_orchestration_engine", "get_workflow_manager", "get_task_orchestrator",
         "get_resource_manager", "get_project_manager", "get_mcp_tools", "get_store",
-        "reset_singletons",
+        "get_event_bus", "reset_singletons",
     )},
 }
 

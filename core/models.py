@@ -323,6 +323,18 @@ class RetryPolicy(Record):
         return max(0.0, min(self.max_delay, base))
 
 
+def _retry_policy_of(record: WorkflowStep | Task) -> RetryPolicy:
+    """The RetryPolicy described by a step's or task's flat retry fields."""
+    return RetryPolicy(
+        record.max_retries,
+        record.retry_delay,
+        record.retry_backoff,
+        record.retry_max_delay,
+        record.retry_jitter,
+        list(record.retry_on_exit_codes),
+    )
+
+
 # --------------------------------------------------------------------- workflows
 
 
@@ -362,14 +374,7 @@ class WorkflowStep(Record):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            self.max_retries,
-            self.retry_delay,
-            self.retry_backoff,
-            self.retry_max_delay,
-            self.retry_jitter,
-            list(self.retry_on_exit_codes),
-        )
+        return _retry_policy_of(self)
 
 
 @dataclasses.dataclass(slots=True)
@@ -467,14 +472,7 @@ class Task(Record):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            self.max_retries,
-            self.retry_delay,
-            self.retry_backoff,
-            self.retry_max_delay,
-            self.retry_jitter,
-            list(self.retry_on_exit_codes),
-        )
+        return _retry_policy_of(self)
 
     @classmethod
     def from_step(cls, step: WorkflowStep, *, run_id: str | None = None, task_id: str | None = None) -> Task:
