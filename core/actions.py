@@ -13,7 +13,6 @@ attempt through :func:`invoke`, which never raises for a failing action: it retu
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import re
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 from .errors import OrchestrationError, TaskExecutionError
 from .models import Invocation, TaskResult
 from .process_tree import CancelSignal, CappedLog
+from .text import did_you_mean
 
 __all__ = [
     "ActionContext",
@@ -217,11 +217,6 @@ class ActionSpec:
         return not self.required and not self.optional
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 class ActionRegistry:
     """Maps ``(module, action)`` to an :class:`ActionSpec`. Thread-safe."""
 
@@ -331,11 +326,11 @@ class ActionRegistry:
             actions = sorted(self._specs.get(module, {}))
         if not actions:
             return (
-                f"unknown action module '{module}'{_did_you_mean(module, modules)} "
+                f"unknown action module '{module}'{did_you_mean(module, modules, sep='; ')} "
                 f"(known modules: {', '.join(modules) or 'none'})"
             )
         return (
-            f"module '{module}' has no action '{action}'{_did_you_mean(action, actions)} "
+            f"module '{module}' has no action '{action}'{did_you_mean(action, actions, sep='; ')} "
             f"(its actions: {', '.join(actions)})"
         )
 
@@ -358,7 +353,7 @@ class ActionRegistry:
             allowed = spec.required + spec.optional
             for name in sorted(given - set(allowed)):
                 return (
-                    f"{spec.name} has no parameter '{name}'{_did_you_mean(name, allowed)} "
+                    f"{spec.name} has no parameter '{name}'{did_you_mean(name, allowed, sep='; ')} "
                     f"(it takes: {', '.join(allowed)})"
                 )
         return None

@@ -7,9 +7,11 @@ error, never raised: a health check must answer even when something is broken.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+
+from .text import iso_utc
 
 if TYPE_CHECKING:
     from .orchestration_engine import OrchestrationEngine
@@ -18,10 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["health_check", "health_status", "system_status", "metrics", "utilization"]
 
 Probe = Callable[["OrchestrationEngine"], tuple[str, dict[str, Any], list[str]]]
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 def utilization(resource_manager: ResourceManager) -> dict[str, float]:
@@ -93,7 +91,7 @@ def health_check(engine: OrchestrationEngine) -> dict[str, Any]:
         issues.extend(found)
     states = {c["status"] for c in components.values()}
     overall = "unhealthy" if "unhealthy" in states else "degraded" if "degraded" in states else "healthy"
-    return {"overall_status": overall, "timestamp": _now_iso(), "components": components, "issues": issues}
+    return {"overall_status": overall, "timestamp": iso_utc(time.time()), "components": components, "issues": issues}
 
 
 def health_status(engine: OrchestrationEngine) -> dict[str, Any]:
@@ -128,7 +126,7 @@ def system_status(engine: OrchestrationEngine) -> dict[str, Any]:
     if engine.project_manager is not None:
         projects["total_projects"] = len(engine.project_manager.list_projects())
     return {
-        "timestamp": _now_iso(),
+        "timestamp": iso_utc(time.time()),
         "orchestration_engine": {
             "active_sessions": len(engine.sessions),
             "event_handlers": handlers,
@@ -148,7 +146,7 @@ def metrics(engine: OrchestrationEngine) -> dict[str, Any]:
     perf = engine.workflow_manager.get_performance_summary()
     buses = engine.event_buses()
     return {
-        "timestamp": _now_iso(),
+        "timestamp": iso_utc(time.time()),
         "uptime_seconds": engine.uptime_seconds,
         "sessions": engine.session_counts(),
         "workflows": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .text import plural
 __all__ = [
     "OrchestrationError",
     "WorkflowExecutionError",
@@ -127,7 +128,9 @@ class ValidationProblem:
         return where
 
     def __str__(self) -> str:
-        text = f"{self.location}: {self.message}"
+        # A problem with no file and no line (a bad -p value) has no location worth showing.
+        located = self.file is not None or self.line is not None
+        text = f"{self.location}: {self.message}" if located else self.message
         if self.path:
             text += f" (at {self.path})"
         if self.hint:
@@ -148,7 +151,7 @@ class WorkflowValidationError(DAGValidationError):
         if message is None:
             first = str(self.problems[0]) if self.problems else "workflow is invalid"
             more = len(self.problems) - 1
-            message = first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
+            message = first + (f" (and {plural(more, 'more problem')})" if more > 0 else "")
         super().__init__(
             message,
             details={"problems": [p.to_dict() for p in self.problems]},

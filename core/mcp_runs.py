@@ -8,7 +8,6 @@ so an agent can follow runs started by the dashboard or the CLI as well.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import time
@@ -20,6 +19,7 @@ from .logs import is_truncated, list_logs, read_log
 from .models import TaskStatus, WorkflowExecution, WorkflowStatus
 from .store import Store
 from .store_records import RunRecord, StepRecord
+from .text import did_you_mean
 from .workflow_run import RunHandle
 
 __all__ = [
@@ -241,8 +241,7 @@ def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: 
     run = _read_run(store, run_id)
     record = run.steps.get(step)
     if record is None:
-        close = difflib.get_close_matches(step, list(run.steps), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"its steps: {', '.join(run.steps)}"
+        hint = did_you_mean(step, run.steps, otherwise=f"its steps: {', '.join(run.steps)}")
         raise StoreError(f"run {run.run_id} has no step {step!r}; {hint}", error_code="STEP_NOT_FOUND",
                          details={"run_id": run.run_id, "step": step})
     files = list_logs(store.runs_dir, run.run_id, step)

@@ -15,11 +15,11 @@ the arguments are validated in depth by :mod:`core.workflow_file` afterwards.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from typing import Any
 
 from .models import TaskPriority, WorkflowStatus
+from .text import did_you_mean
 
 __all__ = ["ToolSpec", "TOOL_SPECS", "RESULT_SCHEMA", "schema_problem"]
 
@@ -309,9 +309,7 @@ def _object_problem(schema: dict[str, Any], value: dict[str, Any], path: str) ->
         if key in properties:
             problem = schema_problem(properties[key], item, child)
         elif extra is False:
-            close = difflib.get_close_matches(key, list(properties), n=1)
-            known = ", ".join(properties) or "none"
-            hint = f"did you mean '{close[0]}'?" if close else f"known: {known}"
+            hint = did_you_mean(key, properties, otherwise=f"known: {', '.join(properties) or 'none'}")
             return f"argument '{child}' is not accepted ({hint})"
         elif isinstance(extra, dict):
             problem = schema_problem(extra, item, child)

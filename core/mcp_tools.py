@@ -27,7 +27,6 @@ Safety (DESIGN.md, security rules):
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ from .errors import OrchestrationError, ResourceAllocationError, StoreError, err
 from .mcp_runs import ProgressCallback, jsonable
 from .mcp_schemas import TOOL_SPECS, ToolSpec, schema_problem
 from .models import ProjectStatus, Workflow, WorkflowStatus, new_id
+from .text import did_you_mean
 from .workflow_run import RunHandle
 
 if TYPE_CHECKING:
@@ -311,11 +311,10 @@ class OrchestrationMCPTools:
         try:
             spec = self._specs.get(name)
             if spec is None:
-                close = difflib.get_close_matches(str(name), self._specs, n=1)
+                hint = did_you_mean(name, self._specs)
                 raise MCPToolError(
-                    f"there is no tool {name!r}; " + (f"did you mean {close[0]!r}?" if close else
-                                                     f"known: {', '.join(self._specs)}"),
-                    error_code="UNKNOWN_TOOL", suggestions=[f"did you mean {close[0]!r}?"] if close else [])
+                    f"there is no tool {name!r}; {hint or 'known: ' + ', '.join(self._specs)}",
+                    error_code="UNKNOWN_TOOL", suggestions=[hint] if hint else [])
             args = dict(arguments or {}) if isinstance(arguments, Mapping) or arguments is None else arguments
             problem = schema_problem(spec.input_schema, args)
             if problem:
@@ -506,7 +505,7 @@ class OrchestrationMCPTools:
         extra = dict(dependencies or {})
         for key, wanted in extra.items():
             if key not in names:
-                raise MCPToolError(f"'dependencies' names unknown step {key!r}" + _hint(key, names))
+                raise MCPToolError(f"'dependencies' names unknown step {key!r}" + did_you_mean(key, names, sep="; "))
             if not isinstance(wanted, (list, str)):
                 raise MCPToolError(f"'dependencies.{key}' must be a step name or a list of step names")
         for step in steps:
@@ -518,7 +517,7 @@ class OrchestrationMCPTools:
         for group in parallel_groups or []:
             for member in group:
                 if member not in names:
-                    raise MCPToolError(f"'parallel_groups' names unknown step {member!r}" + _hint(member, names))
+                    raise MCPToolError(f"'parallel_groups' names unknown step {member!r}" + did_you_mean(member, names, sep="; "))
         data: dict[str, Any] = {"name": name or new_id("complex"), "description": description, "steps": merged}
         if params:
             data["params"] = dict(params)
@@ -590,11 +589,6 @@ class OrchestrationMCPTools:
 
 # Tools whose methods take a ``progress`` callback.
 _PROGRESS_TOOLS = frozenset({"execute_workflow", "execute_task", "create_complex_workflow"})
-
-
-def _hint(name: str, known: list[Any]) -> str:
-    close = difflib.get_close_matches(str(name), [str(k) for k in known if k], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _params_dict(workflow: Workflow) -> dict[str, Any]:

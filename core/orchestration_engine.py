@@ -21,7 +21,6 @@ Errors become spec-002 result dicts here (``success: False``, ``error``, ``error
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 import time
@@ -43,6 +42,7 @@ from .models import (
     WorkflowExecution,
     new_id,
 )
+from .text import did_you_mean
 from .workflow_checks import parse_steps
 from .workflow_manager import WorkflowManager
 from .workflow_run import RunHandle
@@ -188,10 +188,9 @@ class OrchestrationEngine:
         """
         unknown = sorted(set(kwargs) - set(_SESSION_OPTIONS))
         if unknown:
-            close = difflib.get_close_matches(unknown[0], _SESSION_OPTIONS, n=1)
             raise OrchestrationError(
                 f"create_session got unknown argument '{unknown[0]}'"
-                + (f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(_SESSION_OPTIONS)}"))
+                + did_you_mean(unknown[0], _SESSION_OPTIONS, otherwise=f"known: {', '.join(_SESSION_OPTIONS)}", sep="; "))
         mode = kwargs.get("mode") or OrchestrationMode.PARALLEL
         try:
             mode = OrchestrationMode(mode)
@@ -440,9 +439,8 @@ class OrchestrationEngine:
             raise WorkflowExecutionError("'dependencies' must map a step name to the list of steps it waits for")
         for name in extra:
             if name not in names:
-                close = difflib.get_close_matches(str(name), names, n=1)
                 raise WorkflowExecutionError(
-                    f"'dependencies' names unknown step '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""))
+                    f"'dependencies' names unknown step '{name}'" + did_you_mean(name, names, sep="; "))
         for step in steps:
             wanted = extra.get(step.name) or []
             step.dependencies = list(dict.fromkeys([*step.dependencies, *([wanted] if isinstance(wanted, str) else wanted)]))
@@ -497,9 +495,8 @@ class OrchestrationEngine:
         key = str(event_type.value if isinstance(event_type, EventType) else event_type)
         known = [e.value for e in EventType]
         if key != ANY_EVENT and key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
             raise OrchestrationError(
-                f"there is no event type '{key}'" + (f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"))
+                f"there is no event type '{key}'" + did_you_mean(key, known, otherwise=f"known: {', '.join(known)}", sep="; "))
         for bus in self.event_buses():
             bus.register(key, handler)
 
@@ -570,6 +567,8 @@ class OrchestrationEngine:
                 component.shutdown()
             else:
                 component.shutdown(wait=True, cancel_running=True)
+        # Last: closing sessions releases their reservations, which still deserve events.
+        self.resource_manager.remove_allocation_listener(self._on_allocation)
 
     def __enter__(self) -> OrchestrationEngine:
         return self

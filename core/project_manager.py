@@ -27,8 +27,6 @@ Lifecycle (``update_project_status``)::
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import difflib
 import errno
 import json
 import os
@@ -54,6 +52,7 @@ from .project_templates import (
     render_scaffold,
     template_workflows,
 )
+from .text import did_you_mean, iso_utc
 
 if TYPE_CHECKING:
     from .store import Store
@@ -71,12 +70,6 @@ ALLOWED_TRANSITIONS: dict[ProjectStatus, frozenset[ProjectStatus]] = {
     ProjectStatus.FAILED: frozenset({ProjectStatus.PLANNING, ProjectStatus.ARCHIVED}),
     ProjectStatus.ARCHIVED: frozenset(),
 }
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return _dt.datetime.fromtimestamp(timestamp, tz=_dt.timezone.utc).isoformat()
 
 
 class ProjectManager:
@@ -394,8 +387,7 @@ class ProjectManager:
         found = self.get_project(name) if isinstance(name, str) else None
         if found is None:
             known = [p.name for p in self.store.list_projects()]
-            close = difflib.get_close_matches(str(name), known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "`orchtui project list` shows the projects"
+            hint = did_you_mean(name, known, otherwise="`orchtui project list` shows the projects")
             raise ProjectManagementError(
                 f"no project named {name!r}; {hint}",
                 error_code="PROJECT_NOT_FOUND",
@@ -417,7 +409,7 @@ class ProjectManager:
         for key, value in project.milestones.items():
             milestones[key] = dict(value)
             if isinstance(value.get("achieved_at"), (int, float)):  # records written by load_project may differ
-                milestones[key]["achieved_at"] = _iso(value["achieved_at"])
+                milestones[key]["achieved_at"] = iso_utc(value["achieved_at"])
         return {
             "name": project.name,
             "status": project.status.value,
@@ -427,8 +419,8 @@ class ProjectManager:
             "workflows": len(project.workflows),
             "active_workflows": self._running.get(project.name, 0),
             "required_modules": list(project.required_modules),
-            "created_at": _iso(project.created_at),
-            "updated_at": _iso(project.updated_at),
+            "created_at": iso_utc(project.created_at),
+            "updated_at": iso_utc(project.updated_at),
             "milestones": milestones,
             "metrics": dict(project.metrics),
             "description": project.description,
@@ -559,8 +551,7 @@ class ProjectManager:
         available = self.project_workflows(name)
         file = available.get(workflow_name) or next((f for f in available.values() if f.stem == workflow_name), None)
         if file is None:
-            close = difflib.get_close_matches(workflow_name, list(available), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"it has: {', '.join(sorted(available)) or 'none'}"
+            hint = did_you_mean(workflow_name, available, otherwise=f"it has: {', '.join(sorted(available)) or 'none'}")
             raise ProjectManagementError(
                 f"project {self.require_project(name).name!r} has no workflow {workflow_name!r}; {hint}",
                 error_code="WORKFLOW_NOT_FOUND",
@@ -632,7 +623,7 @@ class ProjectManager:
                 "run_id": run_id,
                 "status": str(result.get("status", "")),
                 "success": bool(result.get("success")),
-                "at": _iso(self.clock.time()),
+                "at": iso_utc(self.clock.time()),
             }
             self.save_project(project)
 

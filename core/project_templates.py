@@ -24,7 +24,6 @@ under ``workflows/``) and ``variables`` (defaults for the placeholders).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ import yaml
 from .documentation_generator import BUILTIN_TEMPLATES_DIR, DOC_FILES, TemplateError, find_placeholders, render_template
 from .errors import ProjectManagementError, WorkflowValidationError
 from .models import ProjectType
+from .text import did_you_mean
 
 __all__ = [
     "MANIFEST_FILE",
@@ -136,8 +136,7 @@ def find_template(name: str, user_dir: Path | None = None) -> ProjectTemplate:
     if key not in known and key.lower().replace("-", "_") in known:
         key = key.lower().replace("-", "_")  # "web-application" means web_application
     if key not in known:
-        close = difflib.get_close_matches(key, list(known), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"available: {', '.join(sorted(known))}"
+        hint = did_you_mean(key, known, otherwise=f"available: {', '.join(sorted(known))}")
         raise ProjectManagementError(
             f"unknown project template {name!r}; {hint}",
             error_code="TEMPLATE_NOT_FOUND",
@@ -186,8 +185,7 @@ def load_template(directory: Path, *, builtin: bool = False) -> ProjectTemplate:
         raise _manifest_error(path, "the template manifest must be a mapping with at least 'description'")
     unknown = sorted(set(map(str, data)) - set(_MANIFEST_KEYS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], _MANIFEST_KEYS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(unknown[0], _MANIFEST_KEYS, sep="; ")
         raise _manifest_error(path, f"unknown manifest key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}{hint}")
     description = data.get("description")
     if not isinstance(description, str) or not description.strip():

@@ -17,9 +17,9 @@ as capacity means that many of the type's usual unit (cores, gb, connections, un
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,12 @@ import yaml
 
 from .errors import ConfigError
 from .models import Resource, ResourceLimits, ResourceStatus, ResourceType
+from .text import did_you_mean
 
 __all__ = [
     "DEFAULT_UNITS",
     "default_unit",
-    "did_you_mean",
+    "choice_hint",
     "is_number",
     "prepare_resource",
     "resource_from_entry",
@@ -122,7 +123,7 @@ def resource_from_entry(entry: Any) -> Resource:
         raise ValueError(f"an entry must be a mapping with at least an id, got {type(entry).__name__}")
     unknown = [k for k in entry if k not in _ENTRY_KEYS]
     if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r}{did_you_mean(str(unknown[0]), _ENTRY_KEYS)}")
+        raise ValueError(f"unknown key {unknown[0]!r}{choice_hint(str(unknown[0]), _ENTRY_KEYS)}")
     if "id" not in entry:
         raise ValueError("the entry has no id")
     raw_type = entry.get("type", ResourceType.CUSTOM.value)
@@ -130,7 +131,7 @@ def resource_from_entry(entry: Any) -> Resource:
         kind = ResourceType(raw_type)
     except ValueError:
         raise ValueError(
-            f"type {raw_type!r} is not a resource type{did_you_mean(str(raw_type), ResourceType.choices())}"
+            f"type {raw_type!r} is not a resource type{choice_hint(str(raw_type), ResourceType.choices())}"
         ) from None
     capacity = entry.get("capacity") or {}
     if is_number(capacity):
@@ -142,7 +143,7 @@ def resource_from_entry(entry: Any) -> Resource:
         raise ValueError(f"limits must be a mapping, got {raw_limits!r}")
     bad_limit = [k for k in raw_limits if k not in _LIMIT_KEYS]
     if bad_limit:
-        raise ValueError(f"unknown limit {bad_limit[0]!r}{did_you_mean(str(bad_limit[0]), _LIMIT_KEYS)}")
+        raise ValueError(f"unknown limit {bad_limit[0]!r}{choice_hint(str(bad_limit[0]), _LIMIT_KEYS)}")
     metadata = entry.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError(f"metadata must be a mapping, got {metadata!r}")
@@ -223,7 +224,8 @@ def load_resource_config(path: Path) -> list[Resource]:
     return resources
 
 
-def did_you_mean(word: str, choices: Any) -> str:
+def choice_hint(word: str, choices: Iterable[str]) -> str:
     """Return " (did you mean 'x'?)" for the closest of ``choices``, else "; known: a, b"."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(choices)}"
+    choices = list(choices)
+    hint = did_you_mean(word, choices)
+    return f" ({hint})" if hint else f"; known: {', '.join(choices)}"

@@ -34,7 +34,7 @@ from .config import load_settings
 from .errors import ResourceAllocationError
 from .machine import detect_machine_resources, system_load
 from .models import Resource, ResourceAllocation, ResourceLimits, ResourceType, ResourceUsage, new_id
-from .resource_config import default_unit, did_you_mean, is_number, load_resource_config, prepare_resource
+from .resource_config import choice_hint, default_unit, is_number, load_resource_config, prepare_resource
 from .resource_pool import ResourcePool
 from .resource_requirements import Need, enforced_memory_bytes, parse_requirements, totals
 
@@ -131,7 +131,7 @@ class ResourceManager:
         except ValueError:
             raise ResourceAllocationError(
                 f"resource {resource_id!r} has type {type!r}, which is not a resource type"
-                f"{did_you_mean(str(type), ResourceType.choices())}"
+                f"{choice_hint(str(type), ResourceType.choices())}"
             ) from None
         if is_number(capacity):
             capacity = {default_unit(kind): float(capacity)}  # type: ignore[arg-type]
@@ -206,6 +206,20 @@ class ResourceManager:
         """
         with self._cond:
             self._allocation_listeners = (*self._allocation_listeners, callback)
+
+    def remove_release_listener(self, callback: ReleaseListener) -> None:
+        """Stop calling ``callback`` after releases; an unknown callback is ignored.
+
+        Whoever outlives a shared manager less (an orchestrator, an engine) removes its
+        listeners on shutdown, so the manager does not keep it alive or call into it.
+        """
+        with self._cond:
+            self._release_listeners = tuple(cb for cb in self._release_listeners if cb != callback)
+
+    def remove_allocation_listener(self, callback: AllocationListener) -> None:
+        """Stop calling ``callback`` on grants and releases; an unknown callback is ignored."""
+        with self._cond:
+            self._allocation_listeners = tuple(cb for cb in self._allocation_listeners if cb != callback)
 
     # --------------------------------------------------------------- allocation
 
@@ -474,7 +488,7 @@ class ResourceManager:
             # Type names that would resolve are valid spellings too ("cpu" for "cpu_main").
             known = [*self._pools, *(kind.value for kind in self._first_of_type if kind.value not in self._pools)]
             raise ResourceAllocationError(
-                f"unknown resource {key!r}{did_you_mean(str(key), known or ['(none registered)'])}",
+                f"unknown resource {key!r}{choice_hint(str(key), known or ['(none registered)'])}",
                 details={"resource": key, "known": list(self._pools)},
             )
         return pool

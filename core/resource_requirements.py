@@ -14,7 +14,7 @@ from typing import Any
 from .errors import ResourceAllocationError
 from .machine import GB
 from .models import ResourceType
-from .resource_config import did_you_mean, is_number
+from .resource_config import choice_hint, is_number
 from .resource_pool import EPSILON, ResourcePool
 
 __all__ = ["Need", "parse_requirements", "amount_for", "totals", "enforced_memory_bytes"]
@@ -112,7 +112,7 @@ def amount_for(pool: ResourcePool, key: str, spec: Any) -> dict[str, float]:
         if unit not in capacity:
             raise ResourceAllocationError(
                 f"requirement {key!r}: resource {pool.resource.id!r} has no unit {unit!r}"
-                f"{did_you_mean(str(unit), list(capacity))}"
+                f"{choice_hint(str(unit), list(capacity))}"
             )
         amount[unit] = amount.get(unit, 0.0) + float(value)
     return amount or {pool.first_unit: 1.0}

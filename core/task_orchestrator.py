@@ -237,7 +237,7 @@ class TaskOrchestrator:
 
         Raises:
             TaskExecutionError: the run id is active, step names repeat, a dependency
-                names no step, or ``max_parallel`` < 1.
+                names no step, ``max_parallel`` < 1, or the log directory cannot be made.
             CycleDetectedError: the dependencies form a cycle.
         """
         names = [task.name for task in tasks]
@@ -265,7 +265,16 @@ class TaskOrchestrator:
                 raise TaskExecutionError(f"run {run.run_id!r} was already submitted; use a new run id")
             self._runs.add(run.run_id)
         if run.log_dir is not None:
-            Path(run.log_dir).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(run.log_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                with self._lock:
+                    self._runs.discard(run.run_id)
+                raise TaskExecutionError(
+                    f"{run.log_dir}: cannot create the run's log directory ({exc.strerror or exc}); "
+                    "check that the state directory is writable",
+                    details={"run_id": run.run_id, "log_dir": str(run.log_dir)},
+                ) from None
         for task in tasks:
             task.run_id = run.run_id
         entries = [self._new_entry(task) for task in tasks]
@@ -435,9 +444,13 @@ class TaskOrchestrator:
             self._dispatcher.listeners = (*self._dispatcher.listeners, callback)
 
     def remove_listener(self, callback: Callable[[TaskTransition], None]) -> None:
-        """Stop calling ``callback``; unknown callbacks are ignored."""
+        """Stop calling ``callback``; unknown callbacks are ignored.
+
+        Compared with ``==``, not ``is``: each ``obj.method`` access makes a new
+        bound-method object, equal to the one that was added.
+        """
         with self._lock:
-            self._dispatcher.listeners = tuple(cb for cb in self._dispatcher.listeners if cb is not callback)
+            self._dispatcher.listeners = tuple(cb for cb in self._dispatcher.listeners if cb != callback)
 
     def shutdown(self, wait: bool = True, cancel_running: bool = True) -> None:
         """Stop the orchestrator: waiting tasks are cancelled; running ones are cancelled
@@ -457,6 +470,8 @@ class TaskOrchestrator:
             self._closed = True
         if first:
             self._post((OP_STOP, cancel_running))
+            if self.resource_manager is not None:
+                self.resource_manager.remove_release_listener(self._dispatcher.wake)
         if not wait:
             if first:
                 threading.Thread(target=self._finish_shutdown, name="orchtui-shutdown", daemon=True).start()

@@ -10,7 +10,6 @@ actions after a workflow is defined.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from .conditions import condition_problems
 from .errors import ValidationProblem, WorkflowValidationError
 from .models import Workflow, WorkflowStep
 from .templating import referenced_steps
+from .text import did_you_mean
 from .workflow_dag import DAGTask, WorkflowDAG
 
 if TYPE_CHECKING:
@@ -73,8 +73,7 @@ def structure_problems(workflow: Workflow) -> list[ValidationProblem]:
             if ref in dag:
                 hint = f"add '{ref}' to its dependencies"
             else:
-                close = difflib.get_close_matches(ref, list(dag), n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "no step has that name"
+                hint = did_you_mean(ref, dag, otherwise="no step has that name")
             problems.append(ValidationProblem(
                 f"step '{step.name}' refers to the output of '{ref}', which is not upstream of it",
                 file=where, path=f"{at}.parameters", hint=hint,

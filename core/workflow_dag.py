@@ -15,7 +15,6 @@ cost about one networkx traversal.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -24,6 +23,7 @@ import networkx as nx
 
 from .errors import CycleDetectedError, DAGValidationError
 from .models import TaskStatus, Workflow
+from .text import did_you_mean
 
 __all__ = ["DAGTask", "WorkflowDAG", "STATUS_STYLES", "mermaid_label"]
 
@@ -207,7 +207,7 @@ class WorkflowDAG:
                 if dep == name:
                     problems.append(f"step {name!r} depends on itself")
                 else:
-                    problems.append(f"step {name!r} depends on unknown step {dep!r}{_did_you_mean(dep, tasks)}")
+                    problems.append(f"step {name!r} depends on unknown step {dep!r}{did_you_mean(dep, tasks, sep='; ')}")
         for name in dict.fromkeys(self._duplicates):
             problems.append(f"step name {name!r} is used more than once")
         graph = nx.DiGraph()
@@ -358,7 +358,7 @@ class WorkflowDAG:
     def _require(self, name: str) -> None:
         if name not in self.tasks:
             raise DAGValidationError(
-                f"no step named {name!r} in this workflow{_did_you_mean(name, self.tasks)}",
+                f"no step named {name!r} in this workflow{did_you_mean(name, self.tasks, sep='; ')}",
                 details={"step": name},
             )
 
@@ -493,6 +493,3 @@ class WorkflowDAG:
         }
 
 
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""

@@ -24,13 +24,11 @@ Choices (spec 000/002/004 and DESIGN.md):
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +52,7 @@ from .models import (
     WorkflowStep,
     new_id,
 )
+from .text import did_you_mean, iso_utc
 from .workflow_checks import action_problems, dag_tasks, parse_steps, structure_problems
 from .workflow_dag import WorkflowDAG
 from .workflow_params import coerce_cli_params as _coerce_cli_params
@@ -73,14 +72,6 @@ log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Finished runs kept in memory for get_workflow_status; the store keeps them all.
 _HISTORY = 1000
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat() if ts is not None else None
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> list[str]:
-    return [f"did you mean '{m}'?" for m in difflib.get_close_matches(name, sorted(known), n=1)]
 
 
 class WorkflowManager:
@@ -127,6 +118,7 @@ class WorkflowManager:
         self._orchestrator = orchestrator
         self._owns_orchestrator = orchestrator is None
         self._listening = False
+        self._closed = False
         self._active: dict[str, RunState] = {}
         self._runs: dict[str, RunState] = {}
         self._latest: dict[str, str] = {}  # workflow name -> its newest run id
@@ -159,11 +151,32 @@ class WorkflowManager:
                 self.resource_manager = getattr(orchestrator, "resource_manager", None)
 
     def shutdown(self) -> None:
-        """Cancel active runs and stop the orchestrator if this manager created it."""
+        """Cancel active runs and refuse new ones; stop the orchestrator if this manager created it.
+
+        A shared orchestrator keeps running; this manager stops listening to it once
+        its cancelled runs have settled.
+        """
         for state in list(self._active.values()):
             self._cancel_state(state)
+        with self._lock:
+            self._closed = True
         if self._owns_orchestrator and self._orchestrator is not None:
             self._orchestrator.shutdown(wait=True, cancel_running=True)
+        self._detach_if_idle()
+
+    def _detach_if_idle(self) -> None:
+        """After shutdown, stop listening to the orchestrator once no run needs its transitions.
+
+        A shared orchestrator outlives this manager; the cancelled runs still need their
+        last transitions, so the listener goes only when the last of them has finished.
+        """
+        with self._lock:
+            if not (self._closed and self._listening and not self._active):
+                return
+            self._listening = False
+            orchestrator = self._orchestrator
+        if orchestrator is not None:
+            orchestrator.remove_listener(self._on_transition)
 
     # --------------------------------------------------------------- definitions
 
@@ -218,12 +231,12 @@ class WorkflowManager:
         """
         workflow = self.workflows.get(name)
         if workflow is None:
-            hints = _did_you_mean(name, self.workflows)
+            hint = did_you_mean(name, sorted(self.workflows))
             known = ", ".join(sorted(self.workflows)) or "none"
             raise WorkflowNotFoundError(
-                f"workflow '{name}' is not registered ({hints[0] if hints else f'known: {known}'})",
+                f"workflow '{name}' is not registered ({hint or f'known: {known}'})",
                 details={"workflow_name": name, "known": sorted(self.workflows)},
-                suggestions=hints or [f"add a workflow file to {self.config_dir} or call create_workflow"],
+                suggestions=[hint or f"add a workflow file to {self.config_dir} or call create_workflow"],
             )
         return workflow
 
@@ -377,6 +390,8 @@ class WorkflowManager:
         state = RunState(run_id, wf, merged, session_id=session_id, observers=[*self.observers, *observers],
                          log_dir=self.settings.runs_dir / run_id, preset=preset)
         with self._lock:
+            if self._closed:
+                raise WorkflowExecutionError("this workflow manager was shut down; create a new WorkflowManager")
             if run_id in self._runs:
                 raise WorkflowExecutionError(f"run id {run_id!r} is already in use; pick another or omit it")
             self._runs[run_id] = state
@@ -407,8 +422,10 @@ class WorkflowManager:
         )
         try:
             self.orchestrator.submit_run(spec, tasks)
-        except OrchestrationError as exc:
-            self._finish(state, WorkflowStatus.FAILED, exc.message)
+        except Exception as exc:
+            # Whatever went wrong, the run is over: waiters, observers and sessions must hear so.
+            message = exc.message if isinstance(exc, OrchestrationError) else f"{type(exc).__name__}: {exc}"
+            self._finish(state, WorkflowStatus.FAILED, message)
             raise
         return handle
 
@@ -482,6 +499,7 @@ class WorkflowManager:
             "error": execution.error,
         })
         state.finished.set()
+        self._detach_if_idle()
 
     @staticmethod
     def _safe(method: Any, *args: Any) -> None:
@@ -565,8 +583,8 @@ class WorkflowManager:
                     "cancelled_steps": counts[TaskStatus.CANCELLED] + counts[TaskStatus.INTERRUPTED],
                     "pending_steps": counts[TaskStatus.PENDING] + counts[TaskStatus.READY],
                 },
-                "start_time": _iso(ex.started_at),
-                "end_time": _iso(ex.finished_at),
+                "start_time": iso_utc(ex.started_at),
+                "end_time": iso_utc(ex.finished_at),
                 "error_message": ex.error,
             }
 

@@ -14,7 +14,7 @@ loader only.
 
 from __future__ import annotations
 
-import difflib
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +22,7 @@ import yaml
 
 from .errors import ValidationProblem, WorkflowValidationError
 from .models import Workflow, WorkflowParam
+from .text import did_you_mean
 
 __all__ = ["resolve_params", "param_problems", "coerce_cli_params", "PARAM_TYPES"]
 
@@ -33,10 +34,8 @@ _FALSE = {"false", "no", "off", "0", "n"}
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return f"declared parameters: {', '.join(known)}" if known else "this workflow declares no parameters"
+    return did_you_mean(name, known, otherwise=f"declared parameters: {', '.join(known)}" if known
+                        else "this workflow declares no parameters")
 
 
 def _fits(param: WorkflowParam, value: Any) -> bool:
@@ -140,9 +139,12 @@ def _coerce(param: WorkflowParam | None, name: str, raw: str) -> Any:
             raise ValueError(f"parameter '{name}' must be an integer, got {raw!r}") from None
     if kind == "number":
         try:
-            return float(raw.strip().replace("_", ""))
+            number = float(raw.strip().replace("_", ""))
         except ValueError:
             raise ValueError(f"parameter '{name}' must be a number, got {raw!r}") from None
+        if not math.isfinite(number):  # "inf" and "nan" parse, but no step can use them
+            raise ValueError(f"parameter '{name}' must be a finite number, got {raw!r}")
+        return number
     if kind == "boolean":
         word = raw.strip().lower()
         if word in _TRUE:

@@ -26,6 +26,7 @@ from typing import Any
 
 from .interfaces import RunObserver
 from .models import TaskStatus, TaskTransition, Workflow, WorkflowExecution, WorkflowStatus
+from .text import plural
 
 __all__ = ["StepProgress", "RunState", "RunHandle"]
 
@@ -155,7 +156,7 @@ class RunState:
         if failed:
             first = failed[0]
             reason = ex.errors.get(first, "")
-            more = f" (and {len(failed) - 1} more step{'s' if len(failed) > 2 else ''})" if len(failed) > 1 else ""
+            more = f" (and {plural(len(failed) - 1, 'more step')})" if len(failed) > 1 else ""
             return WorkflowStatus.FAILED, f"step '{first}' failed{': ' + reason if reason else ''}{more}"
         return WorkflowStatus.COMPLETED, ""
 

@@ -13,7 +13,6 @@ column when the document came from YAML (see :class:`Locations`).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import re
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from typing import Any
 
 from .errors import ValidationProblem, WorkflowValidationError
 from .models import TaskPriority, Workflow, WorkflowParam, WorkflowStep
+from .text import closest
 from .workflow_dag import WorkflowDAG
 from .workflow_schema import (
     KEY_ALIASES,
@@ -107,7 +107,7 @@ def _value_problem(spec: FieldSpec, value: Any) -> tuple[str, str, int | None] |
             return f"{spec.name!r} must be at most {spec.maximum:g}, not {value!r}", "", None
     elif isinstance(value, str):
         if spec.enum and not spec.casefold and value not in spec.enum:
-            guess = _closest(value, spec.enum)
+            guess = closest(value, spec.enum)
             return (f"{spec.name!r} must be one of {', '.join(map(str, spec.enum))}, not {value!r}",
                     f"did you mean {guess!r}?" if guess else "", None)
         if spec.pattern:
@@ -132,11 +132,6 @@ def _describe(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
         type(value), f"a {type(value).__name__}"
     )
-
-
-def _closest(word: str, choices: Iterable[str]) -> str | None:
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
 
 
 def _optional(module: str, attr: str) -> Callable[..., Any] | None:
@@ -182,7 +177,7 @@ class _Checker:
                 self.add(f"{what} key {key!r} is not a string", where, path, f"known keys: {', '.join(known)}")
                 continue
             alias = KEY_ALIASES.get(key)
-            guess = alias if alias in known else _closest(key, known)
+            guess = alias if alias in known else closest(key, known)
             hint = f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(known)}"
             self.add(f"unknown {what} key {key!r}", where, _join(path, key), hint)
         for spec in fields:
@@ -337,7 +332,7 @@ class _Checker:
             except ValueError:
                 pass
         choices = TaskPriority.choices()
-        guess = _closest(value.lower(), choices) if isinstance(value, str) else None
+        guess = closest(value.lower(), choices) if isinstance(value, str) else None
         self.add(f"'priority' must be one of {', '.join(choices)} (any case) or 0-4, not {value!r}",
                  self.loc.value(raw, "priority"), f"{path}.priority", f"did you mean {guess!r}?" if guess else "")
         return None
@@ -401,7 +396,7 @@ class _Checker:
                         self.add(f"step {name!r} depends on itself", where, here, "remove it from its own dependencies")
                         sound = False
                     elif dep not in names:
-                        guess = _closest(dep, names)
+                        guess = closest(dep, names)
                         self.add(f"step {name!r} depends on unknown step {dep!r}", where, here,
                                  f"did you mean {guess!r}?" if guess else "check the step names")
                         sound = False
@@ -443,7 +438,7 @@ class _Checker:
                     if getattr(ref, "problem", ""):
                         self.add(f"step {step.name!r} has a malformed reference {ref.text!r}", where, here, ref.problem)
                     elif ref.kind == "params" and ref.name not in params:
-                        guess = _closest(ref.name, params)
+                        guess = closest(ref.name, params)
                         self.add(f"step {step.name!r} references unknown parameter {ref.name!r}", where, here,
                                  f"did you mean {guess!r}?" if guess else "declare it under `params:`")
                 for ref in sorted(referenced_steps(value)):
@@ -452,7 +447,7 @@ class _Checker:
                             self.add(f"step {step.name!r} uses the output of {ref!r}, which is not one of its dependencies",
                                      self.loc.value(raw, key), f"{path}.{key}", f"add {ref!r} to its dependencies")
                     else:
-                        guess = _closest(ref, deps_of)
+                        guess = closest(ref, deps_of)
                         self.add(f"step {step.name!r} references unknown step {ref!r}", self.loc.value(raw, key),
                                  f"{path}.{key}", f"did you mean {guess!r}?" if guess else "check the step name")
 

@@ -161,3 +161,17 @@ def test_schema_command(tmp_path: Path, module_env: dict[str, str], workflows_di
 def test_every_command_has_help(command: list[str], module_env: dict[str, str]) -> None:
     result = run_cli(*command, "--help", env=module_env)
     assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_unwritable_schema_output_and_missing_list_dir_are_one_clear_line(tmp_path: Path, module_env: dict[str, str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    schema = run_cli("schema", "--output", str(blocker / "schema.json"), env=module_env)
+    assert schema.returncode == 1
+    assert_clean(schema)
+    assert "[Errno" not in schema.stderr
+    assert schema.stderr.startswith(f"error: {blocker / 'schema.json'}: cannot write") and schema.stderr.count("\n") == 1
+    listing = run_cli("workflow", "list", "--dir", str(tmp_path / "nowhere"), env=module_env)
+    assert listing.returncode == 1
+    assert_clean(listing)
+    assert "nowhere" in listing.stderr and "does not exist" in listing.stderr

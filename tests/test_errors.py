@@ -46,3 +46,8 @@ def test_validation_error_summarises_all_problems():
     exc = WorkflowValidationError([ValidationProblem("first"), ValidationProblem("second"), ValidationProblem("third")])
     assert "first" in exc.message and "2 more problems" in exc.message
     assert len(exc.to_error_dict()["details"]["problems"]) == 3
+
+
+def test_validation_problem_without_any_location_is_just_the_message():
+    assert str(ValidationProblem("parameter 'x' is bad", hint="write x=1")) == "parameter 'x' is bad; write x=1"
+    assert str(ValidationProblem("bad", line=3, column=1)) == "<string>:3:1: bad"

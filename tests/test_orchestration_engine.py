@@ -12,7 +12,7 @@ import pytest
 
 from core.config import load_settings
 from core.errors import OrchestrationError, ResourceAllocationError, WorkflowExecutionError
-from core.events import EventType
+from core.events import EventBus, EventType
 from core.models import OrchestrationMode, Task, TaskStatus, TaskTransition, WorkflowStatus
 from core.orchestration_engine import OrchestrationEngine
 from core.resource_manager import ResourceManager
@@ -282,6 +282,20 @@ def test_a_fully_allocated_resource_degrades_health(engine: OrchestrationEngine,
     assert health["overall_status"] == "degraded"
     assert health["issues"] == ["resource_manager: resource 'gpu' is fully allocated"]
     resources.release(allocation.id)
+
+
+def test_shutdown_detaches_from_a_shared_resource_manager(tmp_path: Path, resources: ResourceManager):
+    bus = EventBus("test-shared-bus")
+    seen: list[str] = []
+    bus.register(EventType.RESOURCE_ALLOCATED, lambda event, data: seen.append(data["requester_id"]))
+    try:
+        first = OrchestrationEngine(settings=load_settings(tmp_path), resource_manager=resources, events=bus)
+        first.shutdown()
+        resources.deallocate_resources(resources.allocate("gpu", "after-shutdown", 1).requester_id)
+        assert bus.flush(WAIT)
+        assert seen == []  # a shut-down engine no longer reports the shared manager's grants
+    finally:
+        bus.close()
 
 
 def test_shutdown_closes_sessions_and_cancels_runs(tmp_path: Path):

@@ -434,6 +434,27 @@ def test_allocation_listener_sees_allocated_and_released() -> None:
     assert seen == [("allocated", "cpu"), ("released", "cpu")]
 
 
+def test_removed_listeners_are_not_called_again() -> None:
+    rm = manager()
+    rm.register_resource("cpu", "cpu", 2)
+    seen: list[str] = []
+
+    def on_allocation(event: str, allocation: ResourceAllocation) -> None:
+        seen.append(event)
+
+    def on_release() -> None:
+        seen.append("release listener")
+
+    rm.add_allocation_listener(on_allocation)
+    rm.add_release_listener(on_release)
+    rm.remove_allocation_listener(on_allocation)
+    rm.remove_release_listener(on_release)
+    rm.remove_release_listener(on_release)  # unknown callbacks are ignored
+    grant = rm.allocate("cpu", "a", 1)
+    rm.release(grant.id)
+    assert seen == []
+
+
 def test_a_failing_listener_does_not_break_release() -> None:
     rm = manager()
     rm.register_resource("cpu", "cpu", 1)

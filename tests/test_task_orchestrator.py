@@ -160,6 +160,16 @@ def test_priority_order_with_one_worker(orch_factory: Any) -> None:
     assert seen.order(TaskStatus.RUNNING) == expected
 
 
+def test_remove_listener_accepts_a_bound_method(orch_factory: Any) -> None:
+    orch, seen = orch_factory()
+    removed = Transitions()
+    orch.add_listener(removed.__call__)
+    orch.remove_listener(removed.__call__)  # a fresh bound-method object, equal but not identical
+    orch.execute_task(noop("a"))
+    seen.wait_for(lambda t: t.name == "a" and t.status == TaskStatus.COMPLETED)
+    assert removed.items == []
+
+
 def test_tasks_wait_for_start_execution(orch_factory: Any) -> None:
     orch, _ = orch_factory(2)
     task = noop("held")

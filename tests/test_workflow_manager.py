@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from core.config import load_settings
-from core.errors import DAGValidationError, WorkflowExecutionError, WorkflowNotFoundError, WorkflowValidationError
+from core.errors import DAGValidationError, OrchestrationError, WorkflowExecutionError, WorkflowNotFoundError, WorkflowValidationError
 from core.events import EventBus, EventType
 from core.models import (
     TaskStatus,
@@ -384,3 +386,36 @@ def _wait_until(predicate: Any, timeout: float = WAIT) -> None:
         if time.monotonic() > end:
             raise AssertionError("condition not reached")
         time.sleep(0.01)
+
+
+
+def test_shutdown_lets_cancelled_runs_settle_then_leaves_a_shared_orchestrator(tmp_path: Path):
+    orchestrator = TaskOrchestrator(2, resource_manager=ResourceManager(detect=False))
+    try:
+        first = WorkflowManager(tmp_path / "a", orchestrator=orchestrator, settings=load_settings(tmp_path))
+        first.create_workflow({"name": "long", "steps": [sleeper("nap")]})
+        handle = first.start_workflow("long")
+        first.shutdown()
+        execution = handle.wait(WAIT)  # the run still hears its last transitions
+        assert execution is not None and execution.status == WorkflowStatus.CANCELLED
+        with pytest.raises(WorkflowExecutionError, match="shut down"):
+            first.start_workflow("long")
+        gone = weakref.ref(first)
+        del first, handle
+        gc.collect()
+        assert gone() is None  # the shared orchestrator no longer holds the manager
+        second = WorkflowManager(tmp_path / "b", orchestrator=orchestrator, settings=load_settings(tmp_path))
+        assert run(second, [echo("a")]).status == WorkflowStatus.COMPLETED
+    finally:
+        orchestrator.shutdown(wait=True, cancel_running=True)
+
+
+def test_a_run_whose_log_directory_cannot_be_made_fails_cleanly(manager: WorkflowManager):
+    manager.settings.runs_dir.parent.mkdir(parents=True, exist_ok=True)
+    manager.settings.runs_dir.write_text("a file where the runs directory should be")
+    manager.create_workflow({"name": "logged", "steps": [echo("a")]})
+    with pytest.raises(OrchestrationError, match="cannot create the run's log directory"):
+        manager.start_workflow("logged")
+    # The refused run is over, not left "running" forever for waiters and sessions.
+    assert manager.active_runs() == []
+    assert manager.get_workflow_status("logged")["status"] == "failed"

@@ -106,3 +106,16 @@ def test_cli_undeclared_values_are_read_as_yaml_scalars():
     assert coerce_cli_params(_workflow(), ["n=3", "flag=false", "s=hello world", "bad=[unclosed"]) == {
         "n": 3, "flag": False, "s": "hello world", "bad": "[unclosed",
     }
+
+
+@pytest.mark.parametrize("raw", ["inf", "-inf", "nan", "1e999"])
+def test_cli_numbers_must_be_finite(raw: str):
+    # An infinite "seconds" used to reach builtin.sleep and fail the step with an OverflowError.
+    with pytest.raises(WorkflowValidationError, match="must be a finite number"):
+        coerce_cli_params(typed(), [f"ratio={raw}"])
+
+
+def test_cli_pair_problem_has_no_made_up_location():
+    with pytest.raises(WorkflowValidationError) as info:
+        coerce_cli_params(typed(), ["nope"])
+    assert info.value.message == "parameter 'nope' is not of the form key=value; write -p name=value"

@@ -12,7 +12,7 @@ import click
 
 from core.errors import OrchestrationError, error_dict
 
-__all__ = ["CONTEXT_SETTINGS", "json_option", "emit_json", "fail", "handle_errors", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["CONTEXT_SETTINGS", "json_option", "emit_json", "fail", "handle_errors", "os_error_message", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -36,6 +36,19 @@ def fail(message: str, *, as_json: bool = False, data: dict[str, Any] | None = N
     sys.exit(code)
 
 
+def os_error_message(exc: OSError, doing: str = "") -> str:
+    """Return one sentence for a failed file operation: path, what failed, why, what to do.
+
+    ``doing`` says what was attempted ("cannot write the schema"); without it the
+    operating system's reason stands alone. ``str(OSError)`` ("[Errno 20] ...") is for
+    programmers, not for the person at the terminal.
+    """
+    reason = (exc.strerror or str(exc)).rstrip(".")
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    what = f"{doing} ({reason.lower()})" if doing else reason.lower()
+    return f"{where}{what}; check the path and its permissions"
+
+
 def handle_errors(func: F) -> F:
     """Turn orchtui errors (and a few OS ones) into one clear line and exit code 1.
 
@@ -50,7 +63,9 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except OrchestrationError as exc:
             fail(exc.message, as_json=as_json, data=exc.to_error_dict())
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            fail(os_error_message(exc), as_json=as_json, data=error_dict(exc) | {"error": os_error_message(exc)})
+        except ValueError as exc:
             fail(str(exc), as_json=as_json, data=error_dict(exc))
         except KeyboardInterrupt:
             fail("interrupted", as_json=as_json, code=130)

@@ -16,10 +16,11 @@ import click
 from core.config import load_settings
 from core.errors import WorkflowValidationError
 from core.models import Workflow
+from core.text import plural
 from core.workflow_dag import WorkflowDAG
 from core.workflow_file import find_workflow_files, load_workflow, workflow_json_schema
 
-from .common import CONTEXT_SETTINGS, EXIT_FAILED, emit_json, handle_errors, json_option
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, emit_json, fail, handle_errors, json_option, os_error_message
 
 __all__ = ["register"]
 
@@ -65,8 +66,7 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
             if not as_json:
                 for line in _problem_lines(exc):
                     click.echo(line)
-                count = len(exc.problems)
-                click.secho(f"{path}: invalid ({count} problem{'s' if count != 1 else ''})", fg="red")
+                click.secho(f"{path}: invalid ({plural(len(exc.problems), 'problem')})", fg="red")
             continue
         entries.append(_workflow_entry(path, workflow))
         if not as_json:
@@ -136,6 +136,9 @@ def list_cmd(directory: Path | None, as_json: bool) -> None:
     listing succeeded (use `orchtui validate` to fail on them).
     """
     root = directory or load_settings().workflows_dir
+    if directory is not None and not directory.is_dir():
+        # Only a directory asked for by name is an error; a missing default just has no files.
+        fail(f"{directory}: workflows directory does not exist; check the --dir path", as_json=as_json)
     entries: list[dict[str, Any]] = []
     for path in find_workflow_files(root):
         try:
@@ -169,7 +172,10 @@ def schema_cmd(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(os_error_message(exc, "cannot write the schema"))
     click.echo(f"wrote {output}")
 
 

@@ -1,0 +1,49 @@
+"""Formatting shared by orchtui's messages and reports: did-you-mean, plurals, times.
+
+Every "unknown X" error in orchtui suggests the closest known name the same way, so a
+typo gets the same help whichever module catches it; every status dict writes its
+timestamps the same way, so a script parses one format.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+__all__ = ["closest", "did_you_mean", "plural", "iso_utc"]
+
+
+def closest(word: object, choices: Iterable[object]) -> str | None:
+    """Return the choice most like ``word`` (difflib ratio of at least 0.6), or None.
+
+    Choices are compared as strings; None and empty choices are never suggested.
+    """
+    names = [text for choice in choices if choice is not None and (text := str(choice))]
+    found = difflib.get_close_matches(str(word), names, n=1)
+    return found[0] if found else None
+
+
+def did_you_mean(word: object, choices: Iterable[object], *, otherwise: str = "", sep: str = "") -> str:
+    """Return ``sep + "did you mean 'x'?"`` for the closest choice.
+
+    Without a close choice, returns ``sep + otherwise``, or "" when ``otherwise`` is
+    empty, so ``f"unknown step 'x'{did_you_mean(x, names, sep='; ')}"`` reads well
+    either way.
+    """
+    match = closest(word, choices)
+    if match is not None:
+        return f"{sep}did you mean '{match}'?"
+    return f"{sep}{otherwise}" if otherwise else ""
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """Return ``"1 step"``, ``"3 steps"``; ``many`` overrides the plural form."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
+def iso_utc(timestamp: float | None) -> str | None:
+    """Return epoch seconds as an ISO 8601 UTC string (``2024-05-01T12:00:00+00:00``); None stays None."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()

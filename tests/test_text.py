@@ -1,0 +1,29 @@
+"""core.text: the did-you-mean hint, plurals and ISO times every message shares."""
+
+from __future__ import annotations
+
+from core.text import closest, did_you_mean, iso_utc, plural
+
+
+def test_closest_suggests_only_real_and_close_choices():
+    assert closest("biuld", ["build", "test"]) == "build"
+    assert closest("zzz", ["build", "test"]) is None
+    assert closest("", [None, ""]) is None
+    assert closest(3, [1, 3, 30]) == "3"
+
+
+def test_did_you_mean_reads_well_with_or_without_a_match():
+    assert did_you_mean("biuld", ["build"]) == "did you mean 'build'?"
+    assert did_you_mean("biuld", ["build"], sep="; ") == "; did you mean 'build'?"
+    assert did_you_mean("zzz", ["build"], sep="; ") == ""
+    assert did_you_mean("zzz", ["build"], otherwise="known: build", sep="; ") == "; known: build"
+
+
+def test_plural():
+    assert [plural(n, "step") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
+    assert plural(2, "entry", "entries") == "2 entries"
+
+
+def test_iso_utc():
+    assert iso_utc(None) is None
+    assert iso_utc(0) == "1970-01-01T00:00:00+00:00"
