@@ -60,8 +60,12 @@ def _resource_manager(engine: OrchestrationEngine) -> tuple[str, dict[str, Any],
 
 
 def _store(engine: OrchestrationEngine) -> tuple[str, dict[str, Any], list[str]]:
-    path = getattr(engine.store, "db_path", None)
-    return "healthy", {"path": str(path) if path else None}, []
+    # Read the change counter: a real query, so a broken or vanished database shows up
+    # here as "unhealthy" (the probe's exception) instead of passing on its path alone.
+    store = engine.store
+    path = getattr(store, "db_path", None)
+    version = store.version()
+    return "healthy", {"path": str(path) if path else None, "version": version}, []
 
 
 def health_check(engine: OrchestrationEngine) -> dict[str, Any]:

@@ -73,7 +73,8 @@ class EventBus:
 
     @property
     def has_handlers(self) -> bool:
-        return any(self._handlers.values())
+        with self._lock:
+            return any(self._handlers.values())
 
     def handler_counts(self) -> dict[str, int]:
         """Return ``{event_type: number of handlers}`` (spec-002 ``event_handlers``)."""
@@ -81,7 +82,7 @@ class EventBus:
             return {k: len(v) for k, v in self._handlers.items() if v}
 
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
-        """Queue an event; returns at once. Dropped cheaply when nobody listens."""
+        """Queue an event; returns at once. Dropped cheaply when nobody listens or closed."""
         if self._thread is not None:
             self._queue.put((str(event_type), data))
 
@@ -94,7 +95,9 @@ class EventBus:
         return done.wait(timeout)
 
     def close(self) -> None:
-        thread = self._thread
+        """Deliver what is queued, then stop; a later ``register`` starts a new thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(_STOP)
             thread.join(timeout=5)

@@ -59,3 +59,17 @@ def test_manual_clock_moves_only_when_advanced_and_wakes_waiters():
     assert clock.monotonic() == 10.0
     clock.advance(2.5)
     assert clock.monotonic() == 12.5 and woken.is_set()
+
+
+def test_events_after_close_are_dropped_and_register_restarts_delivery():
+    bus = EventBus()
+    seen: list[str] = []
+    bus.register(EventType.TASK_STARTED, lambda event, data: seen.append(data["name"]))
+    bus.close()
+    bus.emit(EventType.TASK_STARTED, {"name": "lost"})
+    assert bus._queue.empty()  # nothing piles up on a closed bus
+    bus.register(EventType.TASK_STARTED, lambda event, data: seen.append("again:" + data["name"]))
+    bus.emit(EventType.TASK_STARTED, {"name": "b"})
+    assert bus.flush()
+    assert seen == ["b", "again:b"]
+    bus.close()

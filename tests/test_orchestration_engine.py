@@ -284,6 +284,21 @@ def test_a_fully_allocated_resource_degrades_health(engine: OrchestrationEngine,
     resources.release(allocation.id)
 
 
+def test_a_closed_store_makes_health_unhealthy(tmp_path: Path, resources: ResourceManager):
+    from core.store import Store
+
+    store = Store(tmp_path / "state" / "orchtui.db")
+    eng = OrchestrationEngine(settings=load_settings(tmp_path), resource_manager=resources, store=store)
+    try:
+        assert eng.health_check()["components"]["store"]["status"] == "healthy"
+        store.close()
+        health = eng.health_check()
+        assert health["components"]["store"]["status"] == "unhealthy"
+        assert health["overall_status"] == "unhealthy"
+    finally:
+        eng.shutdown()
+
+
 def test_shutdown_detaches_from_a_shared_resource_manager(tmp_path: Path, resources: ResourceManager):
     bus = EventBus("test-shared-bus")
     seen: list[str] = []
