@@ -31,7 +31,8 @@ async def shoot(output: Path) -> None:
         workflows = Path(tmp) / "workflows"
         shutil.copytree(ROOT / "workflows", workflows)
         os.chdir(tmp)  # the status bar then shows "workflows/", not a temporary path
-        engine = DashboardEngine(state_dir=Path(tmp) / "state", workflows_dir=workflows)
+        # inline: the run dies with this script instead of outliving its temporary directory
+        engine = DashboardEngine(state_dir=Path(tmp) / "state", workflows_dir=workflows, run_mode="inline")
         app = OrchTUIApp(engine, refresh=10.0, machine=FixedMachine(cpu=42.0, memory=58.0))
         try:
             async with app.run_test(size=(120, 40)) as pilot:

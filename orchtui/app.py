@@ -23,8 +23,9 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from core.errors import OrchestrationError
 from core.models import TaskStatus, Workflow
@@ -40,6 +41,7 @@ from .screens.forms import CreateProjectScreen, ParamFormScreen, ProjectRequest
 from .screens.help import HelpScreen
 from .screens.log_screen import LogScreen
 from .widgets.dag_view import DagModel, DagView, dag_model_from_workflow
+from .widgets.key_hints import KeyHints
 from .widgets.logs import LogsPane
 from .widgets.projects import ProjectsPane
 from .widgets.queues import QueuesPane
@@ -62,6 +64,7 @@ _REMAP_HINT = (
     "Remap any key by its binding id: `orchtui dashboard --keymap keys.yaml` with lines such as "
     "`orchtui.run: ctrl+r`."
 )
+_LOG_FOLLOW_DELAY = 0.15  # seconds the DAG cursor rests before the Logs pane follows it
 _NO_STATUSES: dict[str, TaskStatus] = {}
 _NO_STARTED: dict[str, float] = {}
 
@@ -97,6 +100,9 @@ class OrchTUIApp(App[None]):
         CPU/memory sampler; fixed in snapshot tests.
     keymap : mapping, optional
         ``{binding id: keys}`` overrides.
+    run_mode : {"process", "inline"}
+        For the engine built here: runs in detached processes (default; they survive the
+        dashboard) or in this process.
     """
 
     CSS_PATH = "app.tcss"
@@ -137,10 +143,11 @@ class OrchTUIApp(App[None]):
         frozen_time: float | None = None,
         machine: MachineSource | None = None,
         keymap: Mapping[str, str] | None = None,
+        run_mode: str = "process",
     ) -> None:
         super().__init__()
         self._owns_engine = engine is None
-        self.engine = engine or DashboardEngine(state_dir=state_dir, workflows_dir=workflows_dir)
+        self.engine = engine or DashboardEngine(state_dir=state_dir, workflows_dir=workflows_dir, run_mode=run_mode)
         self.refresh_rate = max(0.5, refresh)
         self.clock: Callable[[], float] = (lambda: frozen_time) if frozen_time is not None else time.time
         self.model = DashboardModel(self.engine, rate=self.refresh_rate, machine=machine, clock=self.clock)
@@ -154,6 +161,8 @@ class OrchTUIApp(App[None]):
         self._filter_target = "projects"
         self._status_text = ""
         self.frames = 0  # states applied to the screen (tests and the benchmark read it)
+        self._launch_check = 0.0
+        self._log_follow: Timer | None = None
         if keymap:
             self.set_keymap(dict(keymap))
 
@@ -170,7 +179,7 @@ class OrchTUIApp(App[None]):
             yield ResourcesPane(id="resources")
             yield RunsPane(id="runs")
         yield Input(placeholder="filter (enter keeps it, esc clears)", id="filter-bar")
-        yield Footer()
+        yield KeyHints(id="key-hints")
 
     def on_mount(self) -> None:
         # Keep references: the app's queries would search whichever screen is on top.
@@ -197,6 +206,7 @@ class OrchTUIApp(App[None]):
         logs.add_class("pane")
         logs.border_title = "Logs"
         logs.can_focus = False
+        self._show_key_hints()
         self.model.refresh()
         self._apply(self.model.state)
         self.model.start()
@@ -208,6 +218,27 @@ class OrchTUIApp(App[None]):
         if self._owns_engine:
             self.engine.close()
 
+    def _show_key_hints(self) -> None:
+        keymap = self._keymap
+        shown = []
+        palette = "ctrl+p"
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding):
+                continue
+            keys = keymap.get(binding.id, binding.key) if binding.id else binding.key
+            display = self.get_key_display(Binding(keys.split(",")[0], binding.action, binding.description))
+            if binding.id == "orchtui.palette_ctrl_p":
+                palette = display
+            elif binding.show:
+                shown.append((display, binding.description))
+        self.query_one(KeyHints).show_keys(shown, palette)
+
+    def set_keymap(self, keymap: dict[str, str]) -> None:
+        """Remap bindings by id (``{"orchtui.run": "ctrl+r"}``) and redraw the key bar."""
+        super().set_keymap(keymap)
+        if self.is_running:
+            self._show_key_hints()
+
     # --------------------------------------------------------- applying state
 
     def _tick(self) -> None:
@@ -215,6 +246,11 @@ class OrchTUIApp(App[None]):
             self._apply(self.model.state)
         if self.logs_pane.display:
             self.logs_pane.poll()
+        now = time.monotonic()
+        if now - self._launch_check >= 1.0:
+            self._launch_check = now
+            for message in self.engine.launch_failures():
+                self.notify(message, severity="error", timeout=15)
 
     def _apply(self, state: DashboardState) -> None:
         """Hand each pane its part of ``state`` (each pane skips parts it already shows)."""
@@ -314,7 +350,12 @@ class OrchTUIApp(App[None]):
         self.open_run(message.run_id, focus_dag=message.opened)
 
     def on_node_highlighted(self, message: NodeHighlighted) -> None:
-        self._follow_node_log(message.step)
+        # The cursor's frame goes out at once; the log follows when the cursor rests, so
+        # a held j/k does not reload a log file (and relayout the pane) per step passed.
+        if self._log_follow is not None:
+            self._log_follow.stop()
+        step = message.step
+        self._log_follow = self.set_timer(_LOG_FOLLOW_DELAY, lambda: self._follow_node_log(step))
 
     def on_node_opened(self, message: NodeOpened) -> None:
         self._open_details(message.step)
@@ -404,7 +445,8 @@ class OrchTUIApp(App[None]):
             self.model.refresh()
             self.view_workflow = name
             self.open_run(run_id)
-            self.notify(f"Started {name} as {run_id}.")
+            where = "" if self.engine.run_mode == "inline" else " in its own process (it goes on if you quit)"
+            self.notify(f"Started {name} as {run_id}{where}.")
 
         self.push_screen(ParamFormScreen(workflow), start)
 
@@ -416,8 +458,13 @@ class OrchTUIApp(App[None]):
 
         def cancel(yes: bool | None) -> None:
             if yes:
-                cancelled = self.engine.cancel_run(run.run_id)
-                self.notify(f"Cancelling {run.run_id}." if cancelled else f"{run.run_id} is not running in this dashboard.")
+                try:
+                    owned = self.engine.cancel_run(run.run_id)
+                except OrchestrationError as exc:
+                    self.notify(exc.message, severity="error")
+                    return
+                self.notify(f"Cancelling {run.run_id}." if owned else
+                            f"Asked for {run.run_id} to be cancelled; no live process claims it yet.")
                 self.model.poke()
 
         self.push_screen(ConfirmScreen(f"Cancel run {run.run_id} ({run.workflow})?", confirm_label="Cancel run"), cancel)
@@ -431,8 +478,13 @@ class OrchTUIApp(App[None]):
 
         def cancel(yes: bool | None) -> None:
             if yes:
-                cancelled = self.engine.cancel_step(run.run_id, step)
-                self.notify(f"Cancelling {step}." if cancelled else f"{step} is not running here.")
+                try:
+                    owned = self.engine.cancel_step(run.run_id, step)
+                except OrchestrationError as exc:
+                    self.notify(exc.message, severity="error")
+                    return
+                self.notify(f"Cancelling {step}." if owned else
+                            f"Asked for {step} to be cancelled; no live process claims {run.run_id} yet.")
                 self.model.poke()
 
         self.push_screen(ConfirmScreen(f"Cancel step {step} of {run.run_id}?", confirm_label="Cancel step"), cancel)
@@ -552,6 +604,7 @@ class OrchTUIApp(App[None]):
     # quit ----------------------------------------------------------------------------
 
     def action_request_quit(self) -> None:
+        # Detached runs go on without the dashboard; only inline runs die with it.
         active = self.engine.local_active_runs()
         if not active:
             self.exit()

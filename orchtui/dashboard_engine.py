@@ -6,14 +6,21 @@ a ResourceManager, the SQLite store and a ProjectManager. It implements
 return the same object while nothing changed) and the actions the keys trigger: start,
 cancel, resume, details, logs, Mermaid export, new projects.
 
-Run views come from two places. Runs of this process are read from their in-memory
-state (no database round trip, so a 10k-step run's graph stays live at 10 Hz); every
-other run, including those of other processes (CLI, MCP), comes from the store, re-read
-only when the store's change counter says it moved.
+Runs are started as detached processes by default (``run_mode="process"``,
+:mod:`core.run_launcher`): a run survives the dashboard quitting or crashing, and its
+threads never compete with the dashboard's for the GIL. Every run, whoever started it,
+is watched through the store (:class:`~orchtui.store_watch.StoreWatcher`, reading only
+what changed), its scheduler through the live files of :mod:`core.live_state`, and it is
+cancelled through a request file that the owning process carries out.
+
+``run_mode="inline"`` runs workflows in this process instead (embedding, tests): those
+runs are read from memory, published for other faces, and cancelled when the engine
+closes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -22,10 +29,12 @@ from typing import Any
 
 from core.config import Settings, load_settings
 from core.errors import OrchestrationError, StoreError, WorkflowExecutionError
+from core.live_state import LivePublisher, LiveProcess, LiveReader, request_cancel
 from core.logs import list_logs, log_path, read_log
-from core.models import Project, ResourceUsage, TaskStatus, Workflow, new_id
+from core.models import Project, ResourceUsage, TaskPriority, TaskStatus, Workflow, new_id
 from core.project_manager import ProjectManager
 from core.resource_manager import ResourceManager
+from core.run_launcher import launch_resume, launch_run, reap_children, runner_log_path
 from core.run_recorder import StoreRecorder, plan_resume
 from core.snapshot import OrchestratorSnapshot, RunView
 from core.store import Store
@@ -33,17 +42,44 @@ from core.templating import resolve_parameters
 from core.workflow_dag import WorkflowDAG
 from core.workflow_file import load_workflows_dir
 from core.workflow_manager import WorkflowManager
+from core.workflow_params import resolve_params
 
 from .dashboard_model import CatalogView
 from .screens.forms import ProjectRequest
+from .store_watch import StoreWatcher
 from .widgets.details import AttemptInfo, StepDetail
 
-__all__ = ["DashboardEngine", "RUN_HISTORY", "LOG_TAIL_LINES"]
+__all__ = ["DashboardEngine", "RUN_HISTORY", "LOG_TAIL_LINES", "RUN_MODES", "merge_snapshots"]
 
 RUN_HISTORY = 300  # newest runs listed
 LOG_TAIL_LINES = 20  # lines of log in the details view
+RUN_MODES = ("process", "inline")
 _CATALOG_CHECK = 2.0  # seconds between looks at the workflows directory and projects
-_FOREIGN_FOCUS_INTERVAL = 0.5  # seconds between re-reads of another process's focused run
+_QUEUE_HEADS = 3  # next tasks shown per lane when several processes are merged
+
+
+def merge_snapshots(parts: list[OrchestratorSnapshot], version: int) -> OrchestratorSnapshot:
+    """Return one snapshot adding up ``parts`` (several processes' schedulers) as ``version``."""
+    if len(parts) == 1:
+        return dataclasses.replace(parts[0], version=version)
+    counts: dict[TaskStatus, int] = {}
+    for part in parts:
+        for status, count in part.counts.items():
+            counts[status] = counts.get(status, 0) + count
+    return OrchestratorSnapshot(
+        version=version,
+        taken_at=max((p.taken_at for p in parts), default=0.0),
+        max_workers=sum(p.max_workers for p in parts),
+        queued={lane: sum(p.queued.get(lane, 0) for p in parts) for lane in TaskPriority},
+        queue_heads={lane: tuple(v for p in parts for v in p.queue_heads.get(lane, ()))[:_QUEUE_HEADS]
+                     for lane in TaskPriority},
+        running=tuple(v for p in parts for v in p.running),
+        counts=counts,
+        waiting_on_dependencies=sum(p.waiting_on_dependencies for p in parts),
+        waiting_on_resources=sum(p.waiting_on_resources for p in parts),
+        retry_scheduled=sum(p.retry_scheduled for p in parts),
+        completed_per_second=sum(p.completed_per_second for p in parts),
+    )
 
 
 class DashboardEngine:
@@ -60,7 +96,9 @@ class DashboardEngine:
     store : Store, optional
         Default: the state directory's store, opened here and closed by :meth:`close`.
     max_workers : int, optional
-        Worker threads of the orchestrator (default: the settings').
+        Steps a run executes at once (default: the settings').
+    run_mode : {"process", "inline"}
+        Where started runs execute: detached processes (default), or this process.
     """
 
     def __init__(
@@ -72,7 +110,12 @@ class DashboardEngine:
         resource_manager: ResourceManager | None = None,
         store: Store | None = None,
         max_workers: int | None = None,
+        run_mode: str = "process",
     ) -> None:
+        if run_mode not in RUN_MODES:
+            raise OrchestrationError(f"run mode {run_mode!r} is not known; use one of: {', '.join(RUN_MODES)}")
+        self.run_mode = run_mode
+        self._max_workers = max_workers
         settings = settings or load_settings()
         if state_dir is not None:
             settings.state_dir = Path(state_dir)
@@ -100,13 +143,22 @@ class DashboardEngine:
         self._catalog = CatalogView()
         self._catalog_signature: tuple[Any, ...] | None = None
         self._catalog_checked = 0.0
-        self._store_version = -1
-        self._store_runs: tuple[RunView, ...] = ()
+        self.watcher = StoreWatcher(self.store, history=RUN_HISTORY)
+        self._live = LiveReader(settings.state_dir)
+        self._live_key: tuple[Any, ...] | None = None
+        self._live_version = 0
+        self._merged = OrchestratorSnapshot.empty()
+        self.live_processes: tuple[LiveProcess, ...] = ()
         self._runs: tuple[RunView, ...] = ()
         self._resources: tuple[ResourceUsage, ...] = ()
         self._focus_cache: dict[str, tuple[Any, RunView]] = {}
-        self._focus_read_at = 0.0
+        self._launched: dict[str, Workflow] = {}  # detached runs started here, until the store has them
         self._closed = False
+        self._publisher: LivePublisher | None = None
+        if run_mode == "inline":
+            # Other faces see this process's runs and can cancel them, as any runner's.
+            self._publisher = LivePublisher(self.orchestrator, self.manager, settings.state_dir, label="orchtui dashboard")
+            self._publisher.start()
 
     # ------------------------------------------------------------ state source
 
@@ -148,8 +200,26 @@ class DashboardEngine:
         self._catalog_checked = 0.0
 
     def orchestrator_snapshot(self) -> OrchestratorSnapshot:
-        """Return the scheduler's latest published snapshot."""
-        return self.orchestrator.snapshot()
+        """Return the schedulers of every live process on this state dir, added up.
+
+        The same object comes back while no process published anything new. In inline
+        mode this process's own scheduler is read directly rather than from its file.
+        """
+        own = os.getpid()
+        live = self._live.read(exclude_pid=own)
+        parts = [p.snapshot for p in live]
+        key: tuple[Any, ...] = tuple((p.pid, p.snapshot.version) for p in live)
+        if self.run_mode == "inline":
+            mine = self.orchestrator.snapshot()
+            parts.insert(0, mine)
+            key = ((own, mine.version), *key)
+        if key != self._live_key:
+            self._live_key = key
+            self._live_version += 1
+            self.live_processes = tuple(live)
+            self._merged = (merge_snapshots(parts, self._live_version) if parts
+                            else OrchestratorSnapshot.empty(self._max_workers or self.settings.max_workers))
+        return self._merged
 
     def resource_usage(self) -> tuple[ResourceUsage, ...]:
         """Return every resource's usage; the same tuple while nothing changed."""
@@ -158,21 +228,23 @@ class DashboardEngine:
             self._resources = usage
         return self._resources
 
-    def run_views(self) -> tuple[RunView, ...]:
+    def run_views(self, focus: str | None = None) -> tuple[RunView, ...]:
         """Return the run history (newest first), without per-step maps.
 
-        Runs of this process come from memory; the store's list is re-read only when its
-        change counter moved.
+        Reads only the runs whose store version moved (and, once, the whole of run
+        ``focus`` when it becomes the focus). In inline mode, this process's active runs
+        come from memory.
         """
-        version = self.store.version()
-        if version != self._store_version:
-            self._store_version = version
-            self._store_runs = tuple(r.to_view() for r in self.store.list_runs(limit=RUN_HISTORY))
-        local = {h.run_id: h for h in self.manager.active_runs()}
-        views = [self._local_view(h, steps=False) for h in local.values()]
-        views.extend(v for v in self._store_runs if v.run_id not in local)
-        views.sort(key=lambda v: v.started_at or 0.0, reverse=True)
-        runs = tuple(views[:RUN_HISTORY])
+        self.watcher.poll(focus)
+        stored = self.watcher.runs
+        local = {h.run_id: h for h in self.manager.active_runs()} if self.run_mode == "inline" else {}
+        if not local:
+            runs = stored
+        else:
+            views = [self._local_view(h, steps=False) for h in local.values()]
+            views.extend(v for v in stored if v.run_id not in local)
+            views.sort(key=lambda v: v.started_at or 0.0, reverse=True)
+            runs = tuple(views[:RUN_HISTORY])
         if runs != self._runs:
             self._runs = runs
         return self._runs
@@ -180,32 +252,20 @@ class DashboardEngine:
     def focus_view(self, run_id: str, snapshot: OrchestratorSnapshot) -> RunView | None:
         """Return run ``run_id`` with its per-step statuses and start times, or None.
 
-        For a run of this process, statuses are copied from its live state and start
-        times of running steps come from ``snapshot``; other runs are read from the
-        store when their version changed.
+        A run of this process (inline mode) is copied from its live state, with start
+        times of running steps from ``snapshot``; any other run is the store watcher's
+        latest read (call :meth:`run_views` with ``focus`` first).
         """
-        handle = self.manager.get_run(run_id)
-        if handle is not None:
-            statuses = dict(handle.execution.step_status)
-            started = {v.name: v.started_at for v in snapshot.running if v.run_id == run_id and v.started_at is not None}
-            key: Any = (handle.status, statuses, started)
-            cached = self._focus_cache.get(run_id)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-            view = self._local_view(handle, steps=True, statuses=statuses, started=started)
-        else:
-            # Another process's run: re-read it when the store moved, at most twice a second
-            # (a 10k-step run is 10k rows).
-            version = self.store.version()
-            cached = self._focus_cache.get(run_id)
-            now = time.monotonic()
-            if cached is not None and (cached[0] == version or now - self._focus_read_at < _FOREIGN_FOCUS_INTERVAL):
-                return cached[1]
-            self._focus_read_at = now
-            record = self.store.get_run(run_id)
-            if record is None:
-                return None
-            key, view = version, record.to_view()
+        handle = self.manager.get_run(run_id) if self.run_mode == "inline" else None
+        if handle is None:
+            return self.watcher.focus_view(run_id)
+        statuses = dict(handle.execution.step_status)
+        started = {v.name: v.started_at for v in snapshot.running if v.run_id == run_id and v.started_at is not None}
+        key: Any = (handle.status, statuses, started)
+        cached = self._focus_cache.get(run_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = self._local_view(handle, steps=True, statuses=statuses, started=started)
         self._focus_cache = {run_id: (key, view)}  # one focused run at a time
         return view
 
@@ -239,12 +299,32 @@ class DashboardEngine:
         handle = self.manager.get_run(run_id)
         if handle is not None:
             return handle.workflow
-        record = self.store.get_run(run_id)
-        return record.definition if record is not None else None
+        definition = self.watcher.definition(run_id)
+        return definition if definition is not None else self._launched.get(run_id)
 
     def local_active_runs(self) -> list[str]:
-        """Return the ids of this process's runs that are still going."""
+        """Return the ids of this process's runs that are still going (inline mode only has any)."""
         return [h.run_id for h in self.manager.active_runs()]
+
+    def launch_failures(self) -> list[str]:
+        """Return one message per detached run process that ended without recording its run.
+
+        Such a process failed before the run began (say, its workflow file changed and
+        no longer validates); the message quotes the last line of its ``runner.log``.
+        """
+        messages = []
+        for run_id, code in reap_children():
+            self._launched.pop(run_id, None)
+            if code == 0 or self.store.run_status(run_id) is not None:
+                continue
+            path = runner_log_path(self.state_dir, run_id)
+            try:
+                lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+            except OSError:
+                lines = []
+            last = lines[-1].strip() if lines else f"exit code {code}"
+            messages.append(f"Run {run_id} did not start: {last[:200]} (see {path})")
+        return messages
 
     def log_path(self, run_id: str, step: str, attempt: int) -> Path:
         """Return where attempt ``attempt`` of ``step`` writes its log (may not exist yet).
@@ -327,25 +407,57 @@ class DashboardEngine:
     # ----------------------------------------------------------------- actions
 
     def start_run(self, workflow_name: str, params: dict[str, Any]) -> str:
-        """Start ``workflow_name`` with ``params`` in the background; return the run id.
+        """Start ``workflow_name`` with ``params``; return the run id.
+
+        In process mode the run gets its own detached process (it goes on when the
+        dashboard quits); the parameters are checked here first, so mistakes show at once.
 
         Raises:
             WorkflowNotFoundError, WorkflowValidationError, WorkflowExecutionError: as
                 ``WorkflowManager.start_workflow``.
+            OrchestrationError: the run's process could not be started.
         """
-        return self.manager.start_workflow(workflow_name, params).run_id
+        if self.run_mode == "inline":
+            return self.manager.start_workflow(workflow_name, params).run_id
+        workflow = self.manager.require_workflow(workflow_name)
+        resolve_params(workflow, params)
+        run_id = launch_run(workflow, state_dir=self.state_dir, params=params, max_workers=self._max_workers)
+        self._launched[run_id] = workflow
+        return run_id
 
     def cancel_run(self, run_id: str) -> bool:
-        """Cancel run ``run_id`` if this process runs it; returns whether a cancel was sent."""
+        """Cancel run ``run_id``, whichever process on this machine runs it.
+
+        Returns True when the cancel went to a process known to own the run (this one,
+        or one whose live file lists it); False means the request waits for an owner.
+
+        Raises:
+            OrchestrationError: the request cannot be written.
+        """
         handle = self.manager.get_run(run_id)
-        return handle.cancel() if handle is not None else False
+        if handle is not None and handle.cancel():
+            return True
+        request_cancel(self.state_dir, run_id)
+        return self._owned_elsewhere(run_id)
 
     def cancel_step(self, run_id: str, step: str) -> bool:
-        """Cancel one unfinished step of a run of this process; returns whether one was found."""
-        for task in self.orchestrator.get_tasks():
-            if task.run_id == run_id and task.name == step:
-                return self.orchestrator.cancel_task(task.id)
-        return False
+        """Cancel one unfinished step of run ``run_id``, whichever process runs it.
+
+        Returns True when the cancel went to a process known to own the run.
+
+        Raises:
+            OrchestrationError: the step name is not valid, or the request cannot be written.
+        """
+        if self.manager.get_run(run_id) is not None:
+            for task in self.orchestrator.get_tasks():
+                if task.run_id == run_id and task.name == step:
+                    return self.orchestrator.cancel_task(task.id)
+            return False
+        request_cancel(self.state_dir, run_id, step)
+        return self._owned_elsewhere(run_id)
+
+    def _owned_elsewhere(self, run_id: str) -> bool:
+        return any(run_id in p.run_ids for p in self._live.read(exclude_pid=os.getpid()))
 
     def resume_run(self, run_id: str) -> str:
         """Start a run that redoes ``run_id``'s unfinished steps, reusing committed outputs.
@@ -357,6 +469,10 @@ class DashboardEngine:
             WorkflowValidationError: its workflow or parameters are no longer valid.
         """
         workflow, params, preset = plan_resume(self.store, run_id)
+        if self.run_mode == "process":
+            new_run = launch_resume(run_id, state_dir=self.state_dir, max_workers=self._max_workers)
+            self._launched[new_run] = workflow
+            return new_run
         new_run = new_id("run")
         self.recorder.expect_resume(new_run, run_id, preset)
         return self.manager.start_workflow(workflow, params, preset_outputs=preset, run_id=new_run).run_id
@@ -390,10 +506,12 @@ class DashboardEngine:
         return project
 
     def close(self) -> None:
-        """Cancel this process's active runs and release everything (idempotent)."""
+        """Release everything (idempotent); inline runs are cancelled, detached ones go on."""
         if self._closed:
             return
         self._closed = True
+        if self._publisher is not None:
+            self._publisher.stop()
         self.manager.shutdown()
         self.orchestrator.shutdown(wait=True, cancel_running=True)
         self.projects.close()

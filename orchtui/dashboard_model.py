@@ -104,7 +104,7 @@ class StateSource(Protocol):
 
     def resource_usage(self) -> tuple[ResourceUsage, ...]: ...
 
-    def run_views(self) -> tuple[RunView, ...]: ...
+    def run_views(self, focus: str | None = None) -> tuple[RunView, ...]: ...
 
     def focus_view(self, run_id: str, snapshot: OrchestratorSnapshot) -> RunView | None: ...
 
@@ -244,12 +244,12 @@ class DashboardModel:
         resources = self._source.resource_usage()
         if resources == prev.resources:
             resources = prev.resources
-        runs = self._source.run_views()
-        if runs == prev.runs:
-            runs = prev.runs
         focus_id = self._focus
+        runs = self._source.run_views(focus_id)
+        if runs is not prev.runs and runs == prev.runs:
+            runs = prev.runs
         focus = self._source.focus_view(focus_id, orchestrator) if focus_id is not None else None
-        if focus == prev.focus:
+        if focus is not prev.focus and focus == prev.focus:  # a 10k-step run: compare only new objects
             focus = prev.focus
         machine = prev.machine
         now = self._clock()  # a frozen clock also freezes the sampling: one sample, stable gauges

@@ -49,13 +49,16 @@ def mcp_cmd(allow_shell: bool, allow_python: bool, workflows_dir: Path | None) -
             raise
         click.echo(f"error: {SDK_MISSING}", err=True)
         sys.exit(EXIT_FAILED)
+    from core.live_state import LivePublisher
     from core.mcp_tools import OrchestrationMCPTools
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="orchtui mcp: %(levelname)s %(message)s")
     settings = load_settings()
     if workflows_dir is not None:
         settings = dataclasses.replace(settings, workflows_dir=workflows_dir.resolve())
-    with OrchestrationMCPTools(settings=settings, allow_shell=allow_shell, allow_python=allow_python) as tools:
+    with OrchestrationMCPTools(settings=settings, allow_shell=allow_shell, allow_python=allow_python) as tools, \
+            LivePublisher(tools.engine.task_orchestrator, tools.engine.workflow_manager, settings.state_dir,
+                          label="orchtui mcp"):
         try:
             serve_stdio(tools)
         except KeyboardInterrupt:

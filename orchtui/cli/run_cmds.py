@@ -129,9 +129,10 @@ def _interrupted_before_end(handle: RunHandle, requested: threading.Event) -> bo
 
 def _execute(
     workflow: Workflow, params: dict[str, Any], *, settings: Settings, max_workers: int | None,
-    console: Console, quiet: bool, record: bool,
+    console: Console, quiet: bool, record: bool, run_id: str | None = None,
 ) -> tuple[WorkflowExecution, bool, list[Any], str | None]:
     """Run ``workflow`` to its end; returns (execution, interrupted, progress rows, log dir)."""
+    from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
@@ -145,8 +146,10 @@ def _execute(
                               observers=observers, autoload=False)
     interrupted = False
     try:
-        with _Interrupts() as interrupts:
-            handle = manager.start_workflow(workflow, params)
+        # The live file lets dashboards show this run's queues and cancel it from elsewhere.
+        with _Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
+                                                        label=f"orchtui run {workflow.name}"):
+            handle = manager.start_workflow(workflow, params, run_id=run_id)
             if store is not None and not quiet:
                 console.print(f"run id: {handle.run_id}", highlight=False)
             try:
@@ -183,9 +186,12 @@ def _execute(
 @click.option("--max-workers", type=click.IntRange(min=1), default=None,
               help="Steps running at once (default: setting max_workers / ORCHTUI_MAX_WORKERS).")
 @click.option("--no-record", is_flag=True, help="Do not record the run in the store.")
+@click.option("--run-id", default=None, metavar="ID",
+              help="The id to give the run (default: a new one); the dashboard picks it before starting the run.")
 @json_option
 @handle_errors
-def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_record: bool, as_json: bool) -> None:
+def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_record: bool, run_id: str | None,
+            as_json: bool) -> None:
     """Run a workflow headless, showing each step's progress live.
 
     FILE|NAME is a workflow file, or the name of a workflow in the workflows
@@ -212,7 +218,7 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
         sys.exit(EXIT_FAILED)
     execution, interrupted, rows, log_dir = _execute(
         workflow, values, settings=settings, max_workers=max_workers, console=console, quiet=as_json,
-        record=not no_record)
+        record=not no_record, run_id=run_id)
     code = EXIT_OK if execution.success else (EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
     if as_json:
         emit_json(execution.to_dict() | {"log_dir": log_dir})

@@ -277,8 +277,10 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
 # ------------------------------------------------------------ resume / rerun
 
 
-def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | None, as_json: bool) -> None:
+def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | None, as_json: bool,
+           new_run_id: str | None = None) -> None:
     """Run the resume (or rerun) of ``run_id`` in this process and exit with run's codes."""
+    from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
     from core.run_recorder import StoreRecorder, plan_rerun_from, plan_resume
     from core.task_orchestrator import TaskOrchestrator
@@ -292,7 +294,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     else:
         workflow, params, preset = plan_rerun_from(store, run_id, from_step)
     parent = store.get_run(run_id)
-    new_run = new_id("run")
+    new_run = new_run_id or new_id("run")
     resources = ResourceManager()
     recorder = StoreRecorder(store, resource_manager=resources)
     recorder.expect_resume(new_run, run_id, preset)
@@ -301,6 +303,8 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
                               observers=[recorder], autoload=False)
     console = Console(highlight=False)
     interrupted = False
+    publisher = LivePublisher(orchestrator, manager, settings.state_dir, label=f"orchtui resume {run_id}")
+    publisher.start()  # dashboards show this run's queues and can cancel it
     try:
         handle = manager.start_workflow(workflow, params, run_id=new_run, preset_outputs=preset,
                                         session_id=parent.session_id if parent is not None else None)
@@ -317,6 +321,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
             interrupted = handle.cancel()
             handle.wait(30)
     finally:
+        publisher.stop()
         orchestrator.shutdown(wait=True, cancel_running=True)
         store.flush()
     execution = handle.execution
@@ -333,12 +338,16 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     sys.exit(code)
 
 
+_NEW_RUN_ID_HELP = "The id to give the new run (default: a new one)."
+
+
 @click.command("resume", context_settings=CONTEXT_SETTINGS)
 @click.argument("run_id", metavar="RUN")
 @click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
+@click.option("--run-id", "new_run_id", default=None, metavar="ID", help=_NEW_RUN_ID_HELP)
 @json_option
 @handle_errors
-def resume_cmd(run_id: str, max_workers: int | None, as_json: bool) -> None:
+def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, as_json: bool) -> None:
     """Finish a failed, cancelled or interrupted run.
 
     Steps whose completion was recorded keep their outputs and do not run again; the
@@ -349,23 +358,24 @@ def resume_cmd(run_id: str, max_workers: int | None, as_json: bool) -> None:
     Exit codes: 0 completed, 1 failed or not resumable, 130 cancelled with Ctrl-C.
     """
     with _store() as store:
-        _start(store, store.resolve_run_id(run_id), None, max_workers, as_json)
+        _start(store, store.resolve_run_id(run_id), None, max_workers, as_json, new_run_id)
 
 
 @click.command("rerun", context_settings=CONTEXT_SETTINGS)
 @click.argument("run_id", metavar="RUN")
 @click.option("--from", "from_step", required=True, metavar="STEP", help="The first step to run again.")
 @click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
+@click.option("--run-id", "new_run_id", default=None, metavar="ID", help=_NEW_RUN_ID_HELP)
 @json_option
 @handle_errors
-def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, as_json: bool) -> None:
+def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, new_run_id: str | None, as_json: bool) -> None:
     """Run STEP of RUN and everything downstream of it again, reusing the other outputs.
 
     \b
     Exit codes: 0 completed, 1 failed or not rerunnable, 130 cancelled with Ctrl-C.
     """
     with _store() as store:
-        _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json)
+        _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json, new_run_id)
 
 
 # ---------------------------------------------------------------------- prune

@@ -3,13 +3,16 @@
 Steps are grouped by execution level (everything in level *n* depends only on levels
 before it). Each level is a header line followed by rows of fixed-width cells, as many
 per row as fit the pane; a cell shows a status glyph, the step name and, while the step
-runs, its elapsed time. The cursor's upstream steps are marked ``↑`` and its downstream
-steps ``↓``, so the edges of the selected node are visible without drawing lines.
+runs, its elapsed time. The edges of the selected node are drawn on its neighbours:
+its upstream steps are marked ``↑`` and its downstream steps ``↓`` (in colour), and the
+pane's bottom border spells them out (``a, b → node → c``).
 
 :class:`DagView` is a ``ScrollView`` that renders only the visible lines
 (``render_line``), so a 10k-step DAG costs the same per frame as a 10-step one: the
 layout (one list entry per screen line) is rebuilt only when the graph or the width
-changes, and a status update just repaints the visible lines.
+changes, and a status update just repaints the visible lines. Rendered lines are cached
+until something they show changes: a cursor move re-renders only the lines of the old
+and new cursor and of their neighbours, so a key press costs a few lines, not a pane.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ __all__ = ["DagModel", "DagLayout", "DagView", "dag_model_from_workflow"]
 
 _MIN_CELL, _MAX_CELL = 14, 30
 _HEADER_STYLE = Style(color="grey58")
-_MARK_STYLE = Style(bold=True)
+_UP_STYLE = Style(bold=True, color="cyan")
+_DOWN_STYLE = Style(bold=True, color="magenta")
+_EDGE_NAMES = 4  # neighbours named per side in the border before "+N"
 _CURSOR_STYLE = Style(reverse=True)
 _MATCH_STYLE = Style(underline=True)
 
@@ -166,6 +171,7 @@ class DagView(ScrollView, can_focus=True):
         self._started: Mapping[str, float] = {}
         self._now = 0.0
         self._filter = ""
+        self._lines: dict[int, Strip] = {}  # layout line -> rendered strip, while still valid
         self.cursor: str | None = None
 
     # ----------------------------------------------------------------- feeding
@@ -184,6 +190,7 @@ class DagView(ScrollView, can_focus=True):
         if self.cursor not in names:
             self.cursor = model.levels[0][0] if model.levels and model.levels[0] else None
         self._relayout()
+        self._show_edges()
         self.refresh()
 
     def set_statuses(self, statuses: Mapping[str, TaskStatus], started: Mapping[str, float], now: float) -> None:
@@ -193,6 +200,7 @@ class DagView(ScrollView, can_focus=True):
         self._statuses, self._started = statuses, started
         if changed or (running and now != self._now):
             self._now = now
+            self._lines.clear()
             self.refresh()
         self._now = now
 
@@ -204,6 +212,7 @@ class DagView(ScrollView, can_focus=True):
                 if self._filter in name.lower():
                     self._move_to(name)
                     break
+        self._lines.clear()
         self.refresh()
 
     # ----------------------------------------------------------------- layout
@@ -211,10 +220,12 @@ class DagView(ScrollView, can_focus=True):
     def _relayout(self) -> None:
         width = max(1, self.scrollable_content_region.width or self.size.width)
         self._layout = DagLayout(self._model, width)
+        self._lines.clear()
         self.virtual_size = Size(width, self._layout.height)
 
     def on_resize(self) -> None:
         self._relayout()
+        self._show_edges()
         self._scroll_cursor_visible()
         self.refresh()
 
@@ -228,10 +239,13 @@ class DagView(ScrollView, can_focus=True):
             if y == 0 and layout is not None and layout.height == 0:
                 return Strip([Segment(" no steps — pick a workflow in Projects (1)".ljust(width), _HEADER_STYLE)])
             return Strip.blank(width, self.rich_style)
+        cached = self._lines.get(line)
+        if cached is not None and cached.cell_length == width:
+            return cached
         row = layout.rows[line]
-        if row.start == row.end:
-            return self._header_strip(row.level, width)
-        return self._cells_strip(layout, row, width)
+        strip = self._header_strip(row.level, width) if row.start == row.end else self._cells_strip(layout, row, width)
+        self._lines[line] = strip
+        return strip
 
     def _header_strip(self, level: int, width: int) -> Strip:
         count = len(self._model.levels[level])
@@ -261,7 +275,7 @@ class DagView(ScrollView, can_focus=True):
             if elapsed:
                 body = f"{body} {elapsed}"
             # a cell: mark (1) + body (cell - 3) + gap (2)
-            segments.append(Segment(mark, _MARK_STYLE))
+            segments.append(Segment(mark, _UP_STYLE if mark == "↑" else _DOWN_STYLE))
             segments.append(Segment(body.ljust(cell - 3)[: cell - 3], base))
             segments.append(Segment("  "))
         return Strip(segments).adjust_cell_length(width)
@@ -271,10 +285,49 @@ class DagView(ScrollView, can_focus=True):
     def _move_to(self, step: str | None) -> None:
         if step is None or step == self.cursor:
             return
+        old = self.cursor
         self.cursor = step
+        before = self.scroll_offset.y
         self._scroll_cursor_visible()
-        self.refresh()
+        self._show_edges()
+        if self.scroll_offset.y != before:
+            self._lines.clear()
+            self.refresh()
+        else:
+            self._refresh_steps(old, step)
         self.post_message(NodeHighlighted(step))
+
+    def _refresh_steps(self, *steps: str | None) -> None:
+        """Re-render the lines showing ``steps`` and their neighbours (their marks change)."""
+        layout = self._layout
+        if layout is None:
+            return
+        names: set[str] = set()
+        for step in steps:
+            if step is not None:
+                names.add(step)
+                names.update(self._model.upstream.get(step, ()))
+                names.update(self._model.downstream.get(step, ()))
+        top = int(self.scroll_offset.y)
+        for line in {layout.position[n][0] for n in names if n in layout.position}:
+            self._lines.pop(line, None)
+            if top <= line < top + self.size.height:
+                self.refresh_line(line)  # a virtual line: it subtracts the scroll offset
+
+    def _show_edges(self) -> None:
+        """Spell out the cursor's edges in the bottom border: ``ups → cursor → downs``."""
+        cursor = self.cursor
+        if cursor is None:
+            self.border_subtitle = ""
+            return
+
+        def names(steps: tuple[str, ...]) -> str:
+            more = f" +{len(steps) - _EDGE_NAMES}" if len(steps) > _EDGE_NAMES else ""
+            return ", ".join(steps[:_EDGE_NAMES]) + more
+
+        ups, downs = self._model.upstream.get(cursor, ()), self._model.downstream.get(cursor, ())
+        parts = ([f"{names(ups)} →"] if ups else []) + [cursor] + ([f"→ {names(downs)}"] if downs else [])
+        self.border_subtitle = " ".join(parts)
 
     def _scroll_cursor_visible(self) -> None:
         if self._layout is None or self.cursor not in self._layout.position:
@@ -286,10 +339,10 @@ class DagView(ScrollView, can_focus=True):
         self.scroll_to_region(Region(column * cell, top, cell, line - top + 1), animate=False, force=True)
 
     def on_focus(self) -> None:
-        self.refresh()
+        self._refresh_steps(self.cursor)  # the cursor cell's style depends on focus
 
     def on_blur(self) -> None:
-        self.refresh()
+        self._refresh_steps(self.cursor)
 
     def _step(self, delta: int) -> None:
         if self._layout is None or not self._layout.order:

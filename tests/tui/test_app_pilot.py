@@ -1,8 +1,13 @@
-"""The dashboard driven by keys, as a user would, against the real core and store."""
+"""The dashboard driven by keys, as a user would, against the real core and store.
+
+Runs start as real detached ``orchtui run`` processes, as they do for users; each test
+cancels whatever it left running.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,8 +15,10 @@ from dashboard_fixtures import make_workflows_dir, wait_for
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 
+from core.live_state import read_live_snapshots, request_cancel, run_owner
 from core.models import TaskStatus, WorkflowStatus
 from core.resource_manager import ResourceManager
+from core.store import Store
 from orchtui.app import OrchTUIApp
 from orchtui.dashboard_engine import DashboardEngine
 from orchtui.dashboard_model import FixedMachine
@@ -25,14 +32,37 @@ from orchtui.widgets.logs import LogsPane
 from orchtui.widgets.projects import ProjectsPane
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> AsyncIterator[DashboardEngine]:
-    engine = DashboardEngine(
+def _engine(tmp_path: Path, run_mode: str) -> DashboardEngine:
+    return DashboardEngine(
         state_dir=tmp_path / "state",
         workflows_dir=make_workflows_dir(tmp_path),
         resource_manager=ResourceManager(detect=False, state_dir=tmp_path / "state"),
         max_workers=4,
+        run_mode=run_mode,
     )
+
+
+def _stop_detached_runs(state: Path) -> None:
+    """Cancel the runner processes a test left behind and wait for them to go."""
+    for process in read_live_snapshots(state):
+        for run_id in process.run_ids:
+            request_cancel(state, run_id)
+    deadline = time.monotonic() + 30
+    while read_live_snapshots(state) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[DashboardEngine]:
+    engine = _engine(tmp_path, "process")
+    yield engine
+    engine.close()
+    _stop_detached_runs(engine.state_dir)
+
+
+@pytest.fixture
+def inline_engine(tmp_path: Path) -> Iterator[DashboardEngine]:
+    engine = _engine(tmp_path, "inline")
     yield engine
     engine.close()
 
@@ -117,6 +147,23 @@ async def test_cancel_a_run_after_confirming(engine: DashboardEngine) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.CANCELLED, attempts=600)
+        assert run_owner(engine.state_dir, run_id) is None  # its process ended
+
+
+@pytest.mark.slow
+async def test_cancel_one_step_of_a_run_in_another_process(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = await _launch(pilot, app, "slow")
+        await wait_for(pilot, lambda: (app.model.state.focus is not None
+                                       and app.model.state.focus.step_status.get("nap") is TaskStatus.RUNNING), attempts=600)
+        await pilot.press("g", "x")  # the DAG has focus after a launch; g selects nap
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: _status(app, run_id) in (WorkflowStatus.CANCELLED, WorkflowStatus.FAILED), attempts=600)
+        await wait_for(pilot, lambda: app.model.state.focus is not None and app.model.state.focus.status.is_terminal)
+        assert app.model.state.focus.step_status["nap"] is TaskStatus.CANCELLED
+        assert app.model.state.focus.step_status["after_nap"] is TaskStatus.SKIPPED
 
 
 @pytest.mark.slow
@@ -217,8 +264,26 @@ async def test_help_lists_binding_ids_and_keymap_remaps(engine: DashboardEngine)
 
 
 @pytest.mark.slow
-async def test_quit_asks_while_a_run_is_active(engine: DashboardEngine) -> None:
+async def test_quitting_leaves_detached_runs_running(engine: DashboardEngine) -> None:
     app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = await _launch(pilot, app, "slow")
+        await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.RUNNING)
+        await pilot.press("q")  # nothing of this process would die: no question
+        await wait_for(pilot, lambda: not app.is_running)
+    engine.close()
+    deadline = time.monotonic() + 10  # the runner lists its runs within a quarter second
+    while run_owner(engine.state_dir, run_id) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    owner = run_owner(engine.state_dir, run_id)
+    assert owner is not None and run_id in owner.run_ids
+    with Store(engine.settings.db_path, runs_dir=engine.settings.runs_dir) as store:
+        assert store.run_status(run_id) is WorkflowStatus.RUNNING
+
+
+@pytest.mark.slow
+async def test_quit_asks_while_an_inline_run_is_active(inline_engine: DashboardEngine) -> None:
+    app = _app(inline_engine)
     async with app.run_test(size=(80, 24)) as pilot:
         run_id = await _launch(pilot, app, "slow")
         await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.RUNNING)

@@ -58,11 +58,13 @@ def test_a_run_moves_the_version_and_the_focus_carries_step_statuses(engine: Das
     before = model.refresh()
     assert before.runs == () and before.focus is None
     engine.load_catalog()
-    run_id = engine.start_run("demo", {"nap": 0.0})
+    run_id = engine.start_run("demo", {"nap": 0.0})  # a detached `orchtui run` process
     model.set_focus(run_id)
-    handle = engine.manager.get_run(run_id)
-    assert handle is not None and handle.wait(timeout=30) is not None
+    deadline = time.monotonic() + 60
     after = model.refresh()
+    while not (after.focus is not None and after.focus.status.is_terminal) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = model.refresh()
     assert after.version > before.version
     assert after.runs is not before.runs
     assert after.focus is not None and after.focus.run_id == run_id

@@ -126,7 +126,7 @@ class TestMainScreen:
             await wait_for(pilot, lambda: snapshot_app.view_run == "run-snap-failed" and snapshot_app.model.state.focus is not None
                            and snapshot_app.model.state.focus.run_id == "run-snap-failed")
             await pilot.press("right", "right", "right")
-            await pilot.pause()
+            await pilot.pause(0.3)  # the Logs pane follows the cursor once it rests
 
         assert snap_compare(snapshot_app, terminal_size=(120, 40), run_before=open_failed)  # type: ignore[operator]
 

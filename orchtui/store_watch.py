@@ -1,0 +1,128 @@
+"""Watching the run store from the dashboard: read only what changed, within a CPU budget.
+
+The dashboard shares the GIL with its model thread, so the model's work per tick must
+stay small whatever the runs do. :class:`StoreWatcher` reads the newest runs once,
+then asks the store only for the runs whose version moved (``Store.changes_since``)
+and merges them in. A running 10k-step run still changes on every commit, and its
+steps come with it, so the watcher also spaces its reads by what they cost: after a
+read that took *d* seconds it waits at least *d / budget* (20 % of one core by
+default) before the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from core.models import Workflow
+from core.snapshot import RunView
+from core.store import Store
+
+__all__ = ["StoreWatcher"]
+
+
+def _without_steps(view: RunView) -> RunView:
+    if not view.step_status and not view.step_started_at:
+        return view
+    return dataclasses.replace(view, step_status={}, step_started_at={})
+
+
+class StoreWatcher:
+    """Keeps the run history, and the per-step state of one focused run, up to date.
+
+    Parameters
+    ----------
+    store : Store
+        The shared run store.
+    history : int
+        How many of the newest runs are listed.
+    min_interval : float
+        Seconds between reads at the least.
+    budget : float
+        The share of one core the reads may take (spaces reads that cost more).
+    clock : callable
+        Monotonic seconds (for the spacing).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        history: int = 300,
+        min_interval: float = 0.1,
+        budget: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.history = history
+        self.min_interval = min_interval
+        self.budget = budget
+        self._clock = clock
+        self._version: int | None = None
+        self._views: dict[str, RunView] = {}
+        self._runs: tuple[RunView, ...] = ()
+        self._focus: RunView | None = None
+        self._definitions: dict[str, Workflow | None] = {}
+        self._next_read = 0.0
+        self.reads = 0  # store reads so far (tests and the benchmark look)
+
+    @property
+    def runs(self) -> tuple[RunView, ...]:
+        """The newest runs, newest first, without per-step maps (same object while unchanged)."""
+        return self._runs
+
+    def poll(self, focus: str | None) -> None:
+        """Read what changed since the last poll, if the budget allows one now.
+
+        ``focus`` is the run whose per-step state :meth:`focus_view` should carry; a run
+        not focused before is read whole once.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        now = self._clock()
+        if focus is not None and (self._focus is None or self._focus.run_id != focus):
+            self._read_focus(focus)
+        if now < self._next_read:
+            return
+        started = self._clock()
+        if self._version is None:
+            version = self.store.version()
+            changed = [r.to_view() for r in self.store.list_runs(limit=self.history)]
+        else:
+            version, changed = self.store.changes_since(self._version)
+        self._version = version
+        self.reads += 1
+        if changed:
+            for view in changed:
+                if focus is not None and view.run_id == focus:
+                    self._focus = view
+                self._views[view.run_id] = _without_steps(view)
+            ordered = sorted(self._views.values(), key=lambda v: v.started_at or 0.0, reverse=True)[: self.history]
+            self._views = {v.run_id: v for v in ordered}
+            self._runs = tuple(ordered)
+        cost = self._clock() - started
+        self._next_read = now + max(self.min_interval, cost / self.budget)
+
+    def _read_focus(self, run_id: str) -> None:
+        record = self.store.get_run(run_id)
+        if record is None:
+            self._focus = None
+            return
+        self._definitions[run_id] = record.definition
+        self._focus = record.to_view()
+
+    def focus_view(self, run_id: str) -> RunView | None:
+        """Return the focused run with its per-step maps, or None if it is not ``run_id``."""
+        focus = self._focus
+        return focus if focus is not None and focus.run_id == run_id else None
+
+    def definition(self, run_id: str) -> Workflow | None:
+        """Return the workflow run ``run_id`` used (read once, then cached), or None."""
+        if run_id not in self._definitions:
+            record = self.store.get_run(run_id)
+            if record is None:
+                return None  # not recorded yet: ask again later
+            self._definitions[run_id] = record.definition
+        return self._definitions[run_id]
