@@ -89,6 +89,42 @@ def test_run_json_reports_the_execution(tmp_path: Path, cli_env: dict[str, str],
     assert Path(data["log_dir"]).parent == Path(cli_env["ORCHTUI_DIR"]) / "runs"
 
 
+def test_run_on_the_process_executor_passes_outputs_between_steps(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    done = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--json", "--executor", "process", "-p", "who=proc")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"]["after"] == "hello proc x1"
+
+
+def test_scheduler_without_the_dask_executor_is_a_usage_error(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    done = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--scheduler", "tcp://127.0.0.1:8786")
+    assert done.returncode == 2
+    assert "--scheduler needs --executor dask" in done.stderr
+
+
+def test_run_on_a_remote_dask_scheduler_over_tcp(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    distributed = pytest.importorskip("distributed")
+    wf = write(tmp_path / "good.yaml", GOOD)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
+                                  protocol="tcp") as cluster:
+        done = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--json", "--executor", "dask",
+                       "--scheduler", cluster.scheduler_address, "-p", "who=dask")
+        ran_on_cluster = [prefix for prefix in cluster.scheduler.task_prefixes if prefix.startswith("orchtui")]
+    assert done.returncode == 0, done.stderr
+    assert ran_on_cluster  # the steps really went through this scheduler
+    data = json.loads(done.stdout)
+    assert data["results"]["after"] == "hello dask x1"
+
+
+def test_an_unreachable_dask_scheduler_fails_with_one_sentence(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    done = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1")
+    assert done.returncode == 1
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_run_by_name_from_the_workflows_dir_and_bad_input(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
     folder = tmp_path / "wfs"
     folder.mkdir()

@@ -130,8 +130,10 @@ def _interrupted_before_end(handle: RunHandle, requested: threading.Event) -> bo
 def _execute(
     workflow: Workflow, params: dict[str, Any], *, settings: Settings, max_workers: int | None,
     console: Console, quiet: bool, record: bool, run_id: str | None = None,
+    executor: str = "thread", scheduler: str | None = None,
 ) -> tuple[WorkflowExecution, bool, list[Any], str | None]:
     """Run ``workflow`` to its end; returns (execution, interrupted, progress rows, log dir)."""
+    from core.executors import create_backend
     from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
     from core.task_orchestrator import TaskOrchestrator
@@ -140,8 +142,14 @@ def _execute(
     from ..progress import RunProgress
 
     resources = ResourceManager()
+    workers = max_workers or settings.max_workers
+    options = {"scheduler": scheduler or settings.dask_scheduler} if executor == "dask" else {}
+    # Built before the store opens: an unreachable scheduler fails fast with nothing recorded.
+    backend = create_backend(executor, workers, **options)
+    if executor == "dask" and max_workers is None:
+        workers = backend.capacity or workers  # a cluster's threads, not this machine's default
+    orchestrator = TaskOrchestrator(workers, resource_manager=resources, backend=backend)
     observers, store = _recorder(settings, resources) if record else ([], None)
-    orchestrator = TaskOrchestrator(max_workers or settings.max_workers, resource_manager=resources)
     manager = WorkflowManager(settings=settings, orchestrator=orchestrator, resource_manager=resources,
                               observers=observers, autoload=False)
     interrupted = False
@@ -188,10 +196,15 @@ def _execute(
 @click.option("--no-record", is_flag=True, help="Do not record the run in the store.")
 @click.option("--run-id", default=None, metavar="ID",
               help="The id to give the run (default: a new one); the dashboard picks it before starting the run.")
+@click.option("--executor", type=click.Choice(["thread", "process", "dask"]), default="thread", show_default=True,
+              help="Where steps run: threads, a child process per step, or a Dask cluster.")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Dask scheduler (tcp://HOST:8786) for --executor dask; default: setting dask_scheduler / "
+                   "ORCHTUI_DASK_SCHEDULER, else a local cluster.")
 @json_option
 @handle_errors
 def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_record: bool, run_id: str | None,
-            as_json: bool) -> None:
+            executor: str, scheduler: str | None, as_json: bool) -> None:
     """Run a workflow headless, showing each step's progress live.
 
     FILE|NAME is a workflow file, or the name of a workflow in the workflows
@@ -203,6 +216,8 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     from core.workflow_params import coerce_cli_params, resolve_params
     from ..progress import summary_table
 
+    if scheduler and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
     settings = load_settings()
     console = Console(stderr=False, highlight=False)
     try:
@@ -218,7 +233,7 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
         sys.exit(EXIT_FAILED)
     execution, interrupted, rows, log_dir = _execute(
         workflow, values, settings=settings, max_workers=max_workers, console=console, quiet=as_json,
-        record=not no_record, run_id=run_id)
+        record=not no_record, run_id=run_id, executor=executor, scheduler=scheduler)
     code = EXIT_OK if execution.success else (EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
     if as_json:
         emit_json(execution.to_dict() | {"log_dir": log_dir})
