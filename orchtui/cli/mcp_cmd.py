@@ -1,7 +1,7 @@
 """``orchtui mcp``: serve the orchestrator's tools to AI agents over stdio (MCP).
 
 The server speaks MCP on stdin/stdout, so an MCP client starts it as a subprocess (see
-``orchtui/README_mcp.md`` for the client configuration). Logs and warnings go to
+README.md, "MCP server", for the client configuration). Logs and warnings go to
 stderr. Without the MCP SDK it prints one line naming the extra to install and exits 1;
 there is no fallback server.
 """
