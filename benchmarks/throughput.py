@@ -8,10 +8,13 @@
 2. 1k shell steps running ``true`` through the orchestrator against bare
    ``subprocess.run`` on a thread pool of the same size.
 3. Memory per queued task with 100k tasks added but not started (tracemalloc).
+4. With ``--store``: the same DAG as a workflow through the WorkflowManager with the
+   run store recording it against without, alternating (see ``store_bench.py``).
 
 Goals: >= 3x Dask threaded and >= 0.8x the graphlib floor in tasks/s; shell steps
-within 1.3x of bare subprocess; < 2 KB per queued task. Every contender uses the
-same number of workers. Run: ``.venv/bin/python benchmarks/throughput.py``.
+within 1.3x of bare subprocess; < 2 KB per queued task; with the store on >= 0.85x
+the store-off throughput. Every contender uses the same number of workers.
+Run: ``.venv/bin/python benchmarks/throughput.py [--store]``.
 """
 
 from __future__ import annotations
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=5, help="best of N rounds for each timing")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--store", action="store_true",
+                        help="also run the --tasks no-op DAG as a workflow with the run store on and off (issue 4)")
     args = parser.parse_args(argv)
 
     dag = make_dag(args.tasks, args.seed)
@@ -210,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     per_task = memory_per_queued_task(args.queued, args.seed)
     print(f"memory: {args.queued} queued tasks (Task objects included)")
     print(f"  {per_task:,.0f} bytes per queued task  (goal < 2048)  {'ok' if per_task < 2048 else 'MISSED'}")
+
+    if args.store:
+        import store_bench  # next to this file; imported late: it loads the workflow and store layers
+
+        store_bench.compare(args.tasks, args.workers, args.repeat, args.seed)
     return 0
 
 

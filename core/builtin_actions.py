@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
 import re
 import signal
 from collections.abc import Callable, Mapping
@@ -59,14 +58,18 @@ def _shell_argv(command: Any) -> list[str]:
     raise ActionError("shell.run: 'command' must be a string or a non-empty list of strings")
 
 
-def _shell_env(ctx: ActionContext, extra: Any) -> dict[str, str]:
+def _shell_env(ctx: ActionContext, extra: Any) -> dict[str, str | None]:
+    """Return the variables the step sets over the inherited environment (None: unset).
+
+    Only the changes: :func:`~core.process_tree.run_process` lays them over its cheap
+    copy of ``os.environ``, so a step that sets nothing copies no environment here.
+    """
     if extra is not None and not isinstance(extra, Mapping):
         raise ActionError("shell.run: 'env' must be a mapping of variable names to values")
-    env = dict(os.environ)
-    env.update(ctx.env)
+    env: dict[str, str | None] = dict(ctx.env)
     for key, value in (extra or {}).items():
         if value is None:
-            env.pop(str(key), None)  # null unsets an inherited variable
+            env[str(key)] = None  # null unsets an inherited variable
         else:
             env[str(key)] = value if isinstance(value, str) else json.dumps(value)
     return env
@@ -87,14 +90,14 @@ def shell_run(ctx: ActionContext, params: dict[str, Any]) -> Any:
     """Run a command; output is its stdout, stripped (or parsed JSON with ``parse_json``)."""
     argv = _shell_argv(params.get("command"))
     ok_codes = _int_list(params.get("ok_exit_codes", [0]), "shell.run: 'ok_exit_codes'")
-    env = _shell_env(ctx, params.get("env"))
+    env_changes = _shell_env(ctx, params.get("env"))
     cwd = _shell_cwd(ctx, params.get("cwd"))
     ctx.check()
     try:
         result = run_process(
             argv,
             cwd=cwd,
-            env=env,
+            env_changes=env_changes,
             log_path=ctx.log_path,
             log_cap_bytes=ctx.log_cap_bytes,
             memory_limit_bytes=ctx.memory_limit_bytes,

@@ -25,15 +25,16 @@ and keeps ``subprocess`` on its fast vfork path.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -54,6 +55,7 @@ __all__ = [
 
 TOKEN_ENV = "ORCHTUI_STEP_TOKEN"
 """Environment variable marking every process of one step attempt (inherited by forks)."""
+_TOKEN_KEY = TOKEN_ENV.encode()
 
 # How often a wait re-checks a cancel event that cannot wake ``poll`` by itself.
 _CANCEL_SLICE = 0.05
@@ -147,9 +149,69 @@ class CappedLog:
             self._file = None
 
 
+# Tokens are a random per-process prefix plus a counter: unique on the machine like a
+# uuid4, without a getrandom() call per step. Each call that releases the GIL costs a
+# contended re-acquisition when several workers spawn at once, so a step's path avoids
+# the needless ones (here, the /dev/null open below, and reads of pipes known at EOF).
+_TOKEN_PREFIX = os.urandom(8).hex()
+_token_serial = itertools.count(1)
+
+
+def _new_token_prefix() -> None:
+    """A forked child (a process-pool worker, say) must not repeat its parent's tokens."""
+    global _TOKEN_PREFIX
+    _TOKEN_PREFIX = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_token_prefix)
+
+
 def new_token() -> str:
-    """Return a fresh value for :data:`TOKEN_ENV`."""
-    return uuid.uuid4().hex
+    """Return a fresh value for :data:`TOKEN_ENV` (32 hex digits, unique on this machine)."""
+    return f"{_TOKEN_PREFIX}{next(_token_serial):016x}"
+
+
+_devnull_fd: int | None = None
+_devnull_lock = threading.Lock()
+
+
+def _devnull() -> int:
+    """Return a read-only descriptor of /dev/null, opened once per process, for stdin."""
+    global _devnull_fd
+    if _devnull_fd is None:
+        with _devnull_lock:
+            if _devnull_fd is None:
+                _devnull_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull_fd
+
+
+def _child_environment(
+    env: Mapping[str, str] | None, changes: Mapping[str, str | None] | None, token: str
+) -> dict[bytes, bytes]:
+    """Return the child's environment, as bytes: ``env`` (None: ours), ``changes`` laid
+    over it (None unsets a variable), and the step's :data:`TOKEN_ENV` marker.
+
+    Bytes because ``subprocess`` encodes every variable on each spawn, which for a
+    trivial step costs more Python time than anything else orchtui adds; with bytes
+    it only checks them. On POSIX ``os.environ`` keeps exactly that bytes form in its
+    ``_data`` dict (updated in place by every change to ``os.environ``), so copying
+    it is one C-level dict copy instead of decoding and re-encoding each variable.
+    """
+    if env is None:
+        data = getattr(os.environ, "_data", None)
+        if os.supports_bytes_environ and isinstance(data, dict):
+            child = data.copy()
+        else:  # a platform without a bytes environ behind os.environ
+            child = {os.fsencode(key): os.fsencode(value) for key, value in os.environ.items()}
+    else:
+        child = {os.fsencode(key): os.fsencode(value) for key, value in env.items()}
+    for key, value in (changes or {}).items():
+        if value is None:
+            child.pop(os.fsencode(key), None)
+        else:
+            child[os.fsencode(key)] = os.fsencode(value)
+    child[_TOKEN_KEY] = token.encode()
+    return child
 
 
 def memory_limited_argv(argv: Sequence[str], limit_bytes: int) -> list[str]:
@@ -166,7 +228,7 @@ def spawn(
     argv: Sequence[str],
     *,
     cwd: str | os.PathLike[str] | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
     memory_limit_bytes: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new process group with piped stdout/stderr and stdin from /dev/null.
@@ -181,7 +243,7 @@ def spawn(
         argv = memory_limited_argv(argv, memory_limit_bytes)
     return subprocess.Popen(
         list(argv),
-        stdin=subprocess.DEVNULL,
+        stdin=_devnull(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
@@ -376,11 +438,15 @@ class _Supervisor:
         """Wait up to ``timeout`` s (None: forever) and handle what is ready; return the count."""
         millis = None if timeout is None else max(0, math.ceil(timeout * 1000))
         events = self.poller.poll(millis)
-        for fd, _ in events:
+        for fd, event in events:
             if fd == self.pidfd:
                 self._mark_exited()
             elif fd in self.open_fds:
-                self._read(fd)
+                if event & select.POLLIN:
+                    self._read(fd)
+                else:  # hang-up with nothing left to read: EOF, without a read() to say so
+                    self.poller.unregister(fd)
+                    self.open_fds.discard(fd)
         return len(events)
 
     def _mark_exited(self) -> None:
@@ -477,7 +543,8 @@ def run_process(
     argv: Sequence[str],
     *,
     cwd: str | os.PathLike[str] | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    env_changes: Mapping[str, str | None] | None = None,
     log_path: str | os.PathLike[str] | None = None,
     log_cap_bytes: int = 5 * 1024 * 1024,
     output_cap_bytes: int | None = None,
@@ -491,6 +558,7 @@ def run_process(
     Parameters:
         env: the complete environment of the child (``None``: inherit ours); a
             :data:`TOKEN_ENV` marker is added so detached grandchildren can be found.
+        env_changes: variables set over ``env`` (a None value unsets one).
         deadline: ``time.monotonic()`` value at which the tree is killed (``timed_out``).
         cancel_event: when set, the tree is killed (``cancelled``); checked every 50 ms.
         output_cap_bytes: how much stdout to keep in memory (default ``log_cap_bytes``).
@@ -503,8 +571,7 @@ def run_process(
         OSError: the program could not be started (missing, not executable, bad cwd).
     """
     token = new_token()
-    child_env = dict(os.environ if env is None else env)
-    child_env[TOKEN_ENV] = token
+    child_env = _child_environment(env, env_changes, token)
     log = CappedLog(log_path, log_cap_bytes)
     try:
         proc = spawn(argv, cwd=cwd, env=child_env, memory_limit_bytes=memory_limit_bytes)

@@ -20,6 +20,14 @@ A step whose completion was committed is never run again by a resume (unless a s
 upstream of it runs again, which only ``continue_on_failure`` or ``--from`` allow). A
 step that finished but whose completion had not been committed when the process died
 (the last ~50 ms) runs again: design steps to tolerate that.
+
+What is recorded of each step: every transition that changes what the step did, that
+is RUNNING (an attempt starts), PENDING after a failed attempt (a retry is scheduled)
+and the end (COMPLETED, FAILED, CANCELLED, SKIPPED), each as a history row with its
+time, plus the attempt and step rows. READY (dependencies met, waiting for a worker) is
+not recorded: it carries no outcome, a step leaves it within moments unless workers are
+busy, and it was a third of all writes of a large run. So a step the store shows as
+pending may already be queued for a worker.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import OrchestrationError, StoreError
-from .models import ResourceAllocation, TaskTransition, Workflow, WorkflowExecution, WorkflowStatus
+from .models import ResourceAllocation, TaskStatus, TaskTransition, Workflow, WorkflowExecution, WorkflowStatus
 from .store import Store
 from .store_recovery import process_alive
 
@@ -40,6 +48,8 @@ if TYPE_CHECKING:
     from .store_records import RunRecord
 
 __all__ = ["StoreRecorder", "plan_resume", "plan_rerun_from"]
+
+_READY = TaskStatus.READY
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +103,8 @@ class StoreRecorder:
                 self._task_runs.pop(transition.task_id, None)
             else:
                 self._task_runs[transition.task_id] = run_id
+        if transition.status is _READY:
+            return  # not recorded: see the module docstring
         try:
             self.store.record_transition(transition)
         except OrchestrationError as exc:

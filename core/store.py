@@ -64,7 +64,7 @@ from .store_records import (
     workflow_or_none,
 )
 from .store_recovery import host, mark_interrupted, this_process
-from .store_rows import PER_ROW, PHASES, STATEMENTS, NewRun, build_group, dumps
+from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, build_group, dumps
 from .store_schema import connect, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
 
@@ -111,8 +111,8 @@ class Store:
             conn.close()
             raise
         self._writer = GroupCommitWriter(
-            conn, self.db_path, statements=STATEMENTS, order=PHASES, per_row=PER_ROW, build=build_group,
-            delay=group_commit_delay,
+            conn, self.db_path, statements=STATEMENTS, order=PHASES, values=VALUES_ROWS,
+            setup=SETUP, build=build_group, delay=group_commit_delay,
         )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []

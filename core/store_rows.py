@@ -1,16 +1,15 @@
 """How run writes become rows: the store's write statements and the group builder.
 
-The writer (:mod:`core.store_writer`) hands most statements all rows of a group at once
-as one JSON array, read with ``json_each``; column ``i`` of a row is
-``json_extract(value, '$[i]')``. Rows are built on the writer thread, never on the
-dispatcher thread that reports transitions.
+Rows are built on the writer thread (:mod:`core.store_writer`), never on the dispatcher
+thread that reports transitions. A run's creation is two rows: the run with its
+workflow snapshot, and its step list as one JSON array that ``json_each`` spreads into
+one ``steps`` row per step.
 
-A group's transitions are merged per step (and per attempt) before SQLite sees them:
-a step that went ready, running and completed within one group costs one ``steps``
-upsert and one ``attempts`` upsert, plus its three history rows. The merge applies the
-same rules as the upserts (the latest value wins, except that a missing start time,
-output, exit code or log path never erases a known one), so merged and unmerged
-writes leave the same rows.
+Transitions, two or three per step and tens of thousands a second, take the cheapest
+path there is for the Python side, which holds the GIL the scheduler needs: the builder
+only copies each transition's fields into one flat parameter list, the writer binds them
+as multi-row ``VALUES`` into a temp table, and SQLite (with the GIL released) derives
+each transition's history row, ``steps`` upsert and ``attempts`` upsert from there.
 """
 
 from __future__ import annotations
@@ -24,25 +23,46 @@ from typing import Any
 from .models import TaskStatus, TaskTransition, Workflow, WorkflowStatus, WorkflowStep
 from .store_writer import Group
 
-__all__ = ["STATEMENTS", "PHASES", "PER_ROW", "NewRun", "build_group", "dumps", "workflow_json"]
+__all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "build_group",
+           "dumps", "workflow_json"]
 
 _TERMINAL = frozenset(s for s in TaskStatus if s.is_terminal)
 _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TaskStatus if s.is_terminal)
-# Plain str constants: TaskStatus members are str already, and enum attribute access is
-# slow enough to matter at 30k transitions a second.
 _RUNNING = TaskStatus.RUNNING
-_FAILED = str(TaskStatus.FAILED.value)
+_RUNNING_SQL = TaskStatus.RUNNING.value
+_FAILED = TaskStatus.FAILED.value
 
+# The raw fields of one transition, in VALUES column order: what the dispatcher gave
+# (columns 1-7), its result's (8-14), and the time of the RUNNING transition folded
+# into it, if any (15; see ``build_group``). The writer thread only copies attributes
+# (``attrgetter`` runs in C) and every rule that turns them into rows is SQL in the
+# "transition" statement. The values are chosen to bind cheaply: sqlite3 binds exact
+# str/int/float directly but looks up an adapter (several times slower) for None, bool
+# and enums, so the status goes as its plain ``_value_`` and a transition without a
+# result carries ``_NO_RESULT`` (success -1 marks it), not seven Nones.
+_TRANSITION_FIELDS = operator.attrgetter("run_id", "name", "status._value_", "at", "attempt", "error", "log_path")
+_RESULT_FIELDS = operator.attrgetter("attempt", "success", "error_message", "exit_code", "started_at", "finished_at")
+_NO_RESULT = (0, -1, "", 0, 0, 0, "")
+TRANSITION_COLUMNS = 15
 
-def _columns(*indexes: int) -> str:
-    return ", ".join(f"json_extract(value, '$[{i}]')" for i in indexes)
+# A transition's row after the rules above, as the "transition" statement derives it.
+_DERIVED = ("run_id", "step", "status", "attempt", "at", "started", "finished", "error", "output", "exit_code",
+            "log_path", "attempt_status", "attempt_end", "attempt_started", "running_at")
+
+# Run once on the writer's connection: where a group's transitions wait for SQLite to
+# turn them into rows. Temp objects are private to the connection and live in memory,
+# so they need no migration.
+SETUP = (
+    "PRAGMA temp_store = MEMORY",
+    f"CREATE TEMP TABLE IF NOT EXISTS pending ({', '.join(_DERIVED)})",
+)
 
 
 STATEMENTS: dict[str, tuple[str, ...]] = {
     "run_insert": (
         "INSERT INTO runs (id, workflow, workflow_json, params_json, session_id, status, owner_pid, "
-        f"owner_started, host, created_at, started_at, parent_run_id, error) "
-        f"SELECT {_columns(*range(12))}, '' FROM json_each(?) ORDER BY key",
+        "owner_started, host, created_at, started_at, parent_run_id, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
     ),
     # One row per run: run_id, created_at, parent_run_id, and a JSON array of
     # [step, preset output JSON or null] in workflow order.
@@ -55,27 +75,60 @@ STATEMENTS: dict[str, tuple[str, ...]] = {
         "CASE WHEN json_extract(value, '$[1]') IS NULL THEN NULL ELSE ?3 END, key "
         "FROM json_each(?4) WHERE true ORDER BY key ON CONFLICT (run_id, step) DO NOTHING",
     ),
-    "history": (
-        f"INSERT INTO transitions (run_id, step, status, attempt, at) SELECT {_columns(0, 1, 2, 3, 4)} "
-        "FROM json_each(?) ORDER BY key",
-    ),
-    "step_upsert": (
+    # A group's transitions: one VALUES row of raw fields each (see ``_TRANSITION_FIELDS``),
+    # loaded in queue order into ``temp.pending`` (see ``SETUP``) by the first statement,
+    # chunk by chunk; the others turn each pending row into its history row, step upsert
+    # and attempt upsert, then empty the table. The upserts apply the rows in queue order
+    # with the rules a single write follows (the latest value wins, except that a missing
+    # start time, output, exit code or log path never erases a known one), so a group
+    # leaves what writing each transition at once would.
+    "transition": (
+        # r_* are the result's fields, NULL when the transition has none (column 9 < 0).
+        "WITH raw AS (SELECT column1 AS run_id, column2 AS step, column3 AS status, column4 AS at, "
+        "column5 AS attempt, column6 AS error, column7 AS log_path, column9 >= 0 AS has_result, "
+        "column8 AS r_attempt, column9 AS r_success, column10 AS r_error, "
+        "CASE WHEN column9 >= 0 THEN column11 END AS r_exit_code, "
+        "CASE WHEN column9 >= 0 THEN column12 END AS r_started, "
+        "CASE WHEN column9 >= 0 THEN column13 END AS r_finished, "
+        "CASE WHEN column9 >= 0 THEN column14 END AS r_output, column15 AS running_at "
+        "FROM (VALUES {values}) WHERE column1 IS NOT NULL) "
+        f"INSERT INTO temp.pending ({', '.join(_DERIVED)}) SELECT run_id, step, status, "
+        "CASE WHEN attempt THEN attempt WHEN has_result THEN r_attempt ELSE 0 END, at, "
+        f"COALESCE(r_started, running_at, CASE WHEN status = '{_RUNNING_SQL}' THEN at END), "
+        f"CASE WHEN status IN ({_TERMINAL_SQL}) THEN COALESCE(r_finished, at) END, "
+        "CASE WHEN error = '' AND r_success = 0 THEN r_error ELSE error END, r_output, r_exit_code, log_path, "
+        # An attempt row: running or ended, or (a result, back to pending) a failed try before a retry.
+        f"CASE WHEN status = '{_RUNNING_SQL}' OR status IN ({_TERMINAL_SQL}) THEN status "
+        f"WHEN has_result THEN '{_FAILED}' END, "
+        f"CASE WHEN status = '{_RUNNING_SQL}' THEN NULL "
+        f"WHEN status IN ({_TERMINAL_SQL}) OR has_result THEN COALESCE(r_finished, at) END, "
+        # A folded RUNNING started the attempt row: its time comes first, as it would have.
+        f"COALESCE(running_at, r_started, CASE WHEN status = '{_RUNNING_SQL}' THEN at END), running_at "
+        "FROM raw",
+        # A row with a folded RUNNING is two history rows: the RUNNING first, then its end.
+        "INSERT INTO transitions (run_id, step, status, attempt, at) "
+        f"SELECT run_id, step, '{_RUNNING_SQL}', attempt, running_at FROM temp.pending "
+        "WHERE running_at IS NOT NULL ORDER BY rowid",
+        "INSERT INTO transitions (run_id, step, status, attempt, at) "
+        "SELECT run_id, step, status, attempt, at FROM temp.pending ORDER BY rowid",
         "INSERT INTO steps (run_id, step, status, attempt, started_at, finished_at, error, output_json) "
-        f"SELECT {_columns(*range(8))} FROM json_each(?) WHERE true ORDER BY key "
+        "SELECT run_id, step, status, attempt, started, finished, error, output FROM temp.pending "
+        "WHERE true ORDER BY rowid "
         "ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status, "
         "attempt = MAX(steps.attempt, excluded.attempt), "
         "started_at = COALESCE(excluded.started_at, steps.started_at), finished_at = excluded.finished_at, "
         "error = excluded.error, output_json = COALESCE(excluded.output_json, steps.output_json)",
-    ),
-    "attempt_upsert": (
         "INSERT INTO attempts (run_id, step, attempt, status, started_at, finished_at, exit_code, error, "
-        f"output_json, log_path) SELECT {_columns(*range(10))} FROM json_each(?) WHERE true ORDER BY key "
+        "output_json, log_path) SELECT run_id, step, attempt, attempt_status, attempt_started, attempt_end, "
+        "exit_code, error, output, log_path FROM temp.pending WHERE attempt >= 1 AND attempt_status IS NOT NULL "
+        "ORDER BY rowid "
         "ON CONFLICT (run_id, step, attempt) DO UPDATE SET status = excluded.status, "
         "started_at = COALESCE(attempts.started_at, excluded.started_at), "
         "finished_at = COALESCE(excluded.finished_at, attempts.finished_at), "
         "exit_code = COALESCE(excluded.exit_code, attempts.exit_code), error = excluded.error, "
         "output_json = COALESCE(excluded.output_json, attempts.output_json), "
         "log_path = COALESCE(excluded.log_path, attempts.log_path)",
+        "DELETE FROM temp.pending",
     ),
     # A step the run settled without a transition (refused at start, say) takes its
     # final status; a step that already ended keeps what its transition said.
@@ -94,11 +147,13 @@ STATEMENTS: dict[str, tuple[str, ...]] = {
         "ON CONFLICT (id) DO UPDATE SET data_json = excluded.data_json, status = excluded.status",
     ),
 }
-# Rare writes (and the one-per-run step list) keep plain parameters: one executemany row each.
-PER_ROW = frozenset({"step_init", "step_settle", "finish", "alloc", "release", "session"})
+# Keys whose rows are bound as multi-row VALUES (key -> columns per row); the rows of
+# such a key come as one flat list of parameters. The other keys are rare writes (a
+# run's creation and end, allocations, sessions): one executemany row each.
+VALUES_ROWS = {"transition": TRANSITION_COLUMNS}
 # A group runs its statements in this order: a run exists before its steps change, and
 # ends after them.
-PHASES = ("run_insert", "step_init", "history", "step_upsert", "attempt_upsert", "step_settle", "finish", "alloc",
+PHASES = ("run_insert", "step_init", "transition", "step_settle", "finish", "alloc",
           "release", "session")
 
 
@@ -115,6 +170,11 @@ _STEP_FIELDS = tuple(
 _STEP_NAMES = tuple(name for name, _ in _STEP_FIELDS)
 _STEP_DEFAULT_VALUES = tuple(default for _, default in _STEP_FIELDS)
 _step_values = operator.attrgetter(*_STEP_NAMES)
+# Generated DAGs are mostly steps that set nothing but a name and dependencies: one
+# tuple comparison (in C) recognises them, instead of a comparison per field.
+_PLAIN_NAMES = tuple(name for name in _STEP_NAMES if name != "dependencies")
+_PLAIN_DEFAULTS = tuple(default for name, default in _STEP_FIELDS if name != "dependencies")
+_plain_values = operator.attrgetter(*_PLAIN_NAMES)
 
 
 def workflow_json(workflow: Workflow) -> str:
@@ -126,6 +186,10 @@ def workflow_json(workflow: Workflow) -> str:
     data = dataclasses.replace(workflow, steps=[]).to_dict()
     steps = []
     for step in workflow.steps:
+        if _plain_values(step) == _PLAIN_DEFAULTS:
+            steps.append({"dependencies": step.dependencies, "name": step.name} if step.dependencies
+                         else {"name": step.name})
+            continue
         entry: dict[str, Any] = {
             name: value
             for name, value, default in zip(_STEP_NAMES, _step_values(step), _STEP_DEFAULT_VALUES, strict=True)
@@ -175,92 +239,71 @@ def build_group(items: Sequence[Any]) -> Group:
     """Turn a group of queued writes into the runs they touch and their rows (the builder).
 
     ``items`` are :class:`~core.models.TaskTransition` objects, :class:`NewRun` objects and
-    ``(run_id, [(key, row), ...])`` tuples, in queue order.
+    ``(run_id, [(key, row), ...])`` tuples, in queue order. The transitions become one
+    flat parameter list under "transition", :data:`TRANSITION_COLUMNS` per row.
+
+    A RUNNING transition whose attempt ends within the same group is folded into the
+    row of its end (column 15 keeps its time): one row instead of two, and SQLite still
+    writes both history rows and applies the two to the step and attempt rows exactly as
+    it would have one after the other. Only a task's first transition in the group is
+    held back that way, and its history row is written before the group's others, so
+    each task's history keeps its order.
     """
     touched: set[str] = set()
     grouped: dict[str, list[Any]] = {}
-    history: list[list[Any]] = []
-    steps: dict[tuple[str, str], list[Any]] = {}
-    attempts: dict[tuple[str, str, int], list[Any]] = {}
+    flat: list[Any] = []
+    extend, append = flat.extend, flat.append
+    add_run = touched.add
+    started: dict[str, TaskTransition] = {}  # task id -> its RUNNING, not written yet
+    written: set[str] = set()  # tasks with a row in this group: their RUNNING is not held back
+
+    def add(item: TaskTransition, running_at: float | None) -> None:
+        # The hot path: attribute copies in C; an output is JSON-encoded only when there is one.
+        try:
+            extend(_TRANSITION_FIELDS(item))
+        except AttributeError:  # a status given as a plain string, not a TaskStatus
+            extend(_TRANSITION_FIELDS(dataclasses.replace(item, status=TaskStatus(item.status))))
+        add_run(item.run_id)
+        result = item.result
+        if result is None:
+            extend(_NO_RESULT)
+        else:
+            extend(_RESULT_FIELDS(result))
+            data = result.data
+            append(None if data is None else dumps(data))
+        append(running_at)
+
     for item in items:
         if type(item) is TaskTransition:
-            _merge_transition(item, history, steps, attempts)
-            touched.add(item.run_id)  # type: ignore[arg-type]
+            status = item.status
+            task = item.task_id
+            if status is _RUNNING:
+                earlier = started.pop(task, None)
+                if earlier is not None:
+                    add(earlier, None)
+                    written.add(task)
+                if task in written:
+                    add(item, None)
+                else:
+                    started[task] = item
+                continue
+            running = started.pop(task, None) if started else None
+            if running is None:
+                add(item, None)
+            elif status in _TERMINAL and item.attempt == running.attempt and item.log_path == running.log_path:
+                add(item, running.at)
+            else:
+                add(running, None)
+                add(item, None)
+            written.add(task)
             continue
         run_id, rows = item.rows() if isinstance(item, NewRun) else item
         if run_id:
             touched.add(run_id)
         for key, row in rows:
             grouped.setdefault(key, []).append(row)
-    if history:
-        grouped["history"] = history
-        grouped["step_upsert"] = list(steps.values())
-        if attempts:
-            grouped["attempt_upsert"] = list(attempts.values())
+    for running in started.values():
+        add(running, None)
+    if flat:
+        grouped["transition"] = flat
     return touched, grouped
-
-
-def _merge_transition(
-    t: TaskTransition,
-    history: list[list[Any]],
-    steps: dict[tuple[str, str], list[Any]],
-    attempts: dict[tuple[str, str, int], list[Any]],
-) -> None:
-    """Add one transition's history row and fold it into its step's and attempt's rows."""
-    status = t.status
-    if type(status) is not TaskStatus:
-        status = TaskStatus(status)
-    run_id, name, at, result = t.run_id, t.name, t.at, t.result
-    attempt = t.attempt or (result.attempt if result is not None else 0)
-    terminal = status in _TERMINAL
-    if result is None:
-        error, output, exit_code, started, result_end = t.error, None, None, None, None
-    else:
-        error = t.error or ("" if result.success else result.error_message)
-        output = dumps(result.data) if result.data is not None else None
-        exit_code, started, result_end = result.exit_code, result.started_at, result.finished_at
-    if started is None and status is _RUNNING:
-        started = at
-    finished = (result_end or at) if terminal else None
-    history.append([run_id, name, status, attempt, at])
-    # steps row: [run_id, step, status, attempt, started_at, finished_at, error, output_json]
-    key = (run_id, name)
-    row = steps.get(key)
-    if row is None:
-        steps[key] = [run_id, name, status, attempt, started, finished, error, output]
-    else:
-        row[2], row[5], row[6] = status, finished, error
-        if attempt > row[3]:
-            row[3] = attempt
-        if started is not None:
-            row[4] = started
-        if output is not None:
-            row[7] = output
-    if attempt < 1:
-        return
-    if status is _RUNNING or terminal:
-        attempt_status: str = status
-        attempt_end = finished
-    elif result is not None:  # back to pending/ready: this attempt failed, a retry follows
-        attempt_status, attempt_end = _FAILED, result_end or at
-    else:
-        return
-    # attempts row: [run_id, step, attempt, status, started_at, finished_at, exit_code,
-    # error, output_json, log_path]
-    akey = (run_id, name, attempt)
-    arow = attempts.get(akey)
-    if arow is None:
-        attempts[akey] = [run_id, name, attempt, attempt_status, started, attempt_end, exit_code, error, output,
-                          t.log_path]
-        return
-    arow[3], arow[7] = attempt_status, error
-    if arow[4] is None:
-        arow[4] = started
-    if attempt_end is not None:
-        arow[5] = attempt_end
-    if exit_code is not None:
-        arow[6] = exit_code
-    if output is not None:
-        arow[8] = output
-    if t.log_path is not None:
-        arow[9] = t.log_path

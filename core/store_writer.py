@@ -19,10 +19,13 @@ Failure handling, so that what was committed before is never harmed:
 Each committed group also bumps the store's change counter and stamps the runs it
 touched with the new value; that is what ``Store.changes_since`` watches.
 
-Rows reach SQLite as one JSON array per statement and group (read back with
-``json_each``), not through ``executemany``: ``executemany`` hands the GIL back and forth
-once per row, which on a busy scheduler costs far more than the row itself, while one
-statement per group runs in SQLite with the GIL released throughout.
+Frequent writes (task transitions) reach SQLite as multi-row ``VALUES`` statements, a
+few per group, never through ``executemany``: ``executemany`` hands the GIL back and
+forth once per row, and on a busy scheduler each hand-back waits out the interpreter's
+switch interval, while one statement per chunk of rows runs in SQLite with the GIL
+released throughout. Binding plain parameters also costs the GIL-holding side less than
+encoding the rows as JSON, and spares SQLite from parsing it. Rare writes (a run's
+creation and end, allocations, sessions) use ``executemany``.
 """
 
 from __future__ import annotations
@@ -46,13 +49,14 @@ __all__ = ["Group", "Builder", "Call", "GroupCommitWriter"]
 log = logging.getLogger(__name__)
 
 # What a group of queued writes becomes: the runs they touch, and the rows for each
-# statement key. A row is a list of plain JSON values that the key's statements read as
-# ``json_extract(value, '$[i]')`` (or, for ``per_row`` keys, take as parameters).
+# statement key: a list of parameter rows, or for a ``values`` key one flat list of
+# parameters.
 Group = tuple[set[str], dict[str, list[Any]]]
 Builder = Callable[[Sequence[Any]], Group]
 
 _STOP = object()
 _BUSY_RETRIES = 8
+_MAX_VALUES_ROWS = 1024
 _MAX_FAILURES_KEPT = 20
 
 
@@ -73,12 +77,15 @@ class Call:
 class GroupCommitWriter:
     """Owns the store's write connection and the thread that commits queued writes.
 
-    ``statements`` maps a key to the SQL statements that consume that key's rows, each
-    taking the rows as its one parameter (a JSON array read with ``json_each(?)``),
-    except for the keys in ``per_row``, whose statements take each row as their
-    parameters (``executemany``; for rare writes such as UPDATEs); ``order`` is the phase
-    order in which a group executes the keys; ``build(items)`` turns queued writes into
-    their :data:`Group` (it may merge rows, e.g. several transitions of one step).
+    ``statements`` maps a key to the SQL statements that consume that key's rows.
+    Usually each statement runs once per row (``executemany``). The keys in ``values``
+    (key -> columns per row) are the frequent writes: their rows come as one flat
+    parameter list, the key's first statement reads them from ``VALUES {values}`` a
+    chunk at a time (skipping rows whose first column is NULL, which pad a chunk to a
+    cached size), and its other statements, which take no parameters, run once after it.
+    ``order`` is the phase order in which a group executes the keys; ``build(items)``
+    turns queued writes into their :data:`Group`; ``setup`` runs once on the connection
+    (temp tables, pragmas).
     """
 
     def __init__(
@@ -88,7 +95,8 @@ class GroupCommitWriter:
         *,
         statements: dict[str, tuple[str, ...]],
         order: tuple[str, ...],
-        per_row: frozenset[str] = frozenset(),
+        values: dict[str, int] | None = None,
+        setup: tuple[str, ...] = (),
         build: Builder,
         delay: float = 0.05,
         max_batch: int = 5000,
@@ -98,7 +106,18 @@ class GroupCommitWriter:
         self._path = path
         self._statements = statements
         self._order = order
-        self._per_row = per_row
+        self._values = dict(values or {})
+        # Rows per VALUES statement: a power of two within SQLite's parameter limit, so a
+        # group needs few statements and the padded sizes (1, 2, 4, ...) stay few and cached.
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._chunk_rows = {key: 1 << (max(1, min(_MAX_VALUES_ROWS, limit // columns)).bit_length() - 1)
+                            for key, columns in self._values.items()}
+        self._values_sql: dict[tuple[str, int], str] = {}
+        try:
+            for statement in setup:
+                conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise describe_error(exc, path, "prepare the run store") from None
         self._build = build
         self._delay = max(0.0, delay)
         self._max_batch = max(1, max_batch)
@@ -318,13 +337,32 @@ class GroupCommitWriter:
         return touched
 
     def _execute(self, key: str, rows: list[Any]) -> None:
-        if key in self._per_row:
-            for statement in self._statements[key]:
-                self._conn.executemany(statement, rows)
+        columns = self._values.get(key)
+        if columns is not None:
+            self._execute_values(key, rows, columns)
             return
-        payload = json.dumps(rows, separators=(",", ":"), default=str)
         for statement in self._statements[key]:
-            self._conn.execute(statement, (payload,))
+            self._conn.executemany(statement, rows)
+
+    def _execute_values(self, key: str, params: list[Any], columns: int) -> None:
+        """Run the key's first statement on the flat ``params`` (``columns`` per row) a chunk at a
+        time, then its other statements (which take no parameters) once."""
+        load, *after = self._statements[key]
+        chunk = self._chunk_rows[key]
+        width = chunk * columns
+        for start in range(0, len(params), width):
+            part = params[start:start + width]
+            rows = len(part) // columns
+            size = chunk if rows == chunk else 1 << (rows - 1).bit_length()
+            if size > rows:  # NULL rows up to a cached statement size; the statement skips them
+                part.extend([None] * ((size - rows) * columns))
+            sql = self._values_sql.get((key, size))
+            if sql is None:
+                row = "(" + ",".join("?" * columns) + ")"
+                sql = self._values_sql[(key, size)] = load.format(values=",".join([row] * size))
+            self._conn.execute(sql, part)
+        for statement in after:
+            self._conn.execute(statement)
 
     def _savepoint(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` in a savepoint; return its result, or the exception it raised.
@@ -349,8 +387,7 @@ class GroupCommitWriter:
         return result
 
     def _stamp(self, touched: set[str]) -> None:
-        self._conn.execute("UPDATE counter SET version = version + 1")
-        version = self._conn.execute("SELECT version FROM counter").fetchone()[0]
+        version = self._conn.execute("UPDATE counter SET version = version + 1 RETURNING version").fetchone()[0]
         if touched:
             self._conn.execute("UPDATE runs SET version = ? WHERE id IN (SELECT value FROM json_each(?))",
                                (version, json.dumps(sorted(touched))))

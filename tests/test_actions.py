@@ -413,3 +413,9 @@ def test_unknown_action_is_a_failed_result_not_an_exception() -> None:
 def test_result_round_trips_through_json() -> None:
     result = run("builtin", "noop", {"output": [1, "a"]})
     assert TaskResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_shell_env_null_unsets_an_inherited_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHTUI_TEST_OUTER", "outer")
+    result = run("shell", "run", {"command": 'echo "${ORCHTUI_TEST_OUTER-unset}"', "env": {"ORCHTUI_TEST_OUTER": None}})
+    assert result.data == "unset"

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.process_tree import TOKEN_ENV, CappedLog, collect_tree, kill_tree, run_process, spawn
+from core.process_tree import TOKEN_ENV, CappedLog, collect_tree, kill_tree, new_token, run_process, spawn
 
 
 def alive(pid: int) -> bool:
@@ -181,3 +181,31 @@ def test_a_silent_command_creates_no_log_file(tmp_path: Path) -> None:
     log = tmp_path / "runs" / "quiet.log"
     assert run_process(["true"], log_path=log).returncode == 0
     assert not log.exists()
+
+
+def test_env_changes_set_and_unset_over_the_current_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Set after import: the child must see os.environ as it is at spawn time.
+    monkeypatch.setenv("ORCHTUI_TEST_KEEP", "kept")
+    monkeypatch.setenv("ORCHTUI_TEST_DROP", "dropped")
+    script = 'echo "${ORCHTUI_TEST_KEEP}|${ORCHTUI_TEST_DROP-unset}|${ORCHTUI_TEST_NEW}"'
+    result = run_process(["/bin/sh", "-c", script],
+                         env_changes={"ORCHTUI_TEST_DROP": None, "ORCHTUI_TEST_NEW": "new"})
+    assert result.stdout.decode().strip() == "kept|unset|new"
+    monkeypatch.delenv("ORCHTUI_TEST_KEEP")
+    result = run_process(["/bin/sh", "-c", script])
+    assert result.stdout.decode().strip() == "|dropped|"
+
+
+def test_a_forked_process_makes_other_tokens_than_its_parent() -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next token and leave at once
+        os.write(write_end, new_token().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        child_token = pipe.read().decode()
+    mine = new_token()
+    assert len(child_token) == len(mine) == 32
+    assert child_token[:16] != mine[:16]

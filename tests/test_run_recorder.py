@@ -7,6 +7,7 @@ commands that append to a trace file, so a test can count how often each step ra
 from __future__ import annotations
 
 import shlex
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +91,16 @@ def test_a_run_is_recorded_with_outputs_and_log_paths(h: Harness) -> None:
     log = run.steps["d"].log_path
     assert log is not None and Path(log) == h.settings.runs_dir / "run-ok" / "d.1.log"
     assert [v.run_id for v in h.store.changes_since(0)[1]] == ["run-ok"]
+
+
+def test_history_holds_each_steps_running_and_end_but_not_ready(h: Harness) -> None:
+    assert h.run(diamond(h), run_id="run-h").success
+    conn = sqlite3.connect(h.store.db_path)
+    try:
+        history = conn.execute("SELECT step, status FROM transitions WHERE run_id = 'run-h' ORDER BY step, id").fetchall()
+    finally:
+        conn.close()
+    assert history == [(step, status) for step in "abcd" for status in ("running", "completed")]
 
 
 def test_a_failed_run_records_failed_and_skipped_steps(h: Harness) -> None:

@@ -591,3 +591,63 @@ def test_two_processes_upgrading_at_once_upgrade_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*), MAX(version) FROM schema_version").fetchone() == (1, CURRENT_VERSION)
     assert conn.execute("SELECT COUNT(*) FROM milestones").fetchone()[0] == 1
+
+
+def _history(store: Store, run_id: str) -> list[tuple[str, str, int]]:
+    conn = sqlite3.connect(store.db_path)
+    try:
+        return conn.execute("SELECT step, status, attempt FROM transitions WHERE run_id = ? ORDER BY step, id",
+                            (run_id,)).fetchall()
+    finally:
+        conn.close()
+
+
+def test_one_group_writes_what_separate_writes_would(tmp_path: Path) -> None:
+    # Within one group a RUNNING is folded into its end; the rows must not show it.
+    def story(run_id: str) -> list[TaskTransition]:
+        at = iter(range(100, 200))
+
+        def t(step: str, status: TaskStatus, attempt: int, **kw: object) -> TaskTransition:
+            return TaskTransition(task_id=f"{run_id}:{step}", name=step, status=status, at=float(next(at)),
+                                  run_id=run_id, attempt=attempt, **kw)  # type: ignore[arg-type]
+        failed = TaskResult(success=False, error_message="exit 3", exit_code=3, started_at=1.0, finished_at=2.0)
+        done = TaskResult(success=True, data={"n": 1}, exit_code=0, started_at=3.0, finished_at=9.0)
+        return [
+            t("s0", TaskStatus.RUNNING, 1, log_path="/l/s0.1"),
+            t("s1", TaskStatus.RUNNING, 1),
+            t("s0", TaskStatus.PENDING, 1, result=failed, error="exit 3", log_path="/l/s0.1", retry_at=5.0),
+            t("s0", TaskStatus.RUNNING, 2, log_path="/l/s0.2"),
+            t("s1", TaskStatus.COMPLETED, 1, result=done),
+            t("s0", TaskStatus.COMPLETED, 2, result=done, log_path="/l/s0.2"),
+            t("s2", TaskStatus.RUNNING, 1, log_path="/l/s2.1"),
+            t("s2", TaskStatus.CANCELLED, 1, error="cancelled", log_path="/l/s2.1"),
+        ]
+
+    def rows(store: Store, run_id: str) -> tuple[object, ...]:
+        run = store.get_run(run_id)
+        assert run is not None
+        steps = sorted((n, s.status, s.attempt, s.started_at, s.finished_at, s.error, s.output)
+                       for n, s in run.steps.items())
+        attempts = [(a.step, a.attempt, a.status, a.started_at, a.finished_at, a.exit_code, a.error, a.output,
+                     a.log_path) for a in store.get_attempts(run_id)]
+        return steps, attempts, _history(store, run_id)
+
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("one", make_workflow())
+        store.create_run("each", make_workflow())
+        store.flush()
+        commits = store.commit_count
+        for transition in story("one"):
+            store.record_transition(transition)
+        store.flush()
+        assert store.commit_count == commits + 1
+        for transition in story("each"):
+            store.record_transition(transition)
+            store.flush()
+        assert rows(store, "one") == rows(store, "each")
+        assert _history(store, "one") == [
+            ("s0", "running", 1), ("s0", "pending", 1), ("s0", "running", 2), ("s0", "completed", 2),
+            ("s1", "running", 1), ("s1", "completed", 1), ("s2", "running", 1), ("s2", "cancelled", 1),
+        ]
+        s2 = store.get_attempts("one", "s2")[0]
+        assert s2.started_at is not None and s2.log_path == "/l/s2.1"
