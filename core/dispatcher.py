@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import queue
 import random
 import threading
@@ -543,7 +544,9 @@ class Dispatcher(Publisher):
         working_dir = task.working_dir
         if run is not None:
             if run.log_dir is not None:
-                log_path = str(run.log_dir / f"{task.name}.{number}.log")
+                # os.path.join on the string form: a pathlib join per attempt costs more
+                # than the no-op steps it is for.
+                log_path = os.path.join(run.log_dir, f"{task.name}.{number}.log")
             working_dir = working_dir or run.working_dir
         memory_limit = self.rm.memory_limit_bytes(task.resources) if task.resources and self.rm is not None else None
         invocation = Invocation(

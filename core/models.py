@@ -143,12 +143,14 @@ class WorkflowStatus(_LowerStrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (
-            WorkflowStatus.COMPLETED,
-            WorkflowStatus.FAILED,
-            WorkflowStatus.CANCELLED,
-            WorkflowStatus.INTERRUPTED,
-        )
+        return self in _TERMINAL_WORKFLOW
+
+
+# A frozenset: membership hashes once instead of comparing strings member by member
+# (this runs on every task transition).
+_TERMINAL_WORKFLOW = frozenset(
+    {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED, WorkflowStatus.INTERRUPTED}
+)
 
 
 class ProjectStatus(_LowerStrEnum):
