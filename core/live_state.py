@@ -6,8 +6,9 @@ Both go through small files, so no process needs a socket or a schema change:
 
 - ``<state_dir>/live/<pid>.json``: each process that owns runs (``orchtui run``,
   ``resume``/``rerun``, the MCP server, a dashboard running inline) publishes its
-  :class:`~core.snapshot.OrchestratorSnapshot`, its pid and process create time and
-  the run ids it owns, a few times a second while something moves. Files are written
+  :class:`~core.snapshot.OrchestratorSnapshot`, its pid and process create time, the
+  run ids it owns, its resource manager's usage and, on the Dask backend, the
+  cluster's workers, a few times a second while something moves. Files are written
   atomically (temporary file, then ``os.replace``), so readers never see half a file.
 - ``<state_dir>/control/<run_id>.cancel`` and ``<run_id>.<step>.cancel``: cancel
   requests. The process that owns the run picks them up within a poll interval,
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from .errors import OrchestrationError
-from .models import TaskPriority, TaskStatus
+from .models import ResourceUsage, TaskPriority, TaskStatus
 from .snapshot import OrchestratorSnapshot, TaskView
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LiveProcess",
+    "WorkerInfo",
     "LivePublisher",
     "LiveReader",
     "read_live_snapshots",
@@ -61,8 +63,25 @@ _CREATE_TIME_SLACK = 0.5  # seconds; psutil derives create times from boot time 
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
+class WorkerInfo:
+    """One worker of a Dask cluster, as its orchestrator's backend last saw it."""
+
+    name: str
+    address: str = ""
+    nthreads: int = 0
+    executing: int = 0
+    memory: int = 0  # bytes in use
+    memory_limit: int = 0  # bytes; 0: no limit
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
 class LiveProcess:
-    """What one live process published: who it is, its runs, and its scheduler."""
+    """What one live process published: who it is, its runs, its scheduler and resources.
+
+    ``resources`` is the process's own ResourceManager usage (every process allocates
+    from its own pools); ``backend`` names its executor backend and ``workers`` lists
+    the Dask cluster's workers when that backend is ``"dask"``.
+    """
 
     pid: int
     create_time: float
@@ -70,6 +89,9 @@ class LiveProcess:
     snapshot: OrchestratorSnapshot
     label: str = ""
     written_at: float = 0.0
+    resources: tuple[ResourceUsage, ...] = ()
+    backend: str = ""
+    workers: tuple[WorkerInfo, ...] = ()
 
 
 # ------------------------------------------------------------------ JSON form
@@ -131,6 +153,25 @@ def snapshot_from_dict(data: dict[str, Any]) -> OrchestratorSnapshot:
     )
 
 
+def _usage_to_dict(usage: ResourceUsage) -> dict[str, Any]:
+    return {"resource_id": usage.resource_id, "capacity": usage.capacity, "current": usage.current,
+            "peak": usage.peak, "available": usage.available, "users": usage.users}
+
+
+def _usage_from_dict(data: dict[str, Any]) -> ResourceUsage:
+    def units(key: str) -> dict[str, float]:
+        return {str(unit): float(value) for unit, value in (data.get(key) or {}).items()}
+
+    return ResourceUsage(resource_id=str(data["resource_id"]), capacity=units("capacity"), current=units("current"),
+                         peak=units("peak"), available=units("available"), users=int(data.get("users", 0)))
+
+
+def _worker_from_dict(data: dict[str, Any]) -> WorkerInfo:
+    return WorkerInfo(name=str(data.get("name", data.get("address", ""))), address=str(data.get("address", "")),
+                      nthreads=int(data.get("nthreads", 0)), executing=int(data.get("executing", 0)),
+                      memory=int(data.get("memory", 0)), memory_limit=int(data.get("memory_limit", 0)))
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -158,6 +199,9 @@ def _parse(text: str) -> LiveProcess:
         snapshot=snapshot_from_dict(data["snapshot"]),
         label=str(data.get("label", "")),
         written_at=float(data.get("written_at", 0.0)),
+        resources=tuple(_usage_from_dict(u) for u in data.get("resources", ())),
+        backend=str(data.get("backend", "")),
+        workers=tuple(_worker_from_dict(w) for w in data.get("workers", ())),
     )
 
 
@@ -271,10 +315,11 @@ def run_owner(state_dir: Path, run_id: str) -> LiveProcess | None:
 
 
 class LivePublisher:
-    """Publishes this process's scheduler and owned runs, and carries out cancel requests.
+    """Publishes this process's scheduler, owned runs and resources; carries out cancel requests.
 
     A daemon thread wakes ``rate`` times a second: when the orchestrator's snapshot
-    version (or the set of owned runs) moved it rewrites ``live/<pid>.json``, and it
+    version, the set of owned runs, the resource usage of its resource manager or (on
+    the Dask backend) the cluster's workers moved it rewrites ``live/<pid>.json``, and it
     looks in ``control/`` for requests about runs this process owns. Use it as a
     context manager around the code that owns runs, or call :meth:`start` and
     :meth:`stop`.
@@ -313,7 +358,7 @@ class LivePublisher:
         self._control = self.state_dir / CONTROL_DIR
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._published: tuple[int, tuple[str, ...]] | None = None
+        self._published: tuple[Any, ...] | None = None
         self.cancelled: list[str] = []  # requests carried out, as their file names (tests read it)
 
     def __enter__(self) -> LivePublisher:
@@ -361,18 +406,40 @@ class LivePublisher:
         """Publish if something moved and carry out pending cancel requests (one tick)."""
         owned = tuple(h.run_id for h in self.workflow_manager.active_runs())
         snapshot = self.orchestrator.snapshot()
-        key = (snapshot.version, owned)
+        resources = self._resources()
+        backend, workers = self._workers()
+        key = (snapshot.version, owned, resources, workers)
         if key != self._published:
             self._published = key
             payload = {
                 "pid": self._pid, "create_time": self._create_time, "run_ids": list(owned), "label": self.label,
                 "written_at": time.time(), "snapshot": snapshot_to_dict(snapshot),
+                "resources": [_usage_to_dict(u) for u in resources], "backend": backend,
+                "workers": [dataclasses.asdict(w) for w in workers],
             }
             try:
                 _write_atomic(self.path, json.dumps(payload, separators=(",", ":")))
             except OSError as exc:
                 log.warning("cannot publish live state to %s: %s", self.path, exc)
         self._serve_requests(owned)
+
+    def _resources(self) -> tuple[ResourceUsage, ...]:
+        """Return the orchestrator's resource usage (a few pools under one lock: cheap)."""
+        manager = getattr(self.orchestrator, "resource_manager", None)
+        return tuple(manager.snapshot()) if manager is not None else ()
+
+    def _workers(self) -> tuple[str, tuple[WorkerInfo, ...]]:
+        """Return the backend's name and, for Dask, its workers (the backend caches them for a second)."""
+        backend = getattr(self.orchestrator, "backend", None)
+        name = str(getattr(backend, "name", ""))
+        if name != "dask":
+            return name, ()
+        try:
+            rows = backend.workers()  # type: ignore[union-attr]
+        except Exception:  # the scheduler is unreachable: publish the scheduler state without workers
+            log.debug("cannot read the dask cluster's workers", exc_info=True)
+            return name, ()
+        return name, tuple(_worker_from_dict(row) for row in rows)
 
     def _serve_requests(self, owned: tuple[str, ...]) -> None:
         try:

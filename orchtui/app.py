@@ -65,6 +65,7 @@ _REMAP_HINT = (
     "`orchtui.run: ctrl+r`."
 )
 _LOG_FOLLOW_DELAY = 0.15  # seconds the DAG cursor rests before the Logs pane follows it
+_LOG_CHECK = 0.5  # seconds between looks for a log file (a new attempt's) the Logs pane does not show yet
 _NO_STATUSES: dict[str, TaskStatus] = {}
 _NO_STARTED: dict[str, float] = {}
 
@@ -80,6 +81,16 @@ def _display_path(path: Path) -> str:
         return "~/" + str(path.resolve().relative_to(home))
     except ValueError:
         return str(path)
+
+
+def _focus_now(widget: Widget) -> None:
+    """Focus ``widget`` before the next key is handled.
+
+    ``Widget.focus()`` defers the change to after the pending messages, so keys that
+    arrive in one read (typed fast, pasted, or batched by an SSH link) such as ``5j``
+    or ``/flaky`` would go to the pane that had focus before.
+    """
+    widget.screen.set_focus(widget)
 
 
 class OrchTUIApp(App[None]):
@@ -162,6 +173,7 @@ class OrchTUIApp(App[None]):
         self._status_text = ""
         self.frames = 0  # states applied to the screen (tests and the benchmark read it)
         self._launch_check = 0.0
+        self._log_check = 0.0
         self._log_follow: Timer | None = None
         if keymap:
             self.set_keymap(dict(keymap))
@@ -244,9 +256,12 @@ class OrchTUIApp(App[None]):
     def _tick(self) -> None:
         if not self.paused:
             self._apply(self.model.state)
+        now = time.monotonic()
         if self.logs_pane.display:
             self.logs_pane.poll()
-        now = time.monotonic()
+            if now - self._log_check >= _LOG_CHECK:
+                self._log_check = now
+                self._check_log_attempt()
         if now - self._launch_check >= 1.0:
             self._launch_check = now
             for message in self.engine.launch_failures():
@@ -258,8 +273,8 @@ class OrchTUIApp(App[None]):
         shown = self._shown
         if state.catalog is not shown.catalog:
             self.projects_pane.show_catalog(state.catalog)
-        self.queues_pane.show(state.orchestrator, now)
-        self.resources_pane.show(state.resources, state.machine)
+        self.queues_pane.show(state.orchestrator, now, state.processes)
+        self.resources_pane.show(state.resources, state.machine, state.processes)
         self.runs_pane.show(state.runs, now)
         self._update_dag(state, now)
         self._update_status_bar(state)
@@ -341,7 +356,7 @@ class OrchTUIApp(App[None]):
 
     def on_option_list_option_selected(self, message: OptionList.OptionSelected) -> None:
         if message.option_list.id == "projects":
-            self.dag_view.focus()
+            _focus_now(self.dag_view)
 
     def on_run_chosen(self, message: RunChosen) -> None:
         runs = self.runs_pane
@@ -371,7 +386,7 @@ class OrchTUIApp(App[None]):
         if dag.cursor is not None:
             self._follow_node_log(dag.cursor)
         if focus_dag:
-            dag.focus()
+            _focus_now(dag)
 
     def _apply_now(self) -> None:
         """Show the current selection at once instead of on the next frame."""
@@ -388,7 +403,34 @@ class OrchTUIApp(App[None]):
             logs.follow_file(None, None, "no run selected")
             return
         path, attempt = self.engine.latest_log(self.view_run, step)
-        logs.follow_file(path, (self.view_run, step, attempt), "" if path else f"{step}: no log yet")
+        logs.follow_file(path, (self.view_run, step, attempt), "" if path else self._no_log_note(step))
+
+    def _no_log_note(self, step: str) -> str:
+        run = self._viewed_run()
+        status = run.step_status.get(step, TaskStatus.PENDING) if run is not None else TaskStatus.PENDING
+        if status is TaskStatus.SKIPPED:
+            return f"{step} was skipped: it has no log"
+        if status.is_terminal:
+            return f"{step} wrote no log ({status.value})"
+        return f"{step}: no log yet; it shows here as soon as the step writes one"
+
+    def _check_log_attempt(self) -> None:
+        """Switch the Logs pane to a log that appeared since it was chosen.
+
+        A step's log file appears only when the step starts (in whichever process runs
+        it), and a retry writes a new file; one ``stat`` of the next attempt's file per
+        check keeps this cheap for a 10k-step run.
+        """
+        source = self.logs_pane.source
+        step = self.dag_view.cursor
+        if source is None or self.view_run is None or source[:2] != (self.view_run, step) or step is None:
+            return
+        try:
+            appeared = self.engine.log_path(self.view_run, step, source[2] + 1).exists()
+        except OrchestrationError:
+            return
+        if appeared or self.logs_pane.waiting:
+            self._follow_node_log(step)  # a no-op while nothing it shows changed
 
     # ---------------------------------------------------------------- actions
 
@@ -399,7 +441,7 @@ class OrchTUIApp(App[None]):
         return self.screen is self.screen_stack[0]
 
     def action_focus_pane(self, pane_id: str) -> None:
-        self._panes[pane_id].focus()
+        _focus_now(self._panes[pane_id])
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -511,9 +553,11 @@ class OrchTUIApp(App[None]):
             self.notify("Select a step of a run first.", severity="warning")
             return
         path, attempt = self.engine.latest_log(self.view_run, step)
-        note = "" if path is not None else f"{step} has not written a log yet; waiting for it"
+        note = "" if path is not None else self._no_log_note(step)
         log_file = path or self.engine.log_path(self.view_run, step, max(1, attempt))
-        self.push_screen(LogScreen(log_file, (self.view_run, step, max(1, attempt)), rate=self.refresh_rate, note=note))
+        run_id = self.view_run
+        self.push_screen(LogScreen(log_file, (run_id, step, max(1, attempt)), rate=self.refresh_rate, note=note,
+                                   locate=lambda: self.engine.latest_log(run_id, step)))
 
     def _open_details(self, step: str) -> None:
         workflow = self._workflow_for_view()
@@ -552,7 +596,7 @@ class OrchTUIApp(App[None]):
         bar = self.filter_bar
         bar.add_class("-visible")
         bar.value = self.filter_text
-        bar.focus()
+        _focus_now(bar)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter-bar":
@@ -581,7 +625,7 @@ class OrchTUIApp(App[None]):
 
     def _close_filter(self) -> None:
         self.filter_bar.remove_class("-visible")
-        self._panes[self._filter_target].focus()
+        _focus_now(self._panes[self._filter_target])
 
     # projects ----------------------------------------------------------------------
 

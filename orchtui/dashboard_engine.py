@@ -49,7 +49,7 @@ from .screens.forms import ProjectRequest
 from .store_watch import StoreWatcher
 from .widgets.details import AttemptInfo, StepDetail
 
-__all__ = ["DashboardEngine", "RUN_HISTORY", "LOG_TAIL_LINES", "RUN_MODES", "merge_snapshots"]
+__all__ = ["DashboardEngine", "RUN_HISTORY", "LOG_TAIL_LINES", "RUN_MODES", "merge_snapshots", "merge_usages"]
 
 RUN_HISTORY = 300  # newest runs listed
 LOG_TAIL_LINES = 20  # lines of log in the details view
@@ -80,6 +80,34 @@ def merge_snapshots(parts: list[OrchestratorSnapshot], version: int) -> Orchestr
         retry_scheduled=sum(p.retry_scheduled for p in parts),
         completed_per_second=sum(p.completed_per_second for p in parts),
     )
+
+
+def merge_usages(parts: list[tuple[ResourceUsage, ...]]) -> tuple[ResourceUsage, ...]:
+    """Return one usage per resource id adding up ``parts`` (several processes' resource managers).
+
+    Resources keep the order they first appear in; amounts in use and users are
+    summed, capacity comes from the first part that has the resource, peaks are the
+    largest seen, and what is available is recomputed (never below zero).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[str, ResourceUsage] = {}
+    for part in parts:
+        for usage in part:
+            seen = merged.get(usage.resource_id)
+            if seen is None:
+                merged[usage.resource_id] = ResourceUsage(
+                    usage.resource_id, dict(usage.capacity), dict(usage.current), dict(usage.peak),
+                    dict(usage.available), usage.users)
+                continue
+            for unit, amount in usage.current.items():
+                seen.current[unit] = seen.current.get(unit, 0.0) + amount
+            for unit, amount in usage.peak.items():
+                seen.peak[unit] = max(seen.peak.get(unit, 0.0), amount)
+            seen.users += usage.users
+    for usage in merged.values():
+        usage.available = {unit: max(0.0, cap - usage.current.get(unit, 0.0)) for unit, cap in usage.capacity.items()}
+    return tuple(merged.values())
 
 
 class DashboardEngine:
@@ -204,11 +232,12 @@ class DashboardEngine:
 
         The same object comes back while no process published anything new. In inline
         mode this process's own scheduler is read directly rather than from its file.
+        Also refreshes :meth:`processes` (what each process published).
         """
         own = os.getpid()
         live = self._live.read(exclude_pid=own)
         parts = [p.snapshot for p in live]
-        key: tuple[Any, ...] = tuple((p.pid, p.snapshot.version) for p in live)
+        key: tuple[Any, ...] = tuple((p.pid, p.snapshot.version, p.written_at) for p in live)
         if self.run_mode == "inline":
             mine = self.orchestrator.snapshot()
             parts.insert(0, mine)
@@ -221,9 +250,22 @@ class DashboardEngine:
                             else OrchestratorSnapshot.empty(self._max_workers or self.settings.max_workers))
         return self._merged
 
+    def processes(self) -> tuple[LiveProcess, ...]:
+        """Return the other live processes as of the last :meth:`orchestrator_snapshot`.
+
+        The same tuple comes back while none of them published anything new.
+        """
+        return self.live_processes
+
     def resource_usage(self) -> tuple[ResourceUsage, ...]:
-        """Return every resource's usage; the same tuple while nothing changed."""
-        usage = tuple(self.resources.snapshot())
+        """Return every resource's usage, this process's and the live processes' added up.
+
+        Each process allocates from its own pools of the same machine, so the amounts
+        in use are summed per resource and unit; capacity is this process's when it
+        has the resource, else the first publisher's. The same tuple comes back while
+        nothing changed.
+        """
+        usage = merge_usages([tuple(self.resources.snapshot()), *(p.resources for p in self.live_processes)])
         if usage != self._resources:
             self._resources = usage
         return self._resources

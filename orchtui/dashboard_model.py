@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from core.live_state import LiveProcess
 from core.machine import system_load
 from core.models import Project, ResourceUsage, Workflow, WorkflowStatus
 from core.snapshot import OrchestratorSnapshot, RunView
@@ -77,6 +78,7 @@ class DashboardState:
     machine: MachineView
     runs: tuple[RunView, ...]
     focus: RunView | None = None  # the run the DAG shows, with its per-step maps
+    processes: tuple[LiveProcess, ...] = ()  # the other processes running workflows here
 
     @property
     def active_runs(self) -> tuple[RunView, ...]:
@@ -101,6 +103,8 @@ class StateSource(Protocol):
     def load_catalog(self) -> CatalogView: ...
 
     def orchestrator_snapshot(self) -> OrchestratorSnapshot: ...
+
+    def processes(self) -> tuple[LiveProcess, ...]: ...
 
     def resource_usage(self) -> tuple[ResourceUsage, ...]: ...
 
@@ -241,6 +245,9 @@ class DashboardModel:
         orchestrator = self._source.orchestrator_snapshot()
         if orchestrator.version == prev.orchestrator.version and orchestrator.max_workers == prev.orchestrator.max_workers:
             orchestrator = prev.orchestrator
+        processes = self._source.processes()  # read after the snapshot, which refreshes it
+        if processes == prev.processes:
+            processes = prev.processes
         resources = self._source.resource_usage()
         if resources == prev.resources:
             resources = prev.resources
@@ -264,6 +271,7 @@ class DashboardModel:
         changed = (
             catalog is not prev.catalog
             or orchestrator is not prev.orchestrator
+            or processes is not prev.processes
             or resources is not prev.resources
             or runs is not prev.runs
             or focus is not prev.focus
@@ -278,4 +286,5 @@ class DashboardModel:
             machine=machine,
             runs=runs,
             focus=focus,
+            processes=processes,
         )

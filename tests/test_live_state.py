@@ -26,7 +26,7 @@ from core.live_state import (
     snapshot_from_dict,
     snapshot_to_dict,
 )
-from core.models import TaskPriority, TaskStatus, WorkflowStatus
+from core.models import ResourceType, TaskPriority, TaskStatus, WorkflowStatus
 from core.resource_manager import ResourceManager
 from core.run_launcher import launch_run, reap_children, runner_log_path
 from core.snapshot import OrchestratorSnapshot, TaskView
@@ -131,6 +131,27 @@ def test_publisher_publishes_owned_runs_and_cancels_one_step(tmp_path: Path) -> 
             assert list((tmp_path / "control").iterdir()) == []
         assert not publisher.path.exists()  # stopping removes the live file
     finally:
+        manager.shutdown()
+        manager.orchestrator.shutdown(wait=True, cancel_running=True)
+
+
+def test_publisher_carries_its_resource_usage_and_backend(tmp_path: Path) -> None:
+    resources = ResourceManager(detect=False)
+    resources.register_resource("gpu", ResourceType.GPU, {"units": 2})
+    manager = WorkflowManager(tmp_path / "none", resource_manager=resources, autoload=False)
+    publisher = LivePublisher(manager.orchestrator, manager, tmp_path, label="test", rate=0.5)
+    try:
+        publisher.start()  # publishes once at once
+        (live,) = read_live_snapshots(tmp_path)
+        assert [(u.resource_id, u.current.get("units", 0.0)) for u in live.resources] == [("gpu", 0.0)]
+        assert live.backend == "thread" and live.workers == ()
+        assert resources.try_allocate_requirements("job", {"gpu": {"units": 1}}) is not None
+        publisher.poll()  # the usage moved while the scheduler did not: published all the same
+        (live,) = read_live_snapshots(tmp_path)
+        (gpu,) = live.resources
+        assert (gpu.current["units"], gpu.capacity["units"], gpu.users) == (1.0, 2.0, 1)
+    finally:
+        publisher.stop()
         manager.shutdown()
         manager.orchestrator.shutdown(wait=True, cancel_running=True)
 

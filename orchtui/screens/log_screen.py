@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -15,7 +16,11 @@ __all__ = ["LogScreen"]
 
 
 class LogScreen(Screen[None]):
-    """Shows the log at ``path``; polls it at ``rate`` Hz while open."""
+    """Shows the log at ``path``; polls it at ``rate`` Hz while open.
+
+    ``locate``, when given, returns the step's newest ``(log path or None, attempt)``;
+    it is asked once a second, so a retry's new log replaces the failed attempt's.
+    """
 
     BINDINGS = [
         Binding("escape,q,l", "close", "Close", id="log.close"),
@@ -26,18 +31,30 @@ class LogScreen(Screen[None]):
         Binding("k,up", "up", "Up", show=False, id="log.up"),
     ]
 
-    def __init__(self, path: Path | None, source: tuple[str, str, int], *, rate: float = 10.0, note: str = "") -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        source: tuple[str, str, int],
+        *,
+        rate: float = 10.0,
+        note: str = "",
+        locate: Callable[[], tuple[Path | None, int]] | None = None,
+    ) -> None:
         super().__init__()
         self._path = path
         self._source = source
         self._rate = rate
         self._note = note
+        self._locate = locate
 
     def compose(self) -> ComposeResult:
-        run, step, attempt = self._source
-        yield Static(f" log · run {run} · step {step} · attempt {attempt}", id="log-title")
+        yield Static(self._title(), id="log-title")
         yield LogsPane(id="log-full")
         yield Footer()
+
+    def _title(self) -> str:
+        run, step, attempt = self._source
+        return f" log · run {run} · step {step} · attempt {attempt}"
 
     def on_mount(self) -> None:
         pane = self.query_one(LogsPane)
@@ -45,6 +62,18 @@ class LogScreen(Screen[None]):
         pane.follow_file(self._path, self._source, placeholder)
         pane.focus()
         self.set_interval(1.0 / self._rate, pane.poll)
+        if self._locate is not None:
+            self.set_interval(1.0, self._relocate)
+
+    def _relocate(self) -> None:
+        assert self._locate is not None
+        path, attempt = self._locate()
+        if path is None or attempt <= self._source[2]:
+            return
+        self._path = path
+        self._source = (self._source[0], self._source[1], attempt)
+        self.pane.follow_file(path, self._source)
+        self.query_one("#log-title", Static).update(self._title())
 
     @property
     def pane(self) -> LogsPane:

@@ -43,6 +43,7 @@ _DOWN_STYLE = Style(bold=True, color="magenta")
 _EDGE_NAMES = 4  # neighbours named per side in the border before "+N"
 _CURSOR_STYLE = Style(reverse=True)
 _MATCH_STYLE = Style(underline=True)
+_PLAIN = Style()  # never None: Textual's NO_COLOR (monochrome) filter reads every segment's style
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -277,8 +278,8 @@ class DagView(ScrollView, can_focus=True):
             # a cell: mark (1) + body (cell - 3) + gap (2)
             segments.append(Segment(mark, _UP_STYLE if mark == "↑" else _DOWN_STYLE))
             segments.append(Segment(body.ljust(cell - 3)[: cell - 3], base))
-            segments.append(Segment("  "))
-        return Strip(segments).adjust_cell_length(width)
+            segments.append(Segment("  ", _PLAIN))
+        return Strip(segments).adjust_cell_length(width, _PLAIN)
 
     # ----------------------------------------------------------------- cursor
 

@@ -74,17 +74,32 @@ class LogsPane(Log):
         super().__init__(id=id, classes=classes, highlight=False, max_lines=20_000, auto_scroll=True)
         self._tail: LogTail | None = None
         self.source: tuple[str, str, int] | None = None  # (run, step, attempt) shown
+        self._placeholder = ""
+
+    @property
+    def waiting(self) -> bool:
+        """True while the pane shows a placeholder instead of a log file."""
+        return self._tail is None
 
     def follow_file(self, path: Path | None, source: tuple[str, str, int] | None, placeholder: str = "") -> None:
-        """Show the log at ``path`` (or ``placeholder`` when there is none) from now on."""
-        if source == self.source and path is not None and self._tail is not None and self._tail.path == path:
+        """Show the log at ``path`` (or ``placeholder`` when there is none) from now on.
+
+        ``source`` is ``(run, step, attempt)``, attempt 0 when the step has no log yet.
+        Does nothing when it would show the same file, or the same placeholder, again.
+        """
+        current = self._tail.path if self._tail is not None else None
+        if source == self.source and path == current and (path is not None or placeholder == self._placeholder):
             return
         self.source = source
+        self._placeholder = placeholder
         self._tail = LogTail(path) if path is not None else None
         self.clear()
         if placeholder:
             self.write_line(placeholder)
-        self.border_subtitle = f"{source[1]} #{source[2]}" if source else ""
+        if source is None:
+            self.border_subtitle = ""
+        else:
+            self.border_subtitle = f"{source[1]} #{source[2]}" if source[2] else source[1]
         self.poll()
 
     def poll(self) -> bool:

@@ -1,8 +1,10 @@
 """The Resource gauges pane: every resource's allocation against capacity, and the machine.
 
-Resources come from the ResourceManager (``snapshot() -> list[ResourceUsage]``); the
+Resources come from the ResourceManagers of the dashboard and of every process running
+workflows (``snapshot() -> list[ResourceUsage]``, added up by the engine); the
 machine's CPU and memory come from psutil through the dashboard model, each with a
-sparkline of the last minute.
+sparkline of the last minute. A process on the Dask backend adds its cluster's workers:
+one gauge each, steps executing against threads, and memory in use.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from core.live_state import LiveProcess, WorkerInfo
 from core.models import ResourceUsage
 
 from ..dashboard_model import MachineView
 
-__all__ = ["ResourcesPane", "render_resources", "render_machine", "gauge", "sparkline"]
+__all__ = ["ResourcesPane", "render_resources", "render_machine", "gauge", "sparkline", "cluster_workers"]
 
 
 def gauge(used: float, capacity: float, width: int) -> str:
@@ -62,27 +65,56 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
-def render_resources(usages: tuple[ResourceUsage, ...], width: int = 30) -> Text:
-    """Return one line per resource unit: name, gauge, ``used/capacity unit``."""
+def _gb(amount: int) -> str:
+    return f"{amount / 1024 ** 3:.1f}"
+
+
+def cluster_workers(processes: tuple[LiveProcess, ...]) -> tuple[WorkerInfo, ...]:
+    """Return the Dask workers the ``processes`` on that backend see, each once (by address)."""
+    seen: dict[str, WorkerInfo] = {}
+    for process in processes:
+        if process.backend == "dask":
+            for worker in process.workers:
+                seen.setdefault(worker.address or worker.name, worker)
+    return tuple(seen.values())
+
+
+def _gauge_line(text: Text, name: str, used: float, capacity: float, figures: str, width: int) -> None:
+    name = name[:7].ljust(7)
+    bar_width = max(3, width - len(name) - len(figures) - 1)
+    ratio = used / capacity if capacity else 0.0
+    colour = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.6 else "green"
+    if text.plain:
+        text.append("\n")
+    text.append(name + " ")
+    text.append(gauge(used, capacity, bar_width), colour)
+    text.append(figures, "dim")
+
+
+def render_resources(usages: tuple[ResourceUsage, ...], width: int = 30, workers: tuple[WorkerInfo, ...] = ()) -> Text:
+    """Return one line per resource unit (name, gauge, ``used/capacity unit``), then per Dask worker.
+
+    A worker's gauge is its executing steps against its threads, followed by its
+    memory in use against its limit in GB.
+    """
     text = Text(no_wrap=True, overflow="ellipsis")
-    if not usages:
+    if not usages and not workers:
         text.append("no resources registered", "dim")
         return text
-    first = True
     for usage in usages:
         for unit, capacity in usage.capacity.items():
             used = usage.current.get(unit, 0.0)
-            figures = f" {_number(used)}/{_number(capacity)} {unit}"
-            name = usage.resource_id[:7].ljust(7)
-            bar_width = max(3, width - len(name) - len(figures) - 1)
-            ratio = used / capacity if capacity else 0.0
-            colour = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.6 else "green"
-            if not first:
-                text.append("\n")
-            first = False
-            text.append(name + " ")
-            text.append(gauge(used, capacity, bar_width), colour)
-            text.append(figures, "dim")
+            _gauge_line(text, usage.resource_id, used, capacity, f" {_number(used)}/{_number(capacity)} {unit}", width)
+    if workers:
+        if text.plain:
+            text.append("\n")
+        threads = sum(w.nthreads for w in workers)
+        busy = sum(w.executing for w in workers)
+        text.append(f"dask {len(workers)} worker{'s' if len(workers) != 1 else ''} · {busy}/{threads} threads busy", "bold")
+    for worker in workers:
+        memory = f" {_gb(worker.memory)}/{_gb(worker.memory_limit)}G" if worker.memory_limit else ""
+        _gauge_line(text, worker.name, worker.executing, worker.nthreads,
+                    f" {worker.executing}/{worker.nthreads}{memory}", width)
     return text
 
 
@@ -92,16 +124,21 @@ class ResourcesPane(Vertical, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._usages: tuple[ResourceUsage, ...] | None = None
+        self._workers: tuple[WorkerInfo, ...] = ()
         self._machine: MachineView | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="machine")
         yield Static(id="resource-gauges")
 
-    def show(self, usages: tuple[ResourceUsage, ...], machine: MachineView) -> None:
-        """Display the resources and the machine's load; skips parts that did not change."""
-        if usages is not self._usages:
-            self._usages = usages
+    def show(self, usages: tuple[ResourceUsage, ...], machine: MachineView, processes: tuple[LiveProcess, ...] = ()) -> None:
+        """Display the resources, the Dask workers of ``processes`` and the machine's load.
+
+        Skips parts that did not change.
+        """
+        workers = cluster_workers(processes)
+        if usages is not self._usages or workers != self._workers:
+            self._usages, self._workers = usages, workers
             self._render_gauges()
         if machine is not self._machine:
             self._machine = machine
@@ -110,7 +147,7 @@ class ResourcesPane(Vertical, can_focus=True):
     def _render_gauges(self) -> None:
         if self._usages is not None:
             width = max(16, self.content_region.width)
-            self.query_one("#resource-gauges", Static).update(render_resources(self._usages, width))
+            self.query_one("#resource-gauges", Static).update(render_resources(self._usages, width, self._workers))
 
     def _render_machine(self) -> None:
         if self._machine is not None:

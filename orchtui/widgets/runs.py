@@ -43,6 +43,7 @@ class RunsPane(DataTable):
         self._filter = ""
         self._now = 0.0
         self._keys: list[str] = []
+        self._shown_times: dict[str, tuple[str, str]] = {}  # run id -> the (took, started) cells shown
 
     def on_mount(self) -> None:
         self.add_column(" ", key="glyph", width=1)
@@ -59,13 +60,34 @@ class RunsPane(DataTable):
         return self._keys[self.cursor_row]
 
     def show(self, runs: tuple[RunView, ...], now: float) -> None:
-        """Display ``runs``; only rebuilds when the runs changed or a run is still going."""
-        if runs is self._runs and not any(r.finished_at is None for r in runs):
-            return
-        if runs is self._runs and int(now) == int(self._now):
-            return  # running rows show whole seconds: nothing visible moved
-        self._runs, self._now = runs, now
-        self._rebuild()
+        """Display ``runs`` with their times measured to ``now``.
+
+        The table is rebuilt only when the runs changed; otherwise, once a second of
+        ``now`` has passed, just the time cells whose text moved are rewritten, so
+        "started … ago" (and a running run's "took") never go stale.
+        """
+        if runs is not self._runs:
+            self._runs, self._now = runs, now
+            self._rebuild()
+        elif int(now) != int(self._now):
+            self._now = now
+            self._refresh_times()
+
+    def _times(self, run: RunView) -> tuple[str, str]:
+        return _took(run, self._now), _age(run.started_at, self._now)
+
+    def _refresh_times(self) -> None:
+        for run in self._runs or ():
+            shown = self._shown_times.get(run.run_id)
+            if shown is None:
+                continue  # filtered out
+            times = self._times(run)
+            if times == shown:
+                continue
+            self._shown_times[run.run_id] = times
+            for column, new, old in zip(("took", "started"), times, shown, strict=True):
+                if new != old:  # a column only needs measuring again when its text grew
+                    self.update_cell(run.run_id, column, new, update_width=len(new) > len(old))
 
     def set_filter(self, text: str) -> None:
         """Keep only runs whose id, workflow or status contains ``text``."""
@@ -76,24 +98,16 @@ class RunsPane(DataTable):
         keep = self.selected_run
         wanted = self._filter
         rows: list[tuple[str, list[Text | str]]] = []
+        times: dict[str, tuple[str, str]] = {}
         for run in self._runs or ():
             if wanted and not any(wanted in s.lower() for s in (run.run_id, run.workflow, run.status.value)):
                 continue
-            rows.append(
-                (
-                    run.run_id,
-                    [
-                        Text(run_glyph(run.status), style=run_style(run.status)),
-                        run.workflow,
-                        _took(run, self._now),
-                        _age(run.started_at, self._now),
-                        run.run_id,
-                    ],
-                )
-            )
+            took, age = times[run.run_id] = self._times(run)
+            rows.append((run.run_id, [Text(run_glyph(run.status), style=run_style(run.status)), run.workflow, took, age, run.run_id]))
             if len(rows) >= MAX_ROWS:
                 break
         self.clear()
+        self._shown_times = times
         self._keys = [key for key, _ in rows]
         for key, cells in rows:
             self.add_row(*cells, key=key)
