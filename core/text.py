@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-__all__ = ["closest", "did_you_mean", "plural", "iso_utc"]
+__all__ = ["closest", "did_you_mean", "plural", "iso_utc", "format_duration"]
 
 
 def closest(word: object, choices: Iterable[object]) -> str | None:
@@ -47,3 +47,23 @@ def iso_utc(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
+
+
+def format_duration(seconds: float | None, *, tenths_below: float = 60.0, unknown: str = "—") -> str:
+    """Return a short human duration: ``0.4s``, ``12.3s``, ``4m05s``, ``2h03m``.
+
+    Seconds keep one decimal below ``tenths_below`` (the dashboard's narrow columns
+    pass 10 to print ``12s``); ``unknown`` stands for None.
+    """
+    if seconds is None:
+        return unknown
+    seconds = max(0.0, seconds)
+    if seconds < tenths_below:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

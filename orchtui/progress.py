@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.models import TaskStatus, WorkflowExecution, WorkflowStatus
+from core.text import format_duration
 from core.workflow_run import RunHandle, StepProgress
 
 if TYPE_CHECKING:
@@ -46,15 +47,7 @@ _RUN_STYLE = {
 
 def format_seconds(seconds: float | None) -> str:
     """``0.4s``, ``12.3s``, ``4m05s``, ``2h03m``; an em dash when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return format_duration(seconds)
 
 
 def _glyph(status: TaskStatus, unicode: bool) -> Text:

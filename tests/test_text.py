@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core.text import closest, did_you_mean, iso_utc, plural
+import pytest
+
+from core.text import closest, did_you_mean, format_duration, iso_utc, plural
 
 
 def test_closest_suggests_only_real_and_close_choices():
@@ -27,3 +29,20 @@ def test_plural():
 def test_iso_utc():
     assert iso_utc(None) is None
     assert iso_utc(0) == "1970-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "kwargs", "expected"),
+    [
+        (None, {}, "—"),
+        (None, {"unknown": "-"}, "-"),
+        (0.42, {}, "0.4s"),
+        (12.34, {}, "12.3s"),
+        (12.34, {"tenths_below": 10.0}, "12s"),
+        (245, {}, "4m05s"),
+        (7380, {}, "2h03m"),
+        (-3, {}, "0.0s"),
+    ],
+)
+def test_format_duration(seconds, kwargs, expected):
+    assert format_duration(seconds, **kwargs) == expected

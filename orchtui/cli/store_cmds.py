@@ -29,6 +29,7 @@ from core.logs import follow as follow_log
 from core.models import TaskStatus, WorkflowStatus, new_id
 from core.store import Store
 from core.store_records import RunRecord
+from core.text import format_duration
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
 
@@ -68,13 +69,7 @@ def _when(ts: float | None) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 60:
-        return f"{value:.1f}s"
-    minutes, secs = divmod(int(value), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    return format_duration(value, unknown="-")
 
 
 def _short(value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.style import Style
 
 from core.models import TaskStatus, WorkflowStatus
+from core.text import format_duration as _format_duration
 
 __all__ = ["task_glyph", "task_style", "run_glyph", "run_style", "format_elapsed", "format_duration"]
 
@@ -78,17 +79,8 @@ def run_style(status: WorkflowStatus) -> Style:
 
 
 def format_duration(seconds: float) -> str:
-    """Return a short human duration: ``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    """Return a short human duration for narrow columns: ``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
+    return _format_duration(seconds, tenths_below=10.0)
 
 
 def format_elapsed(started_at: float | None, now: float) -> str:
