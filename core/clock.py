@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 __all__ = ["Clock", "SystemClock", "ManualClock", "SYSTEM_CLOCK"]
 
 
-class Clock:
+class Clock(ABC):
     """Interface: ``monotonic()`` for deadlines and delays, ``time()`` for timestamps."""
 
+    @abstractmethod
     def monotonic(self) -> float:
-        raise NotImplementedError  # interface; SystemClock and ManualClock implement it
+        """Seconds on a clock that never goes back (for deadlines and delays)."""
 
+    @abstractmethod
     def time(self) -> float:
-        raise NotImplementedError  # interface; SystemClock and ManualClock implement it
+        """Wall-clock epoch seconds (for timestamps people read)."""
 
     def on_advance(self, callback: Callable[[], None]) -> None:
         """Register ``callback`` to run when time jumps (only a ManualClock jumps)."""
