@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
-from .dispatcher import (
+from .dispatch_protocol import (
     OP_ADD,
     OP_BARRIER,
     OP_CANCEL,
@@ -42,9 +42,9 @@ from .dispatcher import (
     OP_STOP,
     OP_WAIT,
     OP_WORKERS,
-    Dispatcher,
     Waiter,
 )
+from .dispatcher import Dispatcher
 from .errors import ConfigError, CycleDetectedError, OrchestrationError, TaskExecutionError
 from .events import EventBus
 from .executors import create_backend

@@ -484,20 +484,22 @@ def _copy_values(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Python type -> parameter type name, most specific first (bool is an int to Python).
+_PARAM_TYPE_OF: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "list"),
+    (dict, "object"),
+)
+
+
 def infer_param_type(value: Any) -> str:
     """Return the parameter type name (``PARAM_TYPES``) that fits ``value``; ``"any"`` for None."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
+    for python_type, name in _PARAM_TYPE_OF:
+        if isinstance(value, python_type):
+            return name
     return "any"
 
 

@@ -1,0 +1,163 @@
+"""Readiness and gating for the Dispatcher: run admission, resource gates, the start loop.
+
+A mixin of :class:`~core.dispatcher.Dispatcher` (it runs on the dispatcher thread and
+uses the same state). A READY entry goes to its priority lane unless its run is at its
+parallel limit (then it is parked in the run); each scheduling pass pops the best entry
+while a worker slot is free, gives it its resources all-or-nothing and starts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .errors import OrchestrationError
+from .events import EventType
+from .scheduler_queues import FAILED, HELD, READY, ActiveRun, ReadyLanes, TaskEntry
+
+__all__ = ["Gates", "STAGE_BELOW"]
+
+log = logging.getLogger("core.dispatcher")
+
+# Staging: when recent attempts took less than this on average (seconds), and the
+# backend queues excess work in order, up to max_workers extra attempts are handed over
+# ahead of time so a worker finds its next task without waiting for this thread. A
+# task arriving later can then start at most about one such short task later than a
+# strict scheduler would start it; longer tasks are never staged.
+STAGE_BELOW = 0.001
+_RESOURCE_SCAN_LIMIT = 256  # resource-blocked entries one pass may step over
+
+
+class Gates:
+    """Admission, resource gating and the scheduling pass for the Dispatcher (see there)."""
+
+    # Set by the Dispatcher.
+    max_workers: int
+    rm: Any
+    _lanes: ReadyLanes
+    _held: list[TaskEntry]
+    _running: dict[str, TaskEntry]
+    _started: bool
+    _now: float
+    _blocked_on_resources: int
+    _can_stage: bool
+    _recent_duration: float
+    _seq: Any
+    # Defined by the Dispatcher's other parts.
+    _set_state: Callable[..., None]
+    _touch: Callable[[], None]
+    _emit: Callable[..., None]
+    _finish: Callable[..., None]
+    _start: Callable[[TaskEntry], bool]
+
+    def _make_ready(self, entry: TaskEntry) -> None:
+        self._set_state(entry, READY)
+        if entry.held and not self._started:
+            entry.where = HELD
+            self._held.append(entry)
+            return
+        self._admit(entry)
+
+    def _admit(self, entry: TaskEntry) -> None:
+        """Put a READY entry in its lane, or park it while its run is at its parallel limit."""
+        run = entry.run
+        if run is not None and run.limit is not None:
+            if run.admitted >= run.limit:
+                run.push_waiting(entry, next(self._seq))
+                return
+            run.admitted += 1
+        self._lanes.push(entry, self._now)
+
+    def _start_held(self) -> None:
+        self._started = True
+        held, self._held = self._held, []
+        for entry in held:
+            entry.held = False
+            if entry.where == HELD and entry.state == READY:
+                self._admit(entry)
+        self._touch()
+
+    def _release_admission(self, run: ActiveRun) -> None:
+        """One of the run's entries left a lane or a worker: admit the next parked one."""
+        if run.limit is None:
+            return
+        run.admitted -= 1
+        if run.admitted < run.limit:
+            nxt = run.pop_waiting()
+            if nxt is not None:
+                run.admitted += 1
+                self._lanes.push(nxt, self._now)
+
+    # ------------------------------------------------------------ scheduling
+
+    def _schedule(self) -> None:
+        limit = self.max_workers
+        if self._can_stage and self._recent_duration < STAGE_BELOW:
+            limit += limit
+        free = limit - len(self._running)
+        lanes = self._lanes
+        if free <= 0 or not any(lanes.counts):
+            return
+        now = self._now
+        rm = self.rm
+        deferred: list[TaskEntry] = []
+        blocked: set[str] = set()
+        while free > 0:
+            entry = lanes.pop(now)
+            if entry is None:
+                break
+            resources = entry.task.resources
+            if resources and rm is not None:
+                # Reservation: once the best waiting task cannot get a resource, nothing
+                # ranked after it may take that resource in this pass.
+                if blocked and not blocked.isdisjoint(resources):
+                    deferred.append(entry)
+                    if len(deferred) >= _RESOURCE_SCAN_LIMIT:
+                        break
+                    continue
+                if not self._allocate(entry):
+                    if entry.state != READY:
+                        continue  # failed: its requirements can never be met
+                    blocked.update(resources)
+                    deferred.append(entry)
+                    if len(deferred) >= _RESOURCE_SCAN_LIMIT:
+                        break
+                    continue
+            if self._start(entry):
+                free -= 1
+        if deferred:
+            lanes.push_front(deferred)
+        if len(deferred) != self._blocked_on_resources:
+            self._blocked_on_resources = len(deferred)
+            self._touch()
+
+    def _allocate(self, entry: TaskEntry) -> bool:
+        task = entry.task
+        try:
+            granted = self.rm.try_allocate_requirements(task.id, task.resources)
+        except OrchestrationError as exc:
+            self._leave_lane_slot(entry)
+            self._finish(entry, FAILED, None, f"task {task.name!r} cannot get its resources: {exc.message}")
+            return False
+        if granted is None:
+            return False
+        entry.allocations = granted
+        self._emit(EventType.RESOURCE_ALLOCATED, entry, {"allocations": dict(granted), "requirements": task.resources})
+        return True
+
+    def _deallocate(self, entry: TaskEntry) -> None:
+        granted = entry.allocations
+        if granted is None:
+            return
+        entry.allocations = None
+        try:
+            self.rm.deallocate_resources(entry.task.id)
+        except Exception:  # releasing must never stop the scheduler
+            log.exception("releasing the resources of task %s failed", entry.task.id)
+        self._emit(EventType.RESOURCE_RELEASED, entry, {"allocations": dict(granted)})
+
+    def _leave_lane_slot(self, entry: TaskEntry) -> None:
+        """An entry popped from a lane will not run now: give back its run admission."""
+        if entry.run is not None:
+            self._release_admission(entry.run)
