@@ -40,6 +40,7 @@ from .screens.details import DetailsScreen
 from .screens.forms import CreateProjectScreen, ParamFormScreen, ProjectRequest
 from .screens.help import HelpScreen
 from .screens.log_screen import LogScreen
+from .screens.main_screen import DashboardScreen
 from .widgets.dag_view import DagModel, DagView, dag_model_from_workflow
 from .widgets.key_hints import KeyHints
 from .widgets.logs import LogsPane
@@ -179,6 +180,10 @@ class OrchTUIApp(App[None]):
             self.set_keymap(dict(keymap))
 
     # ------------------------------------------------------------------ layout
+
+    def get_default_screen(self) -> DashboardScreen:
+        """Return the dashboard's main screen (see :class:`DashboardScreen`)."""
+        return DashboardScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-bar")
@@ -498,18 +503,10 @@ class OrchTUIApp(App[None]):
             self.notify("No active run selected: open one in Runs (5) or start one with r.", severity="warning")
             return
 
-        def cancel(yes: bool | None) -> None:
-            if yes:
-                try:
-                    owned = self.engine.cancel_run(run.run_id)
-                except OrchestrationError as exc:
-                    self.notify(exc.message, severity="error")
-                    return
-                self.notify(f"Cancelling {run.run_id}." if owned else
-                            f"Asked for {run.run_id} to be cancelled; no live process claims it yet.")
-                self.model.poke()
-
-        self.push_screen(ConfirmScreen(f"Cancel run {run.run_id} ({run.workflow})?", confirm_label="Cancel run"), cancel)
+        self._confirm_cancel(
+            f"Cancel run {run.run_id} ({run.workflow})?", "Cancel run", lambda: self.engine.cancel_run(run.run_id),
+            f"Cancelling {run.run_id}.", f"Asked for {run.run_id} to be cancelled; no live process claims it yet.",
+        )
 
     def action_cancel_task(self) -> None:
         run = self._viewed_run()
@@ -518,18 +515,27 @@ class OrchTUIApp(App[None]):
             self.notify("Select a step of an active run that has not finished.", severity="warning")
             return
 
-        def cancel(yes: bool | None) -> None:
-            if yes:
-                try:
-                    owned = self.engine.cancel_step(run.run_id, step)
-                except OrchestrationError as exc:
-                    self.notify(exc.message, severity="error")
-                    return
-                self.notify(f"Cancelling {step}." if owned else
-                            f"Asked for {step} to be cancelled; no live process claims {run.run_id} yet.")
-                self.model.poke()
+        self._confirm_cancel(
+            f"Cancel step {step} of {run.run_id}?", "Cancel step", lambda: self.engine.cancel_step(run.run_id, step),
+            f"Cancelling {step}.", f"Asked for {step} to be cancelled; no live process claims {run.run_id} yet.",
+        )
 
-        self.push_screen(ConfirmScreen(f"Cancel step {step} of {run.run_id}?", confirm_label="Cancel step"), cancel)
+    def _confirm_cancel(self, question: str, label: str, cancel: Callable[[], bool], owned_note: str,
+                        unowned_note: str) -> None:
+        """Ask ``question``; on yes call ``cancel`` (True when a live process owns the run) and say what happened."""
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                owned = cancel()
+            except OrchestrationError as exc:
+                self.notify(exc.message, severity="error")
+                return
+            self.notify(owned_note if owned else unowned_note)
+            self.model.poke()
+
+        self.push_screen(ConfirmScreen(question, confirm_label=label), answer)
 
     def action_resume_run(self) -> None:
         run = self._viewed_run()

@@ -22,21 +22,12 @@ from core.models import TaskStatus, WorkflowExecution, WorkflowStatus
 from core.text import format_duration
 from core.workflow_run import RunHandle, StepProgress
 
+from .widgets.status import task_glyph, task_style
+
 if TYPE_CHECKING:
     from core.snapshot import OrchestratorSnapshot
 
-__all__ = ["RunProgress", "GLYPHS", "format_seconds", "summary_table"]
-
-GLYPHS: dict[TaskStatus, tuple[str, str, str]] = {  # status -> (unicode, ascii, style)
-    TaskStatus.PENDING: ("·", ".", "dim"),
-    TaskStatus.READY: ("○", "o", "cyan"),
-    TaskStatus.RUNNING: ("▶", ">", "bold yellow"),
-    TaskStatus.COMPLETED: ("✓", "+", "green"),
-    TaskStatus.FAILED: ("✗", "x", "bold red"),
-    TaskStatus.CANCELLED: ("⊘", "-", "magenta"),
-    TaskStatus.SKIPPED: ("↷", "~", "blue"),
-    TaskStatus.INTERRUPTED: ("!", "!", "red"),
-}
+__all__ = ["RunProgress", "format_seconds", "summary_table"]
 
 _RUN_STYLE = {
     WorkflowStatus.COMPLETED: "bold green",
@@ -51,8 +42,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def _glyph(status: TaskStatus, unicode: bool) -> Text:
-    uni, ascii_, style = GLYPHS.get(status, ("?", "?", ""))
-    return Text(uni if unicode else ascii_, style=style)
+    return Text(task_glyph(status, ascii=not unicode), style=task_style(status))
 
 
 def _note(step: StepProgress, now: float) -> str:
@@ -162,7 +152,7 @@ class RunProgress:
             self.console.print(self._line(step, elapsed), highlight=False, markup=False, soft_wrap=True)
 
     def _line(self, step: StepProgress, elapsed: float) -> str:
-        glyph = GLYPHS.get(step.status, ("?", "?", ""))[0 if self.unicode else 1]
+        glyph = task_glyph(step.status, ascii=not self.unicode)
         text = f"[{format_seconds(elapsed):>7}] {glyph} {step.name}: {step.status.value}"
         if step.attempt > 1:
             text += f" (attempt {step.attempt})"

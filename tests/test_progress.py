@@ -41,11 +41,11 @@ def test_plain_mode_prints_one_line_per_state_change(manager: WorkflowManager):
     lines = out.getvalue().splitlines()
     assert lines[0] == f"run {handle.run_id}: workflow show, 3 step(s)"
     finals = [line.split("] ", 1)[1] for line in lines[1:]]
-    assert any(f.startswith("✓ first: completed") for f in finals)
-    assert any(f.startswith("✗ boom: failed") and "kaput" in f for f in finals)
+    assert any(f.startswith("✔ first: completed") for f in finals)
+    assert any(f.startswith("✖ boom: failed") and "kaput" in f for f in finals)
     assert any(f.startswith("↷ never: skipped") for f in finals)
     # Each step's final state is printed exactly once.
-    assert sum(f.startswith("✗ boom: failed") for f in finals) == 1
+    assert sum(f.startswith("✖ boom: failed") for f in finals) == 1
 
 
 def test_live_mode_renders_a_row_per_step_and_a_notice(manager: WorkflowManager):
@@ -78,3 +78,15 @@ def test_follow_stops_when_asked(manager: WorkflowManager):
                                                (7380, "2h03m")])
 def test_format_seconds(seconds: float | None, text: str):
     assert format_seconds(seconds) == text
+
+
+def test_cli_and_dashboard_share_one_glyph_table_with_an_ascii_fallback() -> None:
+    from core.models import TaskStatus
+    from orchtui.progress import _glyph
+    from orchtui.widgets.status import task_glyph
+
+    for status in TaskStatus:
+        assert _glyph(status, unicode=True).plain == task_glyph(status)
+        assert _glyph(status, unicode=False).plain.isascii()
+    assert _glyph(TaskStatus.FAILED, unicode=False).plain == "x"
+    assert len({task_glyph(s, ascii=True) for s in TaskStatus}) == len(TaskStatus)  # still tells them apart

@@ -9,7 +9,8 @@ the user cancels.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import yaml
 from textual.app import ComposeResult
@@ -36,12 +37,49 @@ def param_text(value: Any) -> str:
     return str(value)
 
 
-class ParamFormScreen(ModalScreen[dict[str, Any] | None]):
+class _FormScreen(ModalScreen[Any]):
+    """What both forms share: Enter in a field or the primary button submits, Esc or
+    the other button cancels (dismissing with None).
+
+    Subclasses name their primary button in ``SUBMIT_BUTTON`` and define ``_result``:
+    it returns what the form dismisses with, or raises ``OrchestrationError`` whose
+    message is then shown in the form (which stays open).
+    """
+
+    SUBMIT_BUTTON: ClassVar[str] = ""
+    _result: Callable[[], Any]
+
+    def action_submit(self) -> None:
+        try:
+            result = self._result()
+        except OrchestrationError as exc:
+            error = self.query_one("#form-error", Static)
+            error.update(exc.message)
+            error.add_class("-shown")
+            return
+        self.dismiss(result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == self.SUBMIT_BUTTON:
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+
+class ParamFormScreen(_FormScreen):
     """Asks for ``workflow``'s parameters, pre-filled with their defaults.
 
     Dismisses with the resolved parameters (defaults merged, values typed), or None.
     """
 
+    SUBMIT_BUTTON = "form-run"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
         Binding("ctrl+s", "submit", "Run", id="form.submit"),
@@ -72,7 +110,7 @@ class ParamFormScreen(ModalScreen[dict[str, Any] | None]):
         inputs = self.query(Input)
         (inputs.first() if inputs else self.query_one("#form-run", Button)).focus()
 
-    def _values(self) -> dict[str, Any]:
+    def _result(self) -> dict[str, Any]:
         pairs = []
         for index, (name, param) in enumerate(self.workflow.params.items()):
             # widget ids are by position: parameter names need not be valid CSS identifiers
@@ -80,27 +118,6 @@ class ParamFormScreen(ModalScreen[dict[str, Any] | None]):
             if value != "" or param.required:
                 pairs.append(f"{name}={value}")
         return resolve_params(self.workflow, coerce_cli_params(self.workflow, pairs))
-
-    def action_submit(self) -> None:
-        try:
-            params = self._values()
-        except OrchestrationError as exc:
-            self.query_one("#form-error", Static).update(exc.message)
-            return
-        self.dismiss(params)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "form-run":
-            self.action_submit()
-        else:
-            self.action_cancel()
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -112,9 +129,10 @@ class ProjectRequest:
     description: str = ""
 
 
-class CreateProjectScreen(ModalScreen[ProjectRequest | None]):
+class CreateProjectScreen(_FormScreen):
     """Asks for a new project's name, type and description."""
 
+    SUBMIT_BUTTON = "form-create"
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="project_form.cancel")]
 
     def __init__(self, name: str = "") -> None:
@@ -138,27 +156,12 @@ class CreateProjectScreen(ModalScreen[ProjectRequest | None]):
     def on_mount(self) -> None:
         self.query_one("#project-name", Input).focus()
 
-    def action_submit(self) -> None:
+    def _result(self) -> ProjectRequest:
         name = self.query_one("#project-name", Input).value.strip()
         if not name:
-            self.query_one("#form-error", Static).update("Give the project a name.")
-            return
-        request = ProjectRequest(
+            raise OrchestrationError("Give the project a name.")
+        return ProjectRequest(
             name=name,
             type=ProjectType(str(self.query_one("#project-type", Select).value)),
             description=self.query_one("#project-description", Input).value.strip(),
         )
-        self.dismiss(request)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "form-create":
-            self.action_submit()
-        else:
-            self.action_cancel()

@@ -14,6 +14,16 @@ from .status import format_duration, run_glyph, run_style
 __all__ = ["RunsPane", "MAX_ROWS"]
 
 MAX_ROWS = 500  # the newest runs; older ones stay reachable through the palette and the CLI
+NARROW_BELOW = 110  # terminal columns: the app's "-narrow" breakpoint
+SHORT_ID = 8  # characters of a run id (after its "run-" prefix) shown in the narrow layout
+_WIDE_COLUMNS = (("glyph", " "), ("workflow", "workflow"), ("took", "took"), ("started", "started"), ("run", "run"))
+# At 80 columns the pane is ~24 cells wide: the run id comes first (short) so it stays in view.
+_NARROW_COLUMNS = (("glyph", " "), ("run", "run"), ("took", "took"), ("workflow", "workflow"))
+
+
+def short_run_id(run_id: str) -> str:
+    """Return the first ``SHORT_ID`` characters of ``run_id`` after its ``run-`` prefix."""
+    return run_id.removeprefix("run-")[:SHORT_ID]
 
 
 def _age(started_at: float | None, now: float) -> str:
@@ -44,13 +54,23 @@ class RunsPane(DataTable):
         self._now = 0.0
         self._keys: list[str] = []
         self._shown_times: dict[str, tuple[str, str]] = {}  # run id -> the (took, started) cells shown
+        self._narrow: bool | None = None
 
     def on_mount(self) -> None:
-        self.add_column(" ", key="glyph", width=1)
-        self.add_column("workflow", key="workflow")
-        self.add_column("took", key="took")
-        self.add_column("started", key="started")
-        self.add_column("run", key="run")
+        self._set_layout(self.app.size.width < NARROW_BELOW)
+
+    def on_resize(self) -> None:
+        narrow = self.app.size.width < NARROW_BELOW
+        if narrow != self._narrow:
+            self._set_layout(narrow)
+            self._rebuild()
+
+    def _set_layout(self, narrow: bool) -> None:
+        """Lay the columns out for a narrow (short run id first, no start time) or wide terminal."""
+        self._narrow = narrow
+        self.clear(columns=True)
+        for key, label in _NARROW_COLUMNS if narrow else _WIDE_COLUMNS:
+            self.add_column(label, key=key, width=1 if key == "glyph" else None)
 
     @property
     def selected_run(self) -> str | None:
@@ -86,7 +106,7 @@ class RunsPane(DataTable):
                 continue
             self._shown_times[run.run_id] = times
             for column, new, old in zip(("took", "started"), times, shown, strict=True):
-                if new != old:  # a column only needs measuring again when its text grew
+                if new != old and (column == "took" or not self._narrow):  # a column only needs measuring again when its text grew
                     self.update_cell(run.run_id, column, new, update_width=len(new) > len(old))
 
     def set_filter(self, text: str) -> None:
@@ -103,7 +123,12 @@ class RunsPane(DataTable):
             if wanted and not any(wanted in s.lower() for s in (run.run_id, run.workflow, run.status.value)):
                 continue
             took, age = times[run.run_id] = self._times(run)
-            rows.append((run.run_id, [Text(run_glyph(run.status), style=run_style(run.status)), run.workflow, took, age, run.run_id]))
+            glyph = Text(run_glyph(run.status), style=run_style(run.status))
+            if self._narrow:
+                cells: list[Text | str] = [glyph, short_run_id(run.run_id), took, run.workflow]
+            else:
+                cells = [glyph, run.workflow, took, age, run.run_id]
+            rows.append((run.run_id, cells))
             if len(rows) >= MAX_ROWS:
                 break
         self.clear()

@@ -2,6 +2,9 @@
 
 The glyph alone must tell the status apart, so the dashboard stays readable with
 ``NO_COLOR`` set (Textual then renders in monochrome) and on terminals without colour.
+This is the one glyph table: the CLI's progress display (``orchtui.progress``) uses it
+too, with its ASCII column on terminals that cannot print UTF-8. It imports no Textual,
+so the CLI stays quick to start.
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from core.text import format_duration as _format_duration
 
 __all__ = ["task_glyph", "task_style", "run_glyph", "run_style", "format_elapsed", "format_duration"]
 
-_TASK_GLYPHS: dict[TaskStatus, str] = {
-    TaskStatus.PENDING: "·",
-    TaskStatus.READY: "○",
-    TaskStatus.RUNNING: "▶",
-    TaskStatus.COMPLETED: "✔",
-    TaskStatus.FAILED: "✖",
-    TaskStatus.CANCELLED: "⊘",
-    TaskStatus.SKIPPED: "↷",
-    TaskStatus.INTERRUPTED: "‼",
+_TASK_GLYPHS: dict[TaskStatus, tuple[str, str]] = {  # status -> (unicode, ascii)
+    TaskStatus.PENDING: ("·", "."),
+    TaskStatus.READY: ("○", "o"),
+    TaskStatus.RUNNING: ("▶", ">"),
+    TaskStatus.COMPLETED: ("✔", "+"),
+    TaskStatus.FAILED: ("✖", "x"),
+    TaskStatus.CANCELLED: ("⊘", "-"),
+    TaskStatus.SKIPPED: ("↷", "~"),
+    TaskStatus.INTERRUPTED: ("‼", "!"),
 }
 
 _TASK_STYLES: dict[TaskStatus, Style] = {
@@ -58,9 +61,10 @@ _RUN_STYLES: dict[WorkflowStatus, Style] = {
 }
 
 
-def task_glyph(status: TaskStatus) -> str:
-    """Return the one-cell glyph for a task status."""
-    return _TASK_GLYPHS.get(status, "?")
+def task_glyph(status: TaskStatus, *, ascii: bool = False) -> str:
+    """Return the one-cell glyph for a task status (its ASCII stand-in when ``ascii``)."""
+    glyphs = _TASK_GLYPHS.get(status)
+    return "?" if glyphs is None else glyphs[ascii]
 
 
 def task_style(status: TaskStatus) -> Style:

@@ -100,7 +100,7 @@ def _run(run_id: str, started_at: float, finished_at: float | None) -> RunView:
 async def test_runs_pane_ages_move_without_rebuilding_the_table() -> None:
     runs = (_run("run-going", 1_000.0, None), _run("run-done", 900.0, 905.0))
     app = _RunsApp()
-    async with app.run_test(size=(80, 12)) as pilot:
+    async with app.run_test(size=(120, 12)) as pilot:
         pane = app.query_one(RunsPane)
         pane.show(runs, 1_001.4)
         await pilot.pause()
@@ -121,6 +121,22 @@ async def test_runs_pane_ages_move_without_rebuilding_the_table() -> None:
         pane.show(finished, 1_020.0)
         await pilot.pause()
         assert pane.get_cell("run-done", "started") == "2m00s ago"
+
+
+async def test_runs_pane_narrow_layout_puts_a_short_run_id_first() -> None:
+    runs = (_run("run-0123456789ab", 1_000.0, None),)
+    app = _RunsApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        pane = app.query_one(RunsPane)
+        pane.show(runs, 1_003.0)
+        await pilot.pause()
+        assert [str(c.label) for c in pane.columns.values()] == [" ", "run", "took", "workflow"]
+        assert pane.get_row_at(0)[1] == "01234567"
+        await pilot.resize_terminal(120, 12)
+        await pilot.pause()
+        assert [str(c.label) for c in pane.columns.values()] == [" ", "workflow", "took", "started", "run"]
+        assert pane.get_cell("run-0123456789ab", "run") == "run-0123456789ab"
+        assert pane.selected_run == "run-0123456789ab"
 
 
 def _publish(state_dir: Path, process: psutil.Process, *, run_ids: list[str], label: str,
