@@ -67,6 +67,9 @@ class StoreRecorder:
 
     def __init__(self, store: Store, *, resource_manager: ResourceManager | None = None) -> None:
         self.store = store
+        # Bound once: a run's transitions come tens of thousands a second on the
+        # dispatcher thread, which the scheduler needs back at once.
+        self._record = store.record_transition
         self._lock = threading.Lock()
         self._resumes: dict[str, tuple[str, dict[str, Any]]] = {}
         self._task_runs: dict[str, str] = {}  # task id -> run id, for allocations
@@ -95,20 +98,24 @@ class StoreRecorder:
             log.error("run %s will not be recorded: %s", run_id, exc.message)
 
     def task_transition(self, transition: TaskTransition) -> None:
+        if self._tracks_tasks:
+            self._track_task(transition)
+        if transition.status is _READY or transition.run_id is None:
+            return  # READY is not recorded: see the module docstring
+        try:
+            self._record(transition)
+        except OrchestrationError as exc:
+            log.error("transition of %s/%s not recorded: %s", transition.run_id, transition.name, exc.message)
+
+    def _track_task(self, transition: TaskTransition) -> None:
+        """Remember which run a task with a live allocation belongs to."""
         run_id = transition.run_id
         if run_id is None:
             return
-        if self._tracks_tasks:
-            if transition.status.is_terminal:
-                self._task_runs.pop(transition.task_id, None)
-            else:
-                self._task_runs[transition.task_id] = run_id
-        if transition.status is _READY:
-            return  # not recorded: see the module docstring
-        try:
-            self.store.record_transition(transition)
-        except OrchestrationError as exc:
-            log.error("transition of %s/%s not recorded: %s", run_id, transition.name, exc.message)
+        if transition.status.is_terminal:
+            self._task_runs.pop(transition.task_id, None)
+        else:
+            self._task_runs[transition.task_id] = run_id
 
     def run_finished(self, execution: WorkflowExecution) -> None:
         try:

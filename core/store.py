@@ -32,7 +32,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,6 +114,7 @@ class Store:
             conn, self.db_path, statements=STATEMENTS, order=PHASES, values=VALUES_ROWS,
             setup=SETUP, build=build_group, delay=group_commit_delay,
         )
+        self._submit = self._writer.submit  # bound once: record_transition is the hot path
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -193,8 +194,9 @@ class Store:
     ) -> None:
         """Queue a new run owned by this process, with a snapshot of ``workflow``.
 
-        Every step starts PENDING; steps in ``preset_outputs`` start COMPLETED with that
-        output, taken over from ``parent_run_id`` (a resume).
+        Every step starts PENDING (it gets a ``steps`` row once it changes; readers take
+        the others from the snapshot); steps in ``preset_outputs`` start COMPLETED with
+        that output, taken over from ``parent_run_id`` (a resume).
 
         Raises:
             StoreError: the run id is not valid, or the store is closed.
@@ -212,7 +214,7 @@ class Store:
         Cheap enough for the dispatcher thread: the rows are built on the writer thread.
         """
         if transition.run_id is not None:
-            self._writer.submit(transition)
+            self._submit(transition)
 
     def finish_run(
         self,
@@ -312,6 +314,8 @@ class Store:
             ):
                 run.steps[name] = StepRecord(name, TaskStatus(status), attempt, started, finished, error or "",
                                              loads(output_json), reused_from, attempts.get(name, []))
+            if run.definition is not None:
+                run.steps = _in_workflow_order(run.steps, run.definition.step_names)
             return run
 
         return self._read(read)
@@ -323,8 +327,11 @@ class Store:
 
     def step_status(self, run_id: str, step: str) -> TaskStatus | None:
         """Return the status of one step of a run (a cheap read for pollers), or None."""
-        row = self._read(lambda c: c.execute("SELECT status FROM steps WHERE run_id = ? AND step = ?",
-                                             (run_id, step)).fetchone())
+        row = self._read(lambda c: c.execute(
+            "SELECT status FROM steps WHERE run_id = ? AND step = ? "
+            # A step that has not started has no row: it is pending if the snapshot has it.
+            f"UNION ALL SELECT '{TaskStatus.PENDING.value}' FROM runs, json_each(runs.workflow_json, '$.steps') "
+            "WHERE runs.id = ?1 AND json_extract(value, '$.name') = ?2 LIMIT 1", (run_id, step)).fetchone())
         return None if row is None else TaskStatus(row[0])
 
     def get_attempts(self, run_id: str, step: str | None = None) -> list[AttemptRecord]:
@@ -380,7 +387,7 @@ class Store:
         def read(conn: sqlite3.Connection) -> list[RunRecord]:
             runs = [run_from_row(r) for r in conn.execute(sql, args)]
             if with_steps:
-                attach_steps(conn, runs)
+                _attach_all_steps(conn, runs)
             return runs
 
         return self._read(read)
@@ -401,7 +408,7 @@ class Store:
             runs = [run_from_row(r) for r in conn.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE version > ? ORDER BY created_at DESC, id", (version,)
             )]
-            attach_steps(conn, runs)
+            _attach_all_steps(conn, runs)
             return current, [run.to_view() for run in runs]
 
         return self._read(read)
@@ -578,6 +585,27 @@ class Store:
             StoreError: the run id is not a safe directory name.
         """
         return run_log_dir(self.runs_dir, run_id)
+
+
+def _in_workflow_order(steps: dict[str, StepRecord], names: Iterable[str]) -> dict[str, StepRecord]:
+    """Return ``steps`` in workflow order (``names``), with a PENDING record for each step
+    that has no row yet (it has not started), followed by any step the names lack."""
+    ordered = {name: steps.get(name) or StepRecord(name, TaskStatus.PENDING) for name in names}
+    if len(ordered) != len(steps):
+        for name, record in steps.items():
+            ordered.setdefault(name, record)
+    return ordered
+
+
+def _attach_all_steps(conn: sqlite3.Connection, runs: list[RunRecord]) -> None:
+    """Fill each run's ``steps`` (latest state, no attempts) in workflow order, the
+    steps that have not started included, as PENDING, from the run's snapshot."""
+    attach_steps(conn, runs)
+    for run in runs:
+        names = [r[0] for r in conn.execute(
+            "SELECT json_extract(value, '$.name') FROM runs, json_each(runs.workflow_json, '$.steps') "
+            "WHERE runs.id = ? ORDER BY key", (run.run_id,))]
+        run.steps = _in_workflow_order(run.steps, names)
 
 
 def _remove_log_dir(runs_dir: Path, run_id: str) -> None:
