@@ -398,7 +398,7 @@ class _Checker:
                     elif dep not in names:
                         guess = closest(dep, names)
                         self.add(f"step {name!r} depends on unknown step {dep!r}", where, here,
-                                 f"did you mean {guess!r}?" if guess else "check the step names")
+                                 f"did you mean {guess!r}?" if guess else _known_steps_hint(names))
                         sound = False
                     else:
                         self.add(f"step {name!r} lists dependency {dep!r} twice", where, here, "list it once")
@@ -580,3 +580,10 @@ def validate_workflow_data(
         tags=list(top.get("tags", [])),
         source_path=filename,
     )
+
+
+def _known_steps_hint(names: Iterable[str], limit: int = 8) -> str:
+    """``"steps here: a, b, c"`` (the first ``limit``), for an unknown name with no close match."""
+    listed = sorted(names)
+    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
+    return f"steps here: {', '.join(listed[:limit])}{more}" if listed else "the workflow has no steps"

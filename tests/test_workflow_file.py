@@ -162,6 +162,11 @@ def test_unknown_dependency_names_closest_step() -> None:
     assert problem.path == "steps[1].dependencies[0]"
 
 
+def test_unknown_dependency_without_a_close_match_lists_the_steps() -> None:
+    problem = only(problems_of("name: a\nsteps:\n  - name: build\n  - name: test\n    dependencies: [zz]\n"), "unknown step")
+    assert problem.hint == "steps here: build, test"
+
+
 def test_self_dependency_and_reserved_name() -> None:
     problems = problems_of("name: a\nsteps:\n  - name: a1\n    dependencies: [a1]\n  - name: params\n")
     assert only(problems, "depends on itself").line == 4
