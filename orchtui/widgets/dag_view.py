@@ -3,16 +3,23 @@
 Steps are grouped by execution level (everything in level *n* depends only on levels
 before it). Each level is a header line followed by rows of fixed-width cells, as many
 per row as fit the pane; a cell shows a status glyph, the step name and, while the step
-runs, its elapsed time. The edges of the selected node are drawn on its neighbours:
-its upstream steps are marked ``↑`` and its downstream steps ``↓`` (in colour), and the
-pane's bottom border spells them out (``a, b → node → c``).
+runs, its elapsed time. Between two levels, connector lanes drawn with box-drawing
+characters (in the manner of ``git log --graph``) show which steps feed which: edges
+leave a cell under its glyph, run along a lane and drop into the cells they feed,
+crossing the next level's header as ``┼``. A large or tangled gap falls back to drawing
+only the selected step's edges through it, in that step's status colour, and a count
+otherwise; an edge that skips levels is counted on its target (``+k``). The selected
+step's neighbours are also marked ``↑`` (upstream) and ``↓`` (downstream), and the
+pane's bottom border spells them out (``a, b → node → c``). Every glyph carries its
+meaning without colour, so the pane reads the same under ``NO_COLOR``.
 
 :class:`DagView` is a ``ScrollView`` that renders only the visible lines
 (``render_line``), so a 10k-step DAG costs the same per frame as a 10-step one: the
-layout (one list entry per screen line) is rebuilt only when the graph or the width
-changes, and a status update just repaints the visible lines. Rendered lines are cached
-until something they show changes: a cursor move re-renders only the lines of the old
-and new cursor and of their neighbours, so a key press costs a few lines, not a pane.
+layout (one list entry per screen line, and the fully drawn connector lanes) is rebuilt
+only when the graph or the width changes, and a status update just repaints the visible
+lines. Rendered lines are cached until something they show changes: a cursor move
+re-renders only the lines of the old and new cursor, of their neighbours and of the
+focused connector lanes next to them, so a key press costs a few lines, not a pane.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ _HEADER_STYLE = Style(color="grey58")
 _UP_STYLE = Style(bold=True, color="cyan")
 _DOWN_STYLE = Style(bold=True, color="magenta")
 _EDGE_NAMES = 4  # neighbours named per side in the border before "+N"
+_MAX_LANES = 3  # connector lanes a gap may use before it falls back to the cursor's edges
+_EDGE_STYLE = Style(color="grey50")
 _CURSOR_STYLE = Style(reverse=True)
 _MATCH_STYLE = Style(underline=True)
 _PLAIN = Style()  # never None: Textual's NO_COLOR (monochrome) filter reads every segment's style
@@ -90,21 +99,55 @@ def dag_model_from_workflow(workflow: Workflow, title: str | None = None) -> Dag
 
 @dataclasses.dataclass(slots=True, frozen=True)
 class _Row:
-    """One screen line: a level header (``start == end``) or a row of cells."""
+    """One screen line: a level header, a row of cells, or a connector lane below a level."""
 
     level: int
-    start: int  # index into the level's steps
+    start: int  # index into the level's steps (cells only; ``start == end`` otherwise)
     end: int
+    kind: str = "cells"  # "header" | "cells" | "link"
+    lane: int = 0  # which connector lane of the gap below ``level`` (links only)
+
+
+@dataclasses.dataclass(slots=True)
+class _Bus:
+    """A bundle of edges between two adjacent levels: every source feeds every target."""
+
+    sources: list[int]  # anchor x of each source
+    targets: list[int]
+    lane: int = 0
+
+    @property
+    def span(self) -> tuple[int, int]:
+        xs = self.sources + self.targets
+        return min(xs), max(xs)
+
+
+# (up, down, left, right) -> box-drawing glyph; a junction or a corner of a connector lane
+_BOX: dict[tuple[bool, bool, bool, bool], str] = {
+    (True, True, True, True): "┼", (True, True, True, False): "┤", (True, True, False, True): "├",
+    (True, True, False, False): "│", (True, False, True, True): "┴", (True, False, True, False): "╯",
+    (True, False, False, True): "╰", (False, True, True, True): "┬", (False, True, True, False): "╮",
+    (False, True, False, True): "╭", (False, False, True, True): "─", (True, False, False, False): "╵",
+    (False, True, False, False): "╷",
+}
 
 
 class DagLayout:
-    """Where every step sits on screen for a given width.
+    """Where every step sits on screen for a given width, and how the levels are joined.
 
-    Building it is O(steps) and happens only when the graph or the width changes.
+    Between two levels sit connector lanes. When both levels fit on one row and their
+    edges can be drawn without ambiguity in at most ``_MAX_LANES`` lanes, the gap is
+    *full*: every edge is drawn once, here, and the lanes never change with the cursor.
+    Otherwise the gap is *focused*: one lane that draws only the cursor's edges through
+    it (or a count of the edges when the cursor is elsewhere), so a huge level costs the
+    same as a small one. Edges that skip levels are counted on their target cell (``+k``).
+
+    Building it is O(steps + edges) and happens only when the graph or the width changes.
     """
 
     def __init__(self, model: DagModel, width: int) -> None:
         self.model = model
+        self.width = width
         longest = max((len(n) for level in model.levels for n in level), default=4)
         # mark, glyph and space (3) + name + a short elapsed time like " 4.2s" (5) + gap (2);
         # longer names are cut with an ellipsis while their step runs
@@ -112,9 +155,25 @@ class DagLayout:
         self.columns = max(1, width // self.cell_width)
         self.rows: list[_Row] = []
         self.position: dict[str, tuple[int, int]] = {}  # step -> (line, column)
+        self.level_of: dict[str, int] = {name: i for i, level in enumerate(model.levels) for name in level}
+        self.index_of: dict[str, int] = {name: i for level in model.levels for i, name in enumerate(level)}
         self.order: list[str] = []
+        self.skips: dict[str, int] = {}  # step -> dependencies from levels before the previous one
+        self.gap_edges: list[int] = [0] * len(model.levels)  # level -> edges into the next level
+        self.gap_lines: dict[int, list[int]] = {}  # level -> screen lines of the gap below it
+        self.full_lanes: dict[int, list[str]] = {}  # level -> drawn lanes, for full gaps only
+        self.header_text: list[str] = []  # per level, crossings included
+        for name, level in self.level_of.items():
+            ups = self.model.upstream.get(name, ())
+            near = sum(1 for up in ups if self.level_of.get(up) == level - 1)
+            if level > 0:
+                self.gap_edges[level - 1] += near
+            if len(ups) > near:
+                self.skips[name] = len(ups) - near
+        crossings: list[int] = []
         for index, level in enumerate(model.levels):
-            self.rows.append(_Row(index, 0, 0))
+            self.rows.append(_Row(index, 0, 0, "header"))
+            self.header_text.append(self._header(index, crossings))
             for start in range(0, len(level), self.columns):
                 line = len(self.rows)
                 end = min(len(level), start + self.columns)
@@ -122,13 +181,99 @@ class DagLayout:
                 for column, name in enumerate(level[start:end]):
                     self.position[name] = (line, column)
                     self.order.append(name)
+            if index + 1 < len(model.levels):
+                lanes, crossings = self._full_gap(index)
+                if lanes:
+                    self.full_lanes[index] = lanes
+                lines = self.gap_lines.setdefault(index, [])
+                for lane in range(max(1, len(lanes))):
+                    lines.append(len(self.rows))
+                    self.rows.append(_Row(index, 0, 0, "link", lane))
 
     @property
     def height(self) -> int:
         return len(self.rows)
 
+    def anchor(self, step: str) -> int:
+        """Return the x where edges meet ``step``'s cell (under its status glyph)."""
+        return self.index_of[step] % self.columns * self.cell_width + 1
+
+    def _header(self, level: int, crossings: list[int]) -> str:
+        """Return level ``level``'s header line, with ``┼`` where edges from above pass through.
+
+        The label goes into the first stretch between crossings wide enough for it, in
+        its long or short form; an edge is hidden under the label only when none is.
+        """
+        count = len(self.model.levels[level])
+        labels = (f" level {level} · {count} step{'s' if count != 1 else ''} ", f" L{level} · {count} ", f" L{level} ")
+        text = ["─"] * self.width
+        for x in crossings:
+            if x < self.width:
+                text[x] = "┼"
+        bounds = [-2, *crossings, self.width + 1]
+        for label in labels:
+            spot = next((max(2, lo + 2) for lo, hi in zip(bounds, bounds[1:]) if max(2, lo + 2) + len(label) <= hi - 1), None)
+            if spot is not None:
+                break
+        else:
+            label, spot = labels[0], 2
+        text[spot : spot + len(label)] = label
+        return "".join(text)[: self.width]
+
+    def _full_gap(self, level: int) -> tuple[list[str], list[int]]:
+        """Return the drawn lanes of the gap below ``level`` and where they enter the next header.
+
+        Both are empty when the gap cannot be drawn in full (a level wraps, the edges need
+        more than ``_MAX_LANES`` lanes, or a source and a target share an anchor while in
+        different bundles) and must be drawn focused instead.
+        """
+        upper, lower = self.model.levels[level], self.model.levels[level + 1]
+        if len(upper) > self.columns or len(lower) > self.columns:
+            return [], []
+        # one bus per distinct set of adjacent sources: a complete bipartite bundle
+        by_sources: dict[tuple[str, ...], list[str]] = {}
+        for target in lower:
+            ups = tuple(sorted(u for u in self.model.upstream.get(target, ()) if self.level_of.get(u) == level))
+            if ups:
+                by_sources.setdefault(ups, []).append(target)
+        buses = [_Bus([self.anchor(s) for s in ups], [self.anchor(t) for t in ts]) for ups, ts in by_sources.items()]
+        buses.sort(key=lambda b: b.span)
+        lane_ends: list[int] = []
+        for bus in buses:
+            lo, hi = bus.span
+            bus.lane = next((i for i, end in enumerate(lane_ends) if end < lo), len(lane_ends))
+            if bus.lane == len(lane_ends):
+                lane_ends.append(hi)
+            else:
+                lane_ends[bus.lane] = hi
+        if len(lane_ends) > _MAX_LANES:
+            return [], []
+        # a vertical at x belongs to one bus, or the picture would join unrelated edges
+        owner: dict[int, _Bus] = {}
+        for bus in buses:
+            for x in set(bus.sources + bus.targets):
+                if owner.setdefault(x, bus) is not bus:
+                    return [], []
+        depth = len(lane_ends)
+        grid = [[" "] * self.width for _ in range(depth)]
+        for bus in buses:
+            lo, hi = bus.span
+            for x in range(lo, hi + 1):
+                grid[bus.lane][x] = "─"
+        for x, bus in owner.items():
+            up, down = x in bus.sources, x in bus.targets
+            top, bottom = (0 if up else bus.lane), (depth - 1 if down else bus.lane)
+            lo, hi = bus.span
+            for lane in range(top, bottom + 1):
+                if lane == bus.lane:
+                    grid[lane][x] = _BOX[(up or lane > top, down or lane < bottom, x > lo, x < hi)]
+                else:
+                    grid[lane][x] = "│"  # passes over another bus: that bus's line is broken here
+        crossings = sorted(x for x, bus in owner.items() if x in bus.targets)
+        return ["".join(row) for row in grid], crossings
+
     def step_at(self, line: int, column: int) -> str | None:
-        """Return the step drawn at ``(line, column)``, or None for a header or gap."""
+        """Return the step drawn at ``(line, column)``, or None for a header, connector or gap."""
         if not 0 <= line < len(self.rows):
             return None
         row = self.rows[line]
@@ -244,14 +389,43 @@ class DagView(ScrollView, can_focus=True):
         if cached is not None and cached.cell_length == width:
             return cached
         row = layout.rows[line]
-        strip = self._header_strip(row.level, width) if row.start == row.end else self._cells_strip(layout, row, width)
+        if row.kind == "header":
+            strip = Strip([Segment(layout.header_text[row.level].ljust(width, "─")[:width], _HEADER_STYLE)])
+        elif row.kind == "link":
+            strip = self._link_strip(layout, row, width)
+        else:
+            strip = self._cells_strip(layout, row, width)
         self._lines[line] = strip
         return strip
 
-    def _header_strip(self, level: int, width: int) -> Strip:
-        count = len(self._model.levels[level])
-        label = f"── level {level} · {count} step{'s' if count != 1 else ''} "
-        return Strip([Segment(label.ljust(width, "─")[:width], _HEADER_STYLE)])
+    def _link_strip(self, layout: DagLayout, row: _Row, width: int) -> Strip:
+        """Return a connector lane: drawn in full, or the cursor's edges through a focused gap."""
+        lanes = layout.full_lanes.get(row.level)
+        if lanes is not None:
+            return Strip([Segment(lanes[row.lane].ljust(width)[:width], _EDGE_STYLE)])
+        cursor = self.cursor
+        where = layout.level_of.get(cursor, -1) if cursor is not None else -1
+        if where == row.level:  # the cursor feeds steps of the next level
+            sources = [cursor]
+            targets = [d for d in self._model.downstream.get(cursor, ()) if layout.level_of.get(d) == where + 1]
+        elif where == row.level + 1:  # the cursor depends on steps of this level
+            sources = [u for u in self._model.upstream.get(cursor, ()) if layout.level_of.get(u) == row.level]
+            targets = [cursor]
+        else:
+            sources = targets = []
+        if not sources or not targets:
+            edges = layout.gap_edges[row.level]
+            text = f" ┆ {edges} edge{'s' if edges != 1 else ''} to level {row.level + 1}"
+            return Strip([Segment(text.ljust(width)[:width], _EDGE_STYLE)])
+        ups = {layout.anchor(s) for s in sources if s is not None}
+        downs = {layout.anchor(t) for t in targets if t is not None}
+        lo, hi = min(ups | downs), max(ups | downs)
+        text = [" "] * width
+        for x in range(lo, min(hi + 1, width)):
+            text[x] = _BOX[(x in ups, x in downs, x > lo, x < hi)]
+        # the cursor's status colour says whose edges these are; the glyphs still say where
+        style = task_style(self._statuses.get(cursor, TaskStatus.PENDING)) if cursor is not None else _EDGE_STYLE
+        return Strip([Segment("".join(text), style)])
 
     def _cells_strip(self, layout: DagLayout, row: _Row, width: int) -> Strip:
         segments: list[Segment] = []
@@ -264,6 +438,8 @@ class DagView(ScrollView, can_focus=True):
             mark = "↑" if name in ups else "↓" if name in downs else " "
             elapsed = format_elapsed(self._started.get(name), self._now) if status is TaskStatus.RUNNING else ""
             room = cell - 5 - (len(elapsed) + 1 if elapsed else 0)
+            skipped = f" +{layout.skips[name]}" if name in layout.skips else ""
+            room -= len(skipped)
             label = name if len(name) <= room else name[: max(1, room - 1)] + "…"
             base = task_style(status)
             if name == cursor and self.has_focus:
@@ -275,9 +451,11 @@ class DagView(ScrollView, can_focus=True):
             body = f"{task_glyph(status)} {label}"
             if elapsed:
                 body = f"{body} {elapsed}"
-            # a cell: mark (1) + body (cell - 3) + gap (2)
+            # a cell: mark (1) + body + edges from earlier levels ("+k") (cell - 3) + gap (2)
             segments.append(Segment(mark, _UP_STYLE if mark == "↑" else _DOWN_STYLE))
-            segments.append(Segment(body.ljust(cell - 3)[: cell - 3], base))
+            body = body[: cell - 3 - len(skipped)]
+            segments.append(Segment(body, base))
+            segments.append(Segment(skipped.ljust(cell - 3 - len(body)), _EDGE_STYLE))
             segments.append(Segment("  ", _PLAIN))
         return Strip(segments).adjust_cell_length(width, _PLAIN)
 
@@ -299,18 +477,25 @@ class DagView(ScrollView, can_focus=True):
         self.post_message(NodeHighlighted(step))
 
     def _refresh_steps(self, *steps: str | None) -> None:
-        """Re-render the lines showing ``steps`` and their neighbours (their marks change)."""
+        """Re-render the lines showing ``steps`` and their neighbours (their marks change),
+        and the focused connector lanes above and below ``steps`` (they draw the cursor's edges)."""
         layout = self._layout
         if layout is None:
             return
         names: set[str] = set()
+        lines: set[int] = set()
         for step in steps:
             if step is not None:
                 names.add(step)
                 names.update(self._model.upstream.get(step, ()))
                 names.update(self._model.downstream.get(step, ()))
+                level = layout.level_of.get(step)
+                for gap in () if level is None else (level - 1, level):
+                    if gap not in layout.full_lanes:
+                        lines.update(layout.gap_lines.get(gap, ()))
+        lines.update(layout.position[n][0] for n in names if n in layout.position)
         top = int(self.scroll_offset.y)
-        for line in {layout.position[n][0] for n in names if n in layout.position}:
+        for line in lines:
             self._lines.pop(line, None)
             if top <= line < top + self.size.height:
                 self.refresh_line(line)  # a virtual line: it subtracts the scroll offset
@@ -336,7 +521,7 @@ class DagView(ScrollView, can_focus=True):
         line, column = self._layout.position[self.cursor]
         cell = self._layout.cell_width
         # include the level header above the first row so a level's title stays in view
-        top = line - 1 if line > 0 and self._layout.rows[line - 1].start == self._layout.rows[line - 1].end else line
+        top = line - 1 if line > 0 and self._layout.rows[line - 1].kind == "header" else line
         self.scroll_to_region(Region(column * cell, top, cell, line - top + 1), animate=False, force=True)
 
     def on_focus(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
@@ -46,9 +47,11 @@ def test_layout_wraps_levels_into_rows_and_places_every_step() -> None:
     assert sorted(layout.order) == sorted(n for level in model.levels for n in level)
     for name, (line, column) in layout.position.items():
         assert layout.step_at(line, column) == name
-    # a header line per level plus ceil(len/columns) rows each
-    expected = sum(1 + -(-len(level) // layout.columns) for level in model.levels)
+    # a header line per level plus ceil(len/columns) rows each, and one focused connector
+    # lane per gap: the wide levels wrap, so their edges are drawn only for the cursor
+    expected = sum(1 + -(-len(level) // layout.columns) for level in model.levels) + len(model.levels) - 1
     assert layout.height == expected
+    assert layout.full_lanes == {}
 
 
 def test_vertical_neighbour_skips_headers_and_clamps_column() -> None:
@@ -137,3 +140,118 @@ async def test_ten_thousand_steps_draw_only_visible_lines() -> None:
         await pilot.press("G")
         await pilot.pause()
         assert dag.cursor == dag_model_from_workflow(app.workflow).levels[-1][-1]
+
+
+
+def _fan() -> Workflow:
+    """Fan-out then fan-in: ``src`` feeds ``a``, ``b``, ``c``, which all feed ``sink``; ``src -> sink`` skips a level."""
+    return Workflow(
+        name="fan",
+        steps=[
+            WorkflowStep("src"),
+            WorkflowStep("a", dependencies=["src"]),
+            WorkflowStep("b", dependencies=["src"]),
+            WorkflowStep("c", dependencies=["src"]),
+            WorkflowStep("sink", dependencies=["a", "b", "c", "src"]),
+        ],
+    )
+
+
+def _crossed() -> Workflow:
+    """Two crossing edges (``a -> y``, ``b -> x``): one lane cannot draw them unambiguously."""
+    return Workflow(
+        name="crossed",
+        steps=[
+            WorkflowStep("a"),
+            WorkflowStep("b"),
+            WorkflowStep("x", dependencies=["b"]),
+            WorkflowStep("y", dependencies=["a"]),
+        ],
+    )
+
+
+def _screen(layout: DagLayout) -> list[str]:
+    """The layout as text: headers and full connector lanes as drawn, other rows by kind."""
+    out = []
+    for row in layout.rows:
+        if row.kind == "header":
+            out.append(layout.header_text[row.level])
+        elif row.kind == "link":
+            lanes = layout.full_lanes.get(row.level)
+            out.append("focused" if lanes is None else lanes[row.lane].rstrip())
+        else:
+            out.append("cells")
+    return out
+
+
+def test_connector_rows_join_fan_out_and_fan_in_at_the_right_columns() -> None:
+    layout = DagLayout(dag_model_from_workflow(_fan()), width=80)
+    cell = layout.cell_width
+    a, b, c = (layout.anchor(n) for n in ("a", "b", "c"))
+    assert (a, b, c) == (1, cell + 1, 2 * cell + 1)  # under each cell's status glyph
+    lines = _screen(layout)
+    # level 0 · cells · fan-out lane · level 1 · cells · fan-in lane · level 2 · cells
+    assert lines[1::3] == ["cells", "cells", "cells"] and len(lines) == 8
+    fan_out, fan_in = lines[2], lines[5]
+    assert fan_out == " ├" + "─" * (cell - 1) + "┬" + "─" * (cell - 1) + "╮"  # src down into a, b, c
+    assert fan_in == " ├" + "─" * (cell - 1) + "┴" + "─" * (cell - 1) + "╯"  # a, b, c into sink
+    header1 = lines[3]
+    assert header1[a] == header1[b] == header1[c] == "┼"  # the edges cross level 1's header
+    assert "level 1 · 3 steps" in header1
+    assert lines[6][a] == "┼" and "level 2" in lines[6]
+    assert layout.skips == {"sink": 1}  # src -> sink skips level 1: counted on sink
+
+
+def test_a_tangled_gap_falls_back_to_one_focused_lane() -> None:
+    layout = DagLayout(dag_model_from_workflow(_crossed()), width=80)
+    assert _screen(layout) == ["── level 0 · 2 steps ".ljust(80, "─"), "cells", "focused", "── level 1 · 2 steps ".ljust(80, "─"), "cells"]
+    wide = DagLayout(dag_model_from_workflow(_wide(101)), width=40)
+    assert wide.full_lanes == {}  # level 1 has ten steps: it wraps, so every gap is focused
+    assert all(len(lines) == 1 for lines in wide.gap_lines.values())
+
+
+async def test_focused_lane_draws_the_cursors_edges_and_follows_it() -> None:
+    app = DagApp(_crossed())
+    async with app.run_test(size=(80, 8)) as pilot:
+        dag = app.query_one(DagView)
+        await pilot.pause()
+        lane = dag.render_line(2).text  # level 0 header, cells, then the gap
+        layout = DagLayout(dag.model, dag.scrollable_content_region.width)
+        ax, ay = layout.anchor("x"), layout.anchor("y")
+        assert dag.cursor == "a"  # a feeds y only: one edge from a's glyph to y's
+        assert lane[1] == "╰" and lane[ay] == "╮" and lane.rstrip() == lane[: ay + 1].rstrip()
+        await pilot.press("right")  # b feeds x only, to its left
+        await pilot.pause()
+        lane = dag.render_line(2).text
+        assert lane[ax] == "╭" and lane[layout.anchor("b")] == "╯"
+        await pilot.press("down", "left")  # onto x: its one dependency is b
+        await pilot.pause()
+        assert dag.cursor == "x"
+        assert dag.render_line(2).text == lane
+
+
+async def test_focused_lane_shows_a_count_when_the_cursor_is_elsewhere() -> None:
+    app = DagApp(_wide(31))
+    async with app.run_test(size=(40, 40)) as pilot:
+        dag = app.query_one(DagView)
+        await pilot.pause()
+        text = [dag.render_line(y).text for y in range(dag.size.height)]
+        layout = DagLayout(dag.model, dag.scrollable_content_region.width)
+        assert layout.full_lanes == {}
+        gap0, gap1 = layout.gap_lines[0][0], layout.gap_lines[1][0]
+        assert text[gap0][1] in "├╰" and text[gap0].rstrip()[-1] in "╮┬"  # root feeds the three chain heads
+        assert text[gap1].strip() == "┆ 3 edges to level 2"
+
+
+async def test_no_color_renders_connectors_and_glyphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = DagApp(_fan())
+    async with app.run_test(size=(80, 16)) as pilot:
+        dag = app.query_one(DagView)
+        await pilot.pause()
+        text = "\n".join(dag.render_line(y).text for y in range(dag.size.height))
+        assert "· src" in text and "├" in text and "┼" in text and "╯" in text
+        assert "sink +1" in text
+        # the monochrome filter needs a style on every segment: the whole pane must paint
+        screen = app.export_screenshot()
+        assert "sink" in screen and "┬" in screen
