@@ -14,7 +14,7 @@
 Goals: >= 3x Dask threaded and >= 0.8x the graphlib floor in tasks/s; shell steps
 within 1.3x of bare subprocess; < 2 KB per queued task; with the store on >= 0.85x
 the store-off throughput. Every contender uses the same number of workers.
-Run: ``.venv/bin/python benchmarks/throughput.py [--store]``.
+Run: ``.venv/bin/python benchmarks/throughput.py [--store] [--dag-only]``.
 """
 
 from __future__ import annotations
@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--store", action="store_true",
                         help="also run the --tasks no-op DAG as a workflow with the run store on and off (issue 4)")
+    parser.add_argument("--dag-only", action="store_true",
+                        help="run only the DAG section (skip shell, memory and store), for quick iteration")
     args = parser.parse_args(argv)
 
     dag = make_dag(args.tasks, args.seed)
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     vs_floor = rate["orchtui"] / rate["graphlib"]
     print(f"  orchtui / dask threaded   = {vs_dask:5.2f}x  (goal >= 3.0)  {'ok' if vs_dask >= 3 else 'MISSED'}")
     print(f"  orchtui / graphlib floor  = {vs_floor:5.2f}x  (goal >= 0.8)  {'ok' if vs_floor >= 0.8 else 'MISSED'}")
+    if args.dag_only:
+        return 0
 
     print(f"shell: {args.shell} steps running `true`, {args.workers} workers, best of {args.repeat}")
     shell = best_interleaved(args.repeat, {

@@ -424,6 +424,11 @@ def invoke(
         "Cancelled", "UnknownActionError", or the name of an unexpected exception type.
     """
     reg = registry if action_registry is None else action_registry
+    if invocation.timeout is None and (cancel_event is None or not cancel_event.is_set()):
+        found = reg._specs.get(invocation.module)
+        spec = found.get(invocation.action) if found else None
+        if spec is not None and spec.fn in _INSTANT_ACTIONS:
+            return _invoke_instant(spec.fn, invocation)
     started_at = time.time()
     start = time.monotonic()
     timeout = invocation.timeout if invocation.timeout is not None and invocation.timeout > 0 else None
@@ -483,12 +488,38 @@ def invoke(
     )
 
 
+# Actions that return at once, never raise, never block and never read their context
+# (builtin.noop). For them building an ActionContext costs more than the action, so
+# invoke() runs them through _invoke_instant when there is no timeout to enforce and the
+# attempt is not already cancelled; anything else takes the full path.
+_INSTANT_ACTIONS: set[ActionFn] = set()
+
+
+def _invoke_instant(fn: ActionFn, invocation: Invocation) -> TaskResult:
+    """Run an action of ``_INSTANT_ACTIONS`` (called with ``ctx=None``) and return its result."""
+    started_at = time.time()
+    start = time.monotonic()
+    output = fn(None, dict(invocation.parameters))  # type: ignore[arg-type]  # never reads ctx
+    execution_time = time.monotonic() - start
+    log_path = invocation.log_path
+    return TaskResult(
+        success=True,
+        data=output,
+        execution_time=execution_time,
+        metadata={"log_path": log_path} if log_path else {},
+        attempt=invocation.attempt,
+        started_at=started_at,
+        finished_at=time.time(),
+    )
+
+
 def _register_builtins() -> None:
     # Imported here, not at the top: the built-ins are written against this module's
     # classes, which exist by now.
     from . import builtin_actions
 
     builtin_actions.register_builtins(registry)
+    _INSTANT_ACTIONS.add(builtin_actions.builtin_noop)
 
 
 _register_builtins()

@@ -46,10 +46,16 @@ _STOP = None
 _QUEUED, _ON_THREAD, _FINISHED = range(3)
 
 
-def _default_invoke(invocation: Invocation, cancel_event: Any) -> TaskResult:
-    from .actions import invoke  # imported late: actions pulls in the plugin registry
+def _default_invoke() -> InvokeFn:
+    """Return :func:`core.actions.invoke`.
 
-    return invoke(invocation, cancel_event)
+    Imported when a worker starts, not at module import (actions pulls in the plugin
+    registry), and once per worker rather than per attempt: an import statement on the
+    hot path costs as much as a whole no-op step.
+    """
+    from .actions import invoke
+
+    return invoke
 
 
 def _crash_result(invocation: Invocation, exc: BaseException) -> TaskResult:
@@ -127,7 +133,7 @@ class ThreadBackend:
 
     def __init__(self, max_workers: int = 4, *, invoke: InvokeFn | None = None) -> None:
         self._max_workers = max(1, int(max_workers))
-        self._invoke = invoke or _default_invoke
+        self._invoke = invoke  # None: core.actions.invoke, resolved by each worker
         self._queue: queue.SimpleQueue[tuple[Invocation, DoneCallback, CancelToken] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -198,7 +204,7 @@ class ThreadBackend:
 
     def _work(self) -> None:
         get = self._queue.get
-        invoke = self._invoke
+        invoke = self._invoke or _default_invoke()
         lock = self._lock
         while True:
             item = get()
@@ -210,10 +216,15 @@ class ThreadBackend:
                 result = invoke(invocation, token)
             except BaseException as exc:  # invoke never raises for action failures; this is a bug guard
                 result = _crash_result(invocation, exc)
-            with lock:
-                token.state = _FINISHED
-                if token.stuck:
-                    self._stuck -= 1
+            token.state = _FINISHED
+            # Only a cancelled token can have been marked stuck: cancel() sets the flag
+            # before it looks at ``state`` under the lock, so a flag still clear here means
+            # cancel() will see _FINISHED and leave ``stuck`` alone. The common attempt
+            # thus skips the lock.
+            if token._flag:
+                with lock:
+                    if token.stuck:
+                        self._stuck -= 1
             on_done(result)
 
 

@@ -419,3 +419,21 @@ def test_shell_env_null_unsets_an_inherited_variable(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ORCHTUI_TEST_OUTER", "outer")
     result = run("shell", "run", {"command": 'echo "${ORCHTUI_TEST_OUTER-unset}"', "env": {"ORCHTUI_TEST_OUTER": None}})
     assert result.data == "unset"
+
+
+def test_noop_fast_path_reports_like_the_full_path(tmp_path: Path) -> None:
+    log = str(tmp_path / "n.1.log")
+    fast = invoke(Invocation("t1", "n", "builtin", "noop", {"output": {"k": 1}}, attempt=2, log_path=log))
+    # A timeout forces the full path (there is a deadline to enforce).
+    full = invoke(Invocation("t1", "n", "builtin", "noop", {"output": {"k": 1}}, attempt=2, log_path=log, timeout=30))
+    for result in (fast, full):
+        assert result.success and result.data == {"k": 1} and result.attempt == 2
+        assert result.metadata.get("log_path") == log
+        assert result.started_at is not None and result.finished_at is not None
+
+
+def test_a_cancelled_noop_is_reported_cancelled_not_run() -> None:
+    cancel = threading.Event()
+    cancel.set()
+    result = invoke(Invocation("t1", "n", "builtin", "noop", {"output": "x"}), cancel)
+    assert not result.success and result.error_type == "Cancelled"

@@ -54,3 +54,12 @@ def test_discarded_and_requeued_entries() -> None:
     lanes.push_front([c])  # put back: keeps its place at the front
     assert [e.task.name for e in lanes.heads(int(TaskPriority.NORMAL), 5)] == ["b"]
     assert drain(lanes, 0.0) == ["c", "b"]
+
+
+def test_stage_depth_fills_the_time_budget_for_tiny_tasks_only() -> None:
+    from core.dispatch_gates import STAGE_BUDGET, stage_depth
+
+    assert stage_depth(4, 2e-6) == 32  # microsecond tasks: the per-worker cap
+    assert stage_depth(4, 9e-4) == 4  # near a millisecond: one per worker, as before
+    middle = stage_depth(4, 1e-4)
+    assert 4 < middle < 32 and middle * 1e-4 <= STAGE_BUDGET
