@@ -133,6 +133,8 @@ class ActionContext:
     kill_grace: float = 5.0
     timeout: float | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # An action that ran a process sets this, so a success records its exit code too.
+    exit_code: int | None = None
 
     @property
     def cancellable(self) -> bool:
@@ -458,7 +460,7 @@ def invoke(
         output = spec.fn(ctx, dict(invocation.parameters))
         if ctx.deadline is not None and time.monotonic() > ctx.deadline:
             raise StepTimeout(timeout)
-        success = True
+        success, exit_code = True, ctx.exit_code
     except StepTimeout:
         error_type, message = "TimeoutError", f"timed out after {timeout:g}s" if timeout else "timed out"
     except StepCancelled:

@@ -131,6 +131,7 @@ def shell_run(ctx: ActionContext, params: dict[str, Any]) -> Any:
             )
         how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
         raise ActionError(f"command {how}" + (f": {tail}" if tail else ""), exit_code=code, output=stdout)
+    ctx.exit_code = code
     if params.get("parse_json"):
         try:
             return json.loads(stdout)

@@ -72,7 +72,7 @@ def test_shell_string_command_output_is_stripped_stdout(tmp_path: Path) -> None:
     result = run("shell", "run", {"command": "echo hello; echo noise >&2"}, working_dir=str(tmp_path))
     assert result.success, result.error_message
     assert result.data == "hello"
-    assert result.exit_code is None and result.error_type == ""
+    assert result.exit_code == 0 and result.error_type == ""
     assert result.started_at is not None and result.finished_at is not None
 
 
@@ -437,3 +437,10 @@ def test_a_cancelled_noop_is_reported_cancelled_not_run() -> None:
     cancel.set()
     result = invoke(Invocation("t1", "n", "builtin", "noop", {"output": "x"}), cancel)
     assert not result.success and result.error_type == "Cancelled"
+
+
+def test_a_successful_shell_step_records_its_exit_code() -> None:
+    ok = invoke(Invocation("t1", "s", "shell", "run", {"command": ["true"]}))
+    allowed = invoke(Invocation("t2", "s", "shell", "run", {"command": "exit 3", "ok_exit_codes": [0, 3]}))
+    assert (ok.success, ok.exit_code) == (True, 0)
+    assert (allowed.success, allowed.exit_code) == (True, 3)
