@@ -1,7 +1,8 @@
 """Settings: defaults, an optional config file, and environment variables.
 
 Precedence, lowest first: built-in defaults, the file named by ``ORCHTUI_CONFIG``
-(JSON or YAML, the keys of spec 002), then the ``ORCHTUI_*`` variables. Relative
+(JSON or YAML, the keys of spec 002), then the ``ORCHTUI_*`` variables. Without a
+``resource_config`` setting, a ``resources.yaml`` in the workflows directory is used. Relative
 paths are resolved against the working directory at load time.
 """
 
@@ -17,7 +18,11 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "state_dir"]
+__all__ = ["Settings", "load_settings", "state_dir", "RESOURCE_CONFIG_NAME"]
+
+# Pools and locks the workflows of a directory use live beside them under this name, so a
+# workflows directory that needs a lock runs as it is (ORCHTUI_RESOURCE_CONFIG overrides).
+RESOURCE_CONFIG_NAME = "resources.yaml"
 
 
 @dataclasses.dataclass(slots=True)
@@ -111,6 +116,10 @@ def load_settings(cwd: Path | None = None, env: dict[str, str] | None = None) ->
         except (TypeError, ValueError):
             raise ConfigError(f"setting {key}={value!r} is not valid; give a positive number") from None
         values[key] = value
+    if "resource_config" not in raw:
+        beside = values["workflows_dir"] / RESOURCE_CONFIG_NAME
+        if beside.is_file():
+            values["resource_config"] = beside
     return Settings(**values)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from .config import RESOURCE_CONFIG_NAME
 from .errors import ValidationProblem, WorkflowValidationError
 from .models import TaskPriority, Workflow, WorkflowParam
 from .workflow_schema import PARAM_FIELDS, STEP_FIELDS, workflow_json_schema
@@ -314,14 +315,16 @@ def workflow_from_dict(data: dict[str, Any], *, filename: str | None = None) -> 
 def find_workflow_files(directory: Path | str) -> list[Path]:
     """Return the workflow files (``*.yaml``, ``*.yml``, ``*.json``) directly in ``directory``, sorted.
 
-    JSON Schema files (``*.schema.json``) are left out. A missing directory gives ``[]``.
+    JSON Schema files (``*.schema.json``) and the directory's resource config
+    (``resources.yaml``) are left out. A missing directory gives ``[]``.
     """
     root = Path(directory)
     if not root.is_dir():
         return []
     return sorted(
         p for p in root.iterdir()
-        if p.suffix in WORKFLOW_SUFFIXES and p.is_file() and not p.name.endswith(".schema.json") and not p.name.startswith(".")
+        if p.suffix in WORKFLOW_SUFFIXES and p.is_file() and not p.name.endswith(".schema.json")
+        and not p.name.startswith(".") and p.name != RESOURCE_CONFIG_NAME
     )
 
 

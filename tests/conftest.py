@@ -18,7 +18,12 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("ORCHTUI_DIR", str(state))
     monkeypatch.delenv("ORCHTUI_CONFIG", raising=False)
-    monkeypatch.delenv("ORCHTUI_RESOURCE_CONFIG", raising=False)
+    # No pools or locks unless a test declares them: otherwise the repository's
+    # workflows/resources.yaml (found from the working directory) would leak into tests.
+    no_resources = tmp_path / "test-config" / "no-resources.yaml"
+    no_resources.parent.mkdir()
+    no_resources.write_text("resources: []\n")
+    monkeypatch.setenv("ORCHTUI_RESOURCE_CONFIG", str(no_resources))
     monkeypatch.delenv("ORCHTUI_DASK_SCHEDULER", raising=False)
     return state
 

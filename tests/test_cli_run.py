@@ -206,3 +206,17 @@ def test_status_and_health_json(tmp_path: Path, cli_env: dict[str, str], orchtui
 def test_help(args: list[str], cli_env: dict[str, str], orchtui_cmd: list[str]):
     done = run_cli(orchtui_cmd, cli_env, *args)
     assert done.returncode == 0 and "Usage:" in done.stdout
+
+
+def test_every_bundled_workflow_runs_to_completion(workflows_dir: Path, tmp_path: Path, cli_env: dict[str, str],
+                                                  orchtui_cmd: list[str]):
+    # Run from a copy, as a user would from a checkout: the directory's resources.yaml
+    # supplies the lock that resource_heavy needs.
+    import shutil
+
+    shutil.copytree(workflows_dir, tmp_path / "workflows")
+    cli_env = {k: v for k, v in cli_env.items() if k != "ORCHTUI_RESOURCE_CONFIG"}
+    for name in ("build_test_package", "data_pipeline", "resource_heavy", "demo"):
+        done = run_cli(orchtui_cmd, cli_env, "run", name, "--json", cwd=tmp_path)
+        assert done.returncode == 0, (name, done.stdout[-2000:], done.stderr[-2000:])
+        assert json.loads(done.stdout)["success"] is True

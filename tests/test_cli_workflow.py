@@ -175,3 +175,16 @@ def test_unwritable_schema_output_and_missing_list_dir_are_one_clear_line(tmp_pa
     assert listing.returncode == 1
     assert_clean(listing)
     assert "nowhere" in listing.stderr and "does not exist" in listing.stderr
+
+
+def test_validate_checks_a_resources_file_as_a_resource_config(tmp_path: Path, module_env: dict[str, str]) -> None:
+    good = tmp_path / "ok" / "resources.yaml"
+    good.parent.mkdir()
+    good.write_text("resources:\n  - {id: deploy_lock, type: lock}\n")
+    bad = tmp_path / "bad" / "resources.yaml"
+    bad.parent.mkdir()
+    bad.write_text("resources:\n  - {id: pool, type: database, capacity: {connections: -1}}\n")
+    ok = run_cli("validate", str(good), env=module_env)
+    assert ok.returncode == 0 and "ok (resource config, 1 resource)" in ok.stdout
+    broken = run_cli("validate", str(bad), env=module_env)
+    assert broken.returncode == 1 and "positive number" in broken.stdout and "Traceback" not in broken.stderr

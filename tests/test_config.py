@@ -49,3 +49,12 @@ def test_malformed_config_file_names_the_file(tmp_path: Path):
     cfg.write_text("max_workers: [\n")
     with pytest.raises(ConfigError, match="cfg.yaml"):
         load_settings(tmp_path, env={"ORCHTUI_CONFIG": str(cfg)})
+
+
+def test_a_resources_file_beside_the_workflows_is_the_default_resource_config(tmp_path: Path):
+    (tmp_path / "workflows").mkdir()
+    assert load_settings(tmp_path, env={}).resource_config is None
+    (tmp_path / "workflows" / "resources.yaml").write_text("resources: []\n")
+    assert load_settings(tmp_path, env={}).resource_config == tmp_path / "workflows" / "resources.yaml"
+    chosen = tmp_path / "mine.yaml"
+    assert load_settings(tmp_path, env={"ORCHTUI_RESOURCE_CONFIG": str(chosen)}).resource_config == chosen

@@ -258,6 +258,7 @@ def test_find_and_load_directory(tmp_path: Path) -> None:
     (tmp_path / "b.yml").write_text("name: [\n")
     (tmp_path / "x.schema.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "resources.yaml").write_text("resources: []\n")  # the directory's pools and locks
     assert [p.name for p in find_workflow_files(tmp_path)] == ["a.yaml", "b.yml"]
     workflows, errors = load_workflows_dir(tmp_path)
     assert [w.name for w in workflows] == ["sample"]

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from core.config import load_settings
-from core.errors import WorkflowValidationError
+from core.config import RESOURCE_CONFIG_NAME, load_settings
+from core.errors import ConfigError, WorkflowValidationError
 from core.models import Workflow
 from core.text import plural
 from core.workflow_dag import WorkflowDAG
@@ -47,6 +47,22 @@ def _workflow_entry(path: Path, workflow: Workflow) -> dict[str, Any]:
     }
 
 
+def _resource_config_entry(path: Path, as_json: bool) -> dict[str, Any]:
+    """Check the resource config that sits among workflow files (``workflows/*.yaml``)."""
+    from core.resource_config import load_resource_config
+
+    try:
+        resources = load_resource_config(path)
+    except ConfigError as exc:
+        if not as_json:
+            click.echo(exc.message)
+            click.secho(f"{path}: invalid resource config", fg="red")
+        return {"file": str(path), "valid": False, "kind": "resources", "error": exc.message}
+    if not as_json:
+        click.secho(f"{path}: ok (resource config, {plural(len(resources), 'resource')})", fg="green")
+    return {"file": str(path), "valid": True, "kind": "resources", "resources": [r.id for r in resources]}
+
+
 @click.command("validate", context_settings=CONTEXT_SETTINGS)
 @click.argument("files", nargs=-1, required=True, type=_FILE)
 @json_option
@@ -59,6 +75,9 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
     """
     entries: list[dict[str, Any]] = []
     for path in files:
+        if path.name == RESOURCE_CONFIG_NAME:  # a workflows directory's pools and locks
+            entries.append(_resource_config_entry(path, as_json))
+            continue
         try:
             workflow = load_workflow(path)
         except WorkflowValidationError as exc:
