@@ -102,9 +102,10 @@ async def test_stdio_server_end_to_end(project_dir: Path, cli_env: dict[str, str
         assert agent is not None and agent.workflow == "agent_shell" and agent.steps["say"].output == "from-an-agent"
 
 
-def test_without_the_sdk_the_command_says_what_to_install(project_dir: Path, cli_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("missing", ["mcp", "anyio"])  # the SDK itself, or a package it brings
+def test_without_the_sdk_the_command_says_what_to_install(missing: str, project_dir: Path, cli_env: dict[str, str]) -> None:
     # None in sys.modules is how Python reports a package that cannot be imported.
-    code = "import sys; sys.modules['mcp'] = None; from orchtui.cli import main; main(['mcp'])"
+    code = f"import sys; sys.modules[{missing!r}] = None; from orchtui.cli import main; main(['mcp'])"
     done = subprocess.run([sys.executable, "-c", code], cwd=project_dir, env=cli_env, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 1

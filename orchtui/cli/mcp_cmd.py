@@ -22,7 +22,8 @@ from .common import CONTEXT_SETTINGS, EXIT_FAILED, handle_errors
 __all__ = ["register", "SDK_MISSING"]
 
 SDK_MISSING = "the MCP server needs the MCP SDK: pip install 'orchtui[mcp]'"
-_SDK_MODULES = ("mcp", "mcp_types")
+# The SDK and the packages it brings with it: any of them missing means "install the extra".
+_SDK_MODULES = ("mcp", "mcp_types", "anyio", "pydantic", "pydantic_core")
 EXIT_INTERRUPTED = 130
 
 
