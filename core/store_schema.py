@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,6 +205,26 @@ def is_busy(exc: sqlite3.Error) -> bool:
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
 
 
+def _enter_wal(conn: sqlite3.Connection) -> str:
+    """Switch ``conn``'s database to WAL mode and return the mode it ends in.
+
+    Switching needs an exclusive lock, and SQLite answers BUSY at once, without its busy
+    handler, when two connections try it together (a dashboard and a CLI run opening a
+    fresh state directory at the same moment). So retry with a short backoff until
+    the busy timeout; once one of them has switched, the other's switch is a no-op.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 def connect(path: Path, *, max_db_bytes: int | None = None) -> sqlite3.Connection:
     """Return a connection to ``path`` set up for the store: WAL, busy timeout, NORMAL sync.
 
@@ -223,7 +244,7 @@ def connect(path: Path, *, max_db_bytes: int | None = None) -> sqlite3.Connectio
         raise describe_error(exc, path, "open the run store") from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _enter_wal(conn)
         if str(mode).lower() != "wal":
             raise StoreError(
                 f"cannot open {path} in WAL mode (it stays in {mode!r} mode); "
