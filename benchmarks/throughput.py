@@ -52,10 +52,8 @@ def noop(*_args: Any) -> None:
     return None
 
 
-def run_orchestrator(dag: dict[int, list[int]], workers: int) -> float:
-    tasks = [Task(name=f"t{node}", module="builtin", action="noop", id=f"t{node}") for node in dag]
-    for node, deps in dag.items():
-        tasks[node].dependencies = [f"t{d}" for d in deps]
+def _time_orchestrator(tasks: list[Task], workers: int) -> float:
+    """Seconds from adding ``tasks`` to the last one finishing, through a fresh orchestrator."""
     orchestrator = TaskOrchestrator(workers)
     try:
         start = time.perf_counter()
@@ -65,10 +63,17 @@ def run_orchestrator(dag: dict[int, list[int]], workers: int) -> float:
         orchestrator.wait_for_completion()
         elapsed = time.perf_counter() - start
         stats = orchestrator.get_execution_stats()
-        assert stats["completed"] == len(dag), stats
+        assert stats["completed"] == len(tasks), stats
     finally:
         orchestrator.shutdown()
     return elapsed
+
+
+def run_orchestrator(dag: dict[int, list[int]], workers: int) -> float:
+    tasks = [Task(name=f"t{node}", module="builtin", action="noop", id=f"t{node}") for node in dag]
+    for node, deps in dag.items():
+        tasks[node].dependencies = [f"t{d}" for d in deps]
+    return _time_orchestrator(tasks, workers)
 
 
 def run_dask(dag: dict[int, list[int]], workers: int) -> float:
@@ -101,19 +106,7 @@ def run_graphlib(dag: dict[int, list[int]], workers: int) -> float:
 
 def run_shell_orchestrator(n: int, workers: int) -> float:
     tasks = [Task(name=f"s{i}", module="shell", action="run", parameters={"command": ["true"]}) for i in range(n)]
-    orchestrator = TaskOrchestrator(workers)
-    try:
-        start = time.perf_counter()
-        for task in tasks:
-            orchestrator.add_task(task)
-        orchestrator.start_execution()
-        orchestrator.wait_for_completion()
-        elapsed = time.perf_counter() - start
-        stats = orchestrator.get_execution_stats()
-        assert stats["completed"] == n, stats
-    finally:
-        orchestrator.shutdown()
-    return elapsed
+    return _time_orchestrator(tasks, workers)
 
 
 def run_shell_invoke(n: int, workers: int) -> float:

@@ -47,7 +47,7 @@ from core.workflow_params import resolve_params
 from .dashboard_model import CatalogView
 from .screens.forms import ProjectRequest
 from .store_watch import StoreWatcher
-from .widgets.details import AttemptInfo, StepDetail
+from .widgets.details import StepDetail
 
 __all__ = ["DashboardEngine", "RUN_HISTORY", "LOG_TAIL_LINES", "RUN_MODES", "merge_snapshots", "merge_usages"]
 
@@ -419,10 +419,7 @@ class DashboardEngine:
             note = ""
         except OrchestrationError as exc:
             resolved, note = dict(step.parameters), f"as written: {exc.message}"
-        attempts = tuple(
-            AttemptInfo(a.attempt, a.status, a.started_at, a.finished_at, a.exit_code, a.error, a.log_path)
-            for a in (record_step.attempts if record_step is not None else ())
-        )
+        attempts = tuple(record_step.attempts) if record_step is not None else ()
         path, _attempt = self.latest_log(run_id, step_name)
         tail = ""
         if path is not None:

@@ -11,25 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from core.models import TaskStatus, WorkflowStep
+from core.store_records import AttemptRecord
 
 from .status import format_duration, task_glyph, task_style
 
-__all__ = ["AttemptInfo", "StepDetail", "render_step_detail", "OUTPUT_PREVIEW_CHARS"]
+__all__ = ["StepDetail", "render_step_detail", "OUTPUT_PREVIEW_CHARS"]
 
 OUTPUT_PREVIEW_CHARS = 2000
-
-
-@dataclasses.dataclass(slots=True, frozen=True)
-class AttemptInfo:
-    """One attempt of a step as the store recorded it."""
-
-    attempt: int
-    status: TaskStatus
-    started_at: float | None = None
-    finished_at: float | None = None
-    exit_code: int | None = None
-    error: str = ""
-    log_path: str | None = None
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -49,7 +37,7 @@ class StepDetail:
     status: TaskStatus
     parameters: dict[str, Any]
     parameters_note: str = ""
-    attempts: tuple[AttemptInfo, ...] = ()
+    attempts: tuple[AttemptRecord, ...] = ()  # as the store recorded them
     error: str = ""
     output: Any = None
     has_output: bool = False
