@@ -69,7 +69,7 @@ class StoreRecorder:
         self.store = store
         # Bound once: a run's transitions come tens of thousands a second on the
         # dispatcher thread, which the scheduler needs back at once.
-        self._record = store.record_transition
+        self._record = store.transition_sink()
         self._lock = threading.Lock()
         self._resumes: dict[str, tuple[str, dict[str, Any]]] = {}
         self._task_runs: dict[str, str] = {}  # task id -> run id, for allocations

@@ -1,14 +1,15 @@
 """How run writes become rows: the store's write statements and the group builder.
 
-Rows are built on the writer thread (:mod:`core.store_writer`), never on the dispatcher
-thread that reports transitions. A run's creation is one row, the run with its
+Rare writes are built into rows on the writer thread (:mod:`core.store_writer`).
+A run's creation is one row, the run with its
 workflow snapshot: a step gets its ``steps`` row when it first changes (readers show
 the others PENDING, from the snapshot), except a resume's taken-over steps, which
 start COMPLETED; their list is one JSON array that ``json_each`` spreads into rows.
 
 Transitions, two or three per step and tens of thousands a second, take the cheapest
-path there is for the Python side, which holds the GIL the scheduler needs: the builder
-only copies each transition's fields into one flat parameter list, the writer binds them
+path there is for the Python side, which holds the GIL the scheduler needs:
+:class:`TransitionRows` only copies each transition's fields into one flat parameter list
+as it arrives, the writer binds them
 as multi-row ``VALUES`` into a temp table, and SQLite (with the GIL released) derives
 each transition's history row, ``steps`` upsert and ``attempts`` upsert from there.
 """
@@ -25,8 +26,8 @@ from typing import Any
 from .models import TaskStatus, TaskTransition, Workflow, WorkflowStatus, WorkflowStep
 from .store_writer import Group
 
-__all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "build_group",
-           "dumps", "workflow_json"]
+__all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "TransitionRows",
+           "build_group", "dumps", "workflow_json"]
 
 _TERMINAL = frozenset(s for s in TaskStatus if s.is_terminal)
 _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TaskStatus if s.is_terminal)
@@ -36,14 +37,16 @@ _FAILED = TaskStatus.FAILED.value
 
 # The raw fields of one transition, in VALUES column order: what the dispatcher gave
 # (columns 1-7), its result's (8-14), and the time of the RUNNING transition folded
-# into it, if any (15; see ``build_group``). The writer thread only copies attributes
+# into it, if any (15; see ``TransitionRows``). The caller's thread only copies attributes
 # (``attrgetter`` runs in C) and every rule that turns them into rows is SQL in the
 # "transition" statement. The values are chosen to bind cheaply: sqlite3 binds exact
 # str/int/float directly but looks up an adapter (several times slower) for None, bool
 # and enums, so the status goes as its plain ``_value_`` and a transition without a
 # result carries ``_NO_RESULT`` (success -1 marks it), not seven Nones.
 _TRANSITION_FIELDS = operator.attrgetter("run_id", "name", "status._value_", "at", "attempt", "error", "log_path")
-_RESULT_FIELDS = operator.attrgetter("attempt", "success", "error_message", "exit_code", "started_at", "finished_at")
+_RESULT_FIELDS = ("attempt", "success", "error_message", "exit_code", "started_at", "finished_at")
+_TRANSITION_AND_RESULT_FIELDS = operator.attrgetter(
+    "run_id", "name", "status._value_", "at", "attempt", "error", "log_path", *(f"result.{f}" for f in _RESULT_FIELDS))
 _NO_RESULT = (0, -1, "", 0, 0, 0, "")
 TRANSITION_COLUMNS = 15
 
@@ -188,21 +191,34 @@ _step_values = operator.attrgetter(*_STEP_NAMES)
 _PLAIN_NAMES = tuple(name for name in _STEP_NAMES if name != "dependencies")
 _PLAIN_DEFAULTS = tuple(default for name, default in _STEP_FIELDS if name != "dependencies")
 _plain_values = operator.attrgetter(*_PLAIN_NAMES)
+# JSON text of a str, exactly as ``json.dumps`` writes it (the C encoder).
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 def workflow_json(workflow: Workflow) -> str:
     """Return the workflow as compact JSON that ``Workflow.from_dict`` reads back.
 
-    Step fields at their default are left out, and enums are written as their values:
-    a 10k-step snapshot takes tens of milliseconds (``to_dict`` takes ten times longer).
+    Step fields at their default are left out, and enums are written as their values.
+    A step that sets nothing but its name and dependencies (most steps of a generated
+    DAG) is written straight as text by the C string encoder: a 10k-step snapshot then
+    takes a few milliseconds and, above all, creates no dict or list per step. Ten
+    thousand containers alive at once would outlast a few garbage collections and be
+    promoted to the oldest generation, where they hasten a full collection of the whole
+    heap (measured: one extra, ~30 ms, per 10k-step run).
     """
     data = dataclasses.replace(workflow, steps=[]).to_dict()
-    steps = []
+    del data["steps"]
+    steps: list[str] = []
     for step in workflow.steps:
         if _plain_values(step) == _PLAIN_DEFAULTS:
-            steps.append({"dependencies": step.dependencies, "name": step.name} if step.dependencies
-                         else {"name": step.name})
-            continue
+            try:
+                name = _quote(step.name)
+                deps = step.dependencies
+                steps.append('{"dependencies":[' + ",".join(map(_quote, deps)) + '],"name":' + name + "}"
+                             if deps else '{"name":' + name + "}")
+                continue
+            except TypeError:  # a name that is not a string: let dumps write it (with ``default=str``)
+                pass
         entry: dict[str, Any] = {
             name: value
             for name, value, default in zip(_STEP_NAMES, _step_values(step), _STEP_DEFAULT_VALUES, strict=True)
@@ -211,9 +227,9 @@ def workflow_json(workflow: Workflow) -> str:
         entry["name"] = step.name
         if "priority" in entry:  # an IntEnum would otherwise be written as its number
             entry["priority"] = step.priority.label
-        steps.append(entry)
-    data["steps"] = steps
-    return dumps(data)
+        steps.append(dumps(entry))
+    head = dumps(data)
+    return head[:-1] + ("," if len(head) > 2 else "") + '"steps":[' + ",".join(steps) + "]}"
 
 
 @dataclasses.dataclass(slots=True)
@@ -252,74 +268,96 @@ class NewRun:
 
 
 def build_group(items: Sequence[Any]) -> Group:
-    """Turn a group of queued writes into the runs they touch and their rows (the builder).
+    """Turn a group of queued rare writes into the runs they touch and their rows (the builder).
 
-    ``items`` are :class:`~core.models.TaskTransition` objects, :class:`NewRun` objects and
-    ``(run_id, [(key, row), ...])`` tuples, in queue order. The transitions become one
-    flat parameter list under "transition", :data:`TRANSITION_COLUMNS` per row.
-
-    A RUNNING transition whose attempt ends within the same group is folded into the
-    row of its end (column 15 keeps its time): one row instead of two, and SQLite still
-    writes both history rows and applies the two to the step and attempt rows exactly as
-    it would have one after the other. Only a task's first transition in the group is
-    held back that way, and its history row is written before the group's others, so
-    each task's history keeps its order.
+    ``items`` are :class:`NewRun` objects and ``(run_id, [(key, row), ...])`` tuples, in
+    queue order; transitions never come here (see :class:`TransitionRows`).
     """
     touched: set[str] = set()
     grouped: dict[str, list[Any]] = {}
-    flat: list[Any] = []
-    extend, append = flat.extend, flat.append
-    add_run = touched.add
-    started: dict[str, TaskTransition] = {}  # task id -> its RUNNING, not written yet
-    written: set[str] = set()  # tasks with a row in this group: their RUNNING is not held back
-
-    def add(item: TaskTransition, running_at: float | None) -> None:
-        # The hot path: attribute copies in C; an output is JSON-encoded only when there is one.
-        try:
-            extend(_TRANSITION_FIELDS(item))
-        except AttributeError:  # a status given as a plain string, not a TaskStatus
-            extend(_TRANSITION_FIELDS(dataclasses.replace(item, status=TaskStatus(item.status))))
-        add_run(item.run_id)
-        result = item.result
-        if result is None:
-            extend(_NO_RESULT)
-        else:
-            extend(_RESULT_FIELDS(result))
-            data = result.data
-            append("" if data is None else dumps(data))  # '' (never JSON text): no output
-        append(running_at)
-
     for item in items:
-        if type(item) is TaskTransition:
-            status = item.status
-            task = item.task_id
-            if status is _RUNNING:
-                earlier = started.pop(task, None)
-                if earlier is not None:
-                    add(earlier, None)
-                    written.add(task)
-                if task in written:
-                    add(item, None)
-                else:
-                    started[task] = item
-                continue
-            running = started.pop(task, None) if started else None
-            if running is None:
-                add(item, None)
-            elif status in _TERMINAL and item.attempt == running.attempt and item.log_path == running.log_path:
-                add(item, running.at)
-            else:
-                add(running, None)
-                add(item, None)
-            written.add(task)
-            continue
         run_id, rows = item.rows() if isinstance(item, NewRun) else item
         if run_id:
             touched.add(run_id)
         for key, row in rows:
             grouped.setdefault(key, []).append(row)
-    for running in started.values():
-        add(running, None)
-    if flat:
-        grouped["transition"] = flat
     return touched, grouped
+
+
+class TransitionRows:
+    """The store's :class:`~core.store_writer.RowBuffer`: task transitions as flat VALUES rows.
+
+    :meth:`add` runs on the thread that reports the transition (the dispatcher's), so it
+    only copies fields: attribute reads in C, an output JSON-encoded only when there is
+    one, :data:`TRANSITION_COLUMNS` values per row. Every rule that turns them into table
+    rows is SQL (see ``STATEMENTS["transition"]``).
+
+    A RUNNING transition whose attempt ends before the writer takes the rows is folded
+    into the row of its end (column 15 keeps its time): one row instead of two, and
+    SQLite still writes both history rows and applies the two to the step and attempt
+    rows exactly as it would have one after the other. Only a task's first transition
+    since the last :meth:`take` is held back that way, and its history row is written
+    before the others of the group, so each task's history keeps its order.
+    """
+
+    key = "transition"
+    columns = TRANSITION_COLUMNS
+    __slots__ = ("_flat", "_started", "_written")
+
+    def __init__(self) -> None:
+        self._flat: list[Any] = []
+        self._started: dict[str, TaskTransition] = {}  # task id -> its RUNNING, not written yet
+        self._written: set[str] = set()  # tasks with a row since the last take: no holding back
+
+    def empty(self) -> bool:
+        return not self._flat and not self._started
+
+    def add(self, item: TaskTransition) -> None:
+        """Take one transition (ignored when it belongs to no run)."""
+        if item.run_id is None:
+            return
+        task = item.task_id
+        if item.status is _RUNNING:
+            started = self._started
+            earlier = started.pop(task, None)
+            if earlier is not None:
+                self._row(earlier, None)
+                self._written.add(task)
+            if task in self._written:
+                self._row(item, None)
+            else:
+                started[task] = item
+            return
+        running = self._started.pop(task, None) if self._started else None
+        if running is None:
+            self._row(item, None)
+        elif item.status in _TERMINAL and item.attempt == running.attempt and item.log_path == running.log_path:
+            self._row(item, running.at)
+        else:
+            self._row(running, None)
+            self._row(item, None)
+        self._written.add(task)
+
+    def _row(self, item: TaskTransition, running_at: float | None) -> None:
+        flat = self._flat
+        result = item.result
+        try:
+            if result is None:
+                flat.extend(_TRANSITION_FIELDS(item))
+                flat.extend(_NO_RESULT)
+            else:
+                flat.extend(_TRANSITION_AND_RESULT_FIELDS(item))
+                data = result.data
+                flat.append("" if data is None else dumps(data))  # '' (never JSON text): no output
+        except AttributeError:  # a status given as a plain string, not a TaskStatus
+            self._row(dataclasses.replace(item, status=TaskStatus(item.status)), running_at)
+            return
+        flat.append(running_at)
+
+    def take(self) -> tuple[set[str], list[Any]]:
+        """Return the runs touched and every row since the last take (held RUNNINGs last), and start over."""
+        for running in self._started.values():
+            self._row(running, None)
+        flat = self._flat
+        self._flat, self._started, self._written = [], {}, set()
+        return set(flat[::TRANSITION_COLUMNS]), flat
