@@ -30,10 +30,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from .errors import OrchestrationError
 from .models import ResourceUsage, TaskPriority, TaskStatus
+from .process_tree import process_alive, this_process
 from .snapshot import OrchestratorSnapshot, TaskView
 
 if TYPE_CHECKING:
@@ -59,7 +58,6 @@ _SUFFIX = ".cancel"
 _STALE_REQUEST = 60.0  # seconds: a request nobody picked up by then has no owner
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _STEP = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_CREATE_TIME_SLACK = 0.5  # seconds; psutil derives create times from boot time and ticks
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -179,17 +177,6 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _process_alive(pid: int, create_time: float) -> bool:
-    """True when process ``pid`` runs and is the one that started at ``create_time``."""
-    try:
-        process = psutil.Process(pid)
-        if abs(process.create_time() - create_time) > _CREATE_TIME_SLACK:
-            return False  # the pid was reused by another process
-        return process.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
 def _parse(text: str) -> LiveProcess:
     data = json.loads(text)
     return LiveProcess(
@@ -250,7 +237,7 @@ class LiveReader:
                     continue
                 self._parsed[entry.name] = (key, live)
             if now - self._checked.get(entry.name, -1e9) >= self._liveness_interval:
-                if not _process_alive(live.pid, live.create_time):
+                if not process_alive(live.pid, live.create_time):
                     Path(entry.path).unlink(missing_ok=True)
                     self._parsed.pop(entry.name, None)
                     self._checked.pop(entry.name, None)
@@ -352,8 +339,7 @@ class LivePublisher:
         self.state_dir = Path(state_dir)
         self.label = label
         self._period = 1.0 / max(0.5, rate)
-        self._pid = os.getpid()
-        self._create_time = psutil.Process(self._pid).create_time()
+        self._pid, self._create_time = this_process()
         self.path = self.state_dir / LIVE_DIR / f"{self._pid}.json"
         self._control = self.state_dir / CONTROL_DIR
         self._stop = threading.Event()

@@ -17,6 +17,12 @@ process, members of its process group, and anything carrying this run's
 forked and called ``setsid``), SIGTERM them all, keep draining the pipes for
 ``kill_grace`` seconds, then collect again and SIGKILL whatever survived.
 
+Every step process also carries ``ORCHTUI_OWNER`` (the pid and start time of the orchtui
+process that started it). When that process dies without cleaning up (kill -9, OOM
+killer, power cut of the parent only), its steps live on as orphans in their own
+process groups; :func:`kill_orphans`, which the run store calls on the dead owner's
+runs, finds them by that marker and stops them before anything resumes the run.
+
 A memory limit is applied with ``ulimit -v`` (RLIMIT_AS) in a tiny ``/bin/sh`` wrapper
 that then ``exec``s the command: unlike ``preexec_fn`` this is safe in a threaded parent
 and keeps ``subprocess`` on its fast vfork path.
@@ -25,6 +31,7 @@ and keeps ``subprocess`` on its fast vfork path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -42,6 +49,7 @@ import psutil
 
 __all__ = [
     "TOKEN_ENV",
+    "OWNER_ENV",
     "CancelSignal",
     "ProcessResult",
     "CappedLog",
@@ -50,12 +58,20 @@ __all__ = [
     "run_process",
     "collect_tree",
     "kill_tree",
+    "kill_orphans",
     "new_token",
+    "owner_marker",
+    "this_process",
+    "process_alive",
 ]
 
 TOKEN_ENV = "ORCHTUI_STEP_TOKEN"
 """Environment variable marking every process of one step attempt (inherited by forks)."""
 _TOKEN_KEY = TOKEN_ENV.encode()
+OWNER_ENV = "ORCHTUI_OWNER"
+"""Environment variable naming the orchtui process that started a step (see :func:`owner_marker`)."""
+_OWNER_KEY = OWNER_ENV.encode()
+_START_TIME_TOLERANCE = 1.0  # seconds; psutil start times are exact to a clock tick
 
 # How often a wait re-checks a cancel event that cannot wake ``poll`` by itself.
 _CANCEL_SLICE = 0.05
@@ -171,6 +187,47 @@ def new_token() -> str:
     return f"{_TOKEN_PREFIX}{next(_token_serial):016x}"
 
 
+def this_process() -> tuple[int, float]:
+    """Return (pid, start time) of the current process; recomputed after a fork."""
+    pid = os.getpid()
+    return pid, _start_time(pid)
+
+
+@functools.cache
+def _start_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def process_alive(pid: int | None, started: float | None) -> bool:
+    """Return True when process ``pid`` runs and is the one that started at ``started``.
+
+    A pid alone is not proof: pids are recycled, so the start time must match too. A
+    zombie counts as dead. With ``started`` unknown, any live ``pid`` counts; a process
+    we may not inspect counts as alive.
+    """
+    if pid is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    return started is None or abs(created - started) < _START_TIME_TOLERANCE
+
+
+def owner_marker(pid: int, started: float) -> str:
+    """Return the :data:`OWNER_ENV` value of steps started by process ``pid`` (started at ``started``)."""
+    return f"{pid}:{started!r}"
+
+
+def _owner_of_this_process() -> bytes:
+    return owner_marker(*this_process()).encode()
+
+
 _devnull_fd: int | None = None
 _devnull_lock = threading.Lock()
 
@@ -211,6 +268,7 @@ def _child_environment(
         else:
             child[os.fsencode(key)] = os.fsencode(value)
     child[_TOKEN_KEY] = token.encode()
+    child[_OWNER_KEY] = _owner_of_this_process()
     return child
 
 
@@ -359,6 +417,56 @@ def kill_tree(pid: int, *, grace: float = 5.0, token: str | None = None, pgid: i
         signalled.update(survivors)
         _signal_all(survivors, pgid, signal.SIGKILL)
         _wait_gone({p: proc for p, proc in survivors.items() if p != pid}, 1.0)
+    return sorted(signalled)
+
+
+def find_orphans(owner_pid: int, owner_started: float | None) -> dict[int, psutil.Process]:
+    """Return the live processes whose :data:`OWNER_ENV` names process ``owner_pid``
+    (started at ``owner_started``; None: at any time). Scans every process."""
+    prefix = f"{OWNER_ENV}={owner_pid}:".encode()
+    me = os.getpid()
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        environ = _raw_environ(proc)
+        start = environ.find(prefix)
+        if start < 0 or (start and environ[start - 1] != 0):
+            continue  # no marker, or the bytes sit inside another variable's value
+        end = environ.find(b"\0", start)
+        value = environ[start + len(prefix):end if end >= 0 else None]
+        try:
+            started = float(value)
+        except ValueError:
+            continue
+        if owner_started is None or abs(started - owner_started) < _START_TIME_TOLERANCE:
+            found[proc.pid] = proc
+    return {p: proc for p, proc in found.items() if not _is_gone(proc)}
+
+
+def kill_orphans(owner_pid: int, owner_started: float | None, *, grace: float = 2.0) -> list[int]:
+    """Stop the step processes that dead orchtui process ``owner_pid`` left behind.
+
+    SIGTERM to each process found by :func:`find_orphans`, ``grace`` seconds, then SIGKILL
+    to whatever survived (found again, so forks made meanwhile go too). Does nothing
+    while the owner still lives: its steps are its own business then.
+
+    Returns:
+        The pids that were signalled (empty when there were none).
+    """
+    if process_alive(owner_pid, owner_started):
+        return []
+    procs = find_orphans(owner_pid, owner_started)
+    if not procs:
+        return []
+    signalled = set(procs)
+    _signal_all(procs, None, signal.SIGTERM)
+    survivors = _wait_gone(procs, grace)
+    if survivors:
+        survivors.update(find_orphans(owner_pid, owner_started))
+        signalled.update(survivors)
+        _signal_all(survivors, None, signal.SIGKILL)
+        _wait_gone(survivors, 1.0)
     return sorted(signalled)
 
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import OrchestrationError, StoreError
 from .models import ResourceAllocation, TaskStatus, TaskTransition, Workflow, WorkflowExecution, WorkflowStatus
 from .store import Store
-from .store_recovery import process_alive
+from .process_tree import process_alive
 
 if TYPE_CHECKING:
     from .resource_manager import ResourceManager

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -35,6 +36,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+
+import psutil
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, load_settings
@@ -63,7 +66,8 @@ from .store_records import (
     run_from_row,
     workflow_or_none,
 )
-from .store_recovery import host, mark_interrupted, this_process
+from .process_tree import kill_orphans, this_process
+from .store_recovery import host, mark_interrupted
 from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps
 from .store_schema import connect, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
@@ -71,6 +75,8 @@ from .store_writer import GroupCommitWriter
 __all__ = ["Store", "RunRecord", "StepRecord", "AttemptRecord"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _TERMINAL_RUN = tuple(s.value for s in WorkflowStatus if s.is_terminal)
 _COMPLETED = TaskStatus.COMPLETED
@@ -204,10 +210,12 @@ class Store:
         """
         validate_run_id(run_id)
         pid, started = this_process()
+        # Committed at once, not after the group delay: until the run row is there, a
+        # crash leaves step processes that recovery cannot trace to their dead owner.
         self._writer.submit(NewRun(
             run_id, workflow, dict(params or {}), session_id, WorkflowStatus(status).value, pid, started, host(),
             self._clock.time(), parent_run_id, dict(preset_outputs or {}),
-        ))
+        ), hurry=True)
 
     def record_transition(self, transition: TaskTransition) -> None:
         """Queue one task transition (ignored when the task belongs to no run).
@@ -559,11 +567,23 @@ class Store:
 
         Their RUNNING steps and attempts become INTERRUPTED and their resource
         allocations (and any other allocation held by a dead process) are released.
+        Step processes a dead owner left running are stopped (SIGTERM, then SIGKILL), so
+        a resume never runs a step while its orphaned first attempt still does.
         Returns the ids of the runs marked, oldest first. Runs owned by other hosts are
         left alone: their owners cannot be checked from here.
         """
         now = self._clock.time()
-        return list(self._writer.call(lambda conn, touched: mark_interrupted(conn, touched, now)))
+        run_ids, owners = self._writer.call(lambda conn, touched: mark_interrupted(conn, touched, now))
+        for pid, started in sorted(owners, key=lambda owner: owner[0]):
+            try:
+                stopped = kill_orphans(pid, started)
+            except (OSError, psutil.Error) as exc:  # cleanup is best effort; the run is marked already
+                log.warning("could not stop the steps left by dead process %s: %s", pid, exc)
+                continue
+            if stopped:
+                log.warning("stopped %d step process(es) left running by dead process %s: %s",
+                            len(stopped), pid, ", ".join(map(str, stopped)))
+        return list(run_ids)
 
     def prune(self, older_than_seconds: float) -> int:
         """Delete finished runs older than ``older_than_seconds``, with their log directories.

@@ -9,20 +9,17 @@ of this host are judged; another host's processes cannot be checked from here.
 from __future__ import annotations
 
 import functools
-import os
 import socket
 import sqlite3
 
-import psutil
-
 from .models import TaskStatus, WorkflowStatus
+from .process_tree import process_alive, this_process
 
-__all__ = ["host", "this_process", "process_alive", "mark_interrupted"]
+__all__ = ["host", "mark_interrupted"]
 
 _LIVE_RUN = tuple(s.value for s in WorkflowStatus if not s.is_terminal)
 _RUNNING = TaskStatus.RUNNING.value
 _INTERRUPTED = TaskStatus.INTERRUPTED.value
-_START_TIME_TOLERANCE = 1.0  # seconds; psutil start times are exact to a clock tick
 
 
 @functools.cache
@@ -31,44 +28,17 @@ def host() -> str:
     return socket.gethostname()
 
 
-def this_process() -> tuple[int, float]:
-    """Return (pid, start time) of the current process; recomputed after a fork."""
-    pid = os.getpid()
-    return pid, _start_time(pid)
-
-
-@functools.cache
-def _start_time(pid: int) -> float:
-    return psutil.Process(pid).create_time()
-
-
-def process_alive(pid: int | None, started: float | None) -> bool:
-    """Return True when process ``pid`` runs and is the one that started at ``started``.
-
-    A pid alone is not proof: pids are recycled, so the start time must match too. A
-    zombie counts as dead. With ``started`` unknown, any live ``pid`` counts.
-    """
-    if pid is None:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        created = proc.create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.AccessDenied:
-        return True
-    return started is None or abs(created - started) < _START_TIME_TOLERANCE
-
-
-def mark_interrupted(conn: sqlite3.Connection, touched: set[str], now: float) -> list[str]:
+def mark_interrupted(
+    conn: sqlite3.Connection, touched: set[str], now: float
+) -> tuple[list[str], set[tuple[int, float | None]]]:
     """Mark this host's orphaned runs INTERRUPTED and release what dead processes held.
 
     Runs inside the caller's transaction. The RUNNING steps and attempts of each
     orphaned run become INTERRUPTED (with a history row each); its allocations, and
     every other allocation whose owner process died, are released. Adds the marked
-    runs to ``touched`` and returns their ids, oldest first.
+    runs to ``touched`` and returns their ids, oldest first, with the dead owners found
+    as (pid, start time), whose leftover step processes the caller should stop once the
+    transaction is committed (:func:`core.process_tree.kill_orphans`).
     """
     here = host()
     live = ",".join("?" * len(_LIVE_RUN))
@@ -76,8 +46,9 @@ def mark_interrupted(conn: sqlite3.Connection, touched: set[str], now: float) ->
         f"SELECT id, owner_pid, owner_started FROM runs WHERE status IN ({live}) "
         "AND (host = ? OR host IS NULL) ORDER BY created_at", (*_LIVE_RUN, here),
     ).fetchall()
-    dead = [(run_id, pid) for run_id, pid, started in rows if not process_alive(pid, started)]
-    for run_id, pid in dead:
+    dead = [(run_id, pid, started) for run_id, pid, started in rows if not process_alive(pid, started)]
+    owners_gone = {(pid, started) for _, pid, started in dead if pid is not None}
+    for run_id, pid, _ in dead:
         error = (f"interrupted: its process (pid {pid}) ended before the run finished; "
                  f"`orchtui resume {run_id}` finishes it")
         conn.execute("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
@@ -99,4 +70,6 @@ def mark_interrupted(conn: sqlite3.Connection, touched: set[str], now: float) ->
         if not process_alive(pid, started):
             conn.execute("UPDATE allocations SET released_at = ? WHERE released_at IS NULL AND host = ? "
                          "AND owner_pid = ? AND owner_started IS ?", (now, here, pid, started))
-    return [run_id for run_id, _ in dead]
+            if pid is not None:
+                owners_gone.add((pid, started))
+    return [run_id for run_id, _, _ in dead], owners_gone

@@ -89,11 +89,13 @@ def test_kill_9_then_resume_runs_no_committed_step_twice(
         with Store(isolated_state / "orchtui.db", recover=False) as store:
             def committed() -> bool:
                 runs = store.list_runs()
-                return bool(runs) and set(store.committed_outputs(runs[0].run_id)) == set(before)
+                if not runs or set(store.committed_outputs(runs[0].run_id)) != set(before):
+                    return False
+                run = store.get_run(runs[0].run_id)
+                return run is not None and run.steps[killed_in].status is TaskStatus.RUNNING
 
-            wait_for(committed, f"the completion of {before} to be committed")
+            wait_for(committed, f"the completion of {before} and the start of {killed_in} to be committed")
             run_id = store.list_runs()[0].run_id
-            assert store.get_run(run_id).steps[killed_in].status is TaskStatus.RUNNING  # type: ignore[union-attr]
     finally:
         kill_tree(proc.pid)
         proc.wait(timeout=30)
@@ -169,3 +171,33 @@ def test_a_killed_process_leaves_no_allocation_open(tmp_path: Path, cli_env: dic
         run = store.get_run("run-gpu")
         assert run is not None and run.status is WorkflowStatus.INTERRUPTED
         assert run.steps["train"].status is TaskStatus.INTERRUPTED
+
+
+def test_steps_orphaned_by_a_kill_9_are_stopped_when_the_store_next_opens(
+    tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
+) -> None:
+    # Only the orchtui process dies (the OOM killer's way, not a power cut's): its step
+    # lives on in its own process group until recovery stops it, so a resume can never
+    # run the step while its first attempt still does.
+    pid_file = tmp_path / "step.pid"
+    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"
+    workflow = tmp_path / "orphan.yaml"
+    workflow.write_text("name: orphan\nsteps:\n  - name: long\n    module: shell\n    action: run\n"
+                        f"    parameters: {{command: {json.dumps(command)}}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow)], env=cli_env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the step to start")
+        step = psutil.Process(int(pid_file.read_text()))
+        with Store(isolated_state / "orchtui.db", recover=False) as store:
+            wait_for(store.list_runs, "the run to be committed")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert step.is_running() and step.status() != psutil.STATUS_ZOMBIE  # orphaned, still running
+
+    listed = cli(["runs", "--json"], cli_env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["status"] for r in json.loads(listed.stdout)] == ["interrupted"]
+    wait_for(lambda: not step.is_running() or step.status() == psutil.STATUS_ZOMBIE, "the orphan to be stopped",
+             timeout=10)

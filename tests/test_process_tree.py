@@ -12,7 +12,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.process_tree import TOKEN_ENV, CappedLog, collect_tree, kill_tree, new_token, run_process, spawn
+from core.process_tree import (
+    OWNER_ENV,
+    TOKEN_ENV,
+    CappedLog,
+    collect_tree,
+    kill_orphans,
+    kill_tree,
+    new_token,
+    owner_marker,
+    run_process,
+    spawn,
+    this_process,
+)
 
 
 def alive(pid: int) -> bool:
@@ -209,3 +221,68 @@ def test_a_forked_process_makes_other_tokens_than_its_parent() -> None:
     mine = new_token()
     assert len(child_token) == len(mine) == 32
     assert child_token[:16] != mine[:16]
+
+
+# A short-lived owner: runs a step under supervision (so it carries the owner marker),
+# prints its own identity and the step's pid, and dies without cleaning up.
+ABANDONING_OWNER = """
+import os, sys, threading, time
+from core.process_tree import run_process, this_process
+pid_file = sys.argv[1]
+threading.Thread(target=run_process, args=(["sh", "-c", 'echo $$ > "$0"; exec sleep 60', pid_file],),
+                 daemon=True).start()
+while not (os.path.exists(pid_file) and open(pid_file).read().strip()):
+    time.sleep(0.01)
+pid, started = this_process()
+print(pid, repr(started), open(pid_file).read().strip(), flush=True)
+os._exit(0)
+"""
+
+
+def abandon_a_step(tmp_path: Path) -> tuple[int, float, int]:
+    """Run an owner process that leaves a ``sleep 60`` step behind; return (owner pid, start, step pid)."""
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", ABANDONING_OWNER, str(tmp_path / "step.pid")], cwd=repo,
+                          capture_output=True, text=True, timeout=60, check=True)
+    owner, started, step = done.stdout.split()
+    return int(owner), float(started), int(step)
+
+
+def test_steps_carry_the_marker_of_the_process_that_started_them(tmp_path: Path) -> None:
+    owner, started, step = abandon_a_step(tmp_path)
+    try:
+        assert psutil.Process(step).environ()[OWNER_ENV] == owner_marker(owner, started)
+    finally:
+        kill_orphans(owner, started, grace=0.2)
+
+
+def test_kill_orphans_stops_the_steps_a_dead_owner_left_behind(tmp_path: Path) -> None:
+    owner, started, step = abandon_a_step(tmp_path)
+    assert alive(step)  # the owner is gone, its step is not
+    assert kill_orphans(owner, started, grace=1.0) == [step]
+    assert not alive(step)
+
+
+def test_kill_orphans_leaves_the_steps_of_a_live_owner_alone(tmp_path: Path) -> None:
+    pid_file = tmp_path / "step.pid"
+    cancel = threading.Event()
+    runner = threading.Thread(target=run_process, args=(["sh", "-c", 'echo $$ > "$0"; exec sleep 30', str(pid_file)],),
+                              kwargs={"cancel_event": cancel, "kill_grace": 0.2})
+    runner.start()
+    try:
+        step = wait_for_lines(pid_file, 1)[0]
+        assert kill_orphans(*this_process(), grace=0.1) == []
+        assert alive(step)
+    finally:
+        cancel.set()
+        runner.join()
+
+
+def test_kill_orphans_ignores_another_process_that_reused_the_owner_pid(tmp_path: Path) -> None:
+    owner, started, step = abandon_a_step(tmp_path)
+    try:
+        # Same pid, another start time: these steps are not that process's.
+        assert kill_orphans(owner, started - 100.0, grace=0.1) == []
+        assert alive(step)
+    finally:
+        kill_orphans(owner, started, grace=0.2)

@@ -34,7 +34,7 @@ from core.models import (
     WorkflowStep,
 )
 from core.store import Store
-from core.store_recovery import process_alive
+from core.process_tree import process_alive
 from core.store_schema import CURRENT_VERSION, SCHEMA_V1
 
 REPO = Path(__file__).resolve().parent.parent
