@@ -33,6 +33,7 @@ import psutil
 from .errors import OrchestrationError
 from .interfaces import DoneCallback, ExecutorBackend
 from .models import Invocation, TaskResult
+from .process_tree import adopt_owner, this_process
 
 __all__ = ["CancelToken", "ThreadBackend", "ProcessBackend", "create_backend", "BACKEND_NAMES", "InvokeFn"]
 
@@ -231,7 +232,7 @@ class ThreadBackend:
 # ------------------------------------------------------------------ processes
 
 
-def _child_main(invocation: Invocation, conn: Connection, invoke_target: str) -> None:
+def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float]) -> None:
     """Entry point of a ProcessBackend child: run one invocation, send the result back.
 
     SIGTERM sets the cancel event, so ``invoke`` kills the action's own subprocess tree
@@ -241,6 +242,9 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str) ->
     """
     from .actions import StepTimeout
 
+    # The step processes this child starts belong to the orchtui process that runs the
+    # workflow: if that one dies, crash recovery must find them under its identity.
+    adopt_owner(*owner)
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: cancel.set())
     # Ctrl-C in a terminal reaches the whole foreground group; the parent decides.
@@ -432,7 +436,7 @@ class ProcessBackend:
         receiver, sender = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_child_main,
-            args=(invocation, sender, self._invoke_target),
+            args=(invocation, sender, self._invoke_target, this_process()),
             name=f"orchtui-{invocation.task_name}",
             daemon=False,
         )

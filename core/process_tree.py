@@ -61,6 +61,7 @@ __all__ = [
     "kill_orphans",
     "new_token",
     "owner_marker",
+    "adopt_owner",
     "this_process",
     "process_alive",
 ]
@@ -224,8 +225,21 @@ def owner_marker(pid: int, started: float) -> str:
     return f"{pid}:{started!r}"
 
 
+_adopted_owner: bytes | None = None
+
+
+def adopt_owner(pid: int, started: float) -> None:
+    """Mark the steps this process starts as started by process ``pid`` instead.
+
+    For helper processes (a process-executor child) whose steps belong to the orchtui
+    process that runs the workflow.
+    """
+    global _adopted_owner
+    _adopted_owner = owner_marker(pid, started).encode()
+
+
 def _owner_of_this_process() -> bytes:
-    return owner_marker(*this_process()).encode()
+    return _adopted_owner if _adopted_owner is not None else owner_marker(*this_process()).encode()
 
 
 _devnull_fd: int | None = None

@@ -178,3 +178,18 @@ def test_dask_backend_is_loaded_lazily_or_explained() -> None:
     else:
         with pytest.raises(OrchestrationError, match="dask backend"):
             create_backend("dask", 1)
+
+
+def test_steps_started_by_a_process_child_carry_the_owner_marker_of_the_parent(tmp_path: Path) -> None:
+    # Crash recovery finds a dead owner's steps by this marker, so a step started inside
+    # a process-executor child must name the orchtui process, not the child.
+    from core.process_tree import OWNER_ENV, owner_marker, this_process
+
+    out = tmp_path / "marker.txt"
+    backend = ProcessBackend(1)
+    done = Results()
+    backend.submit(inv("shell", "run", command=f"printenv {OWNER_ENV} > {out}"), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.success, result.error_message
+    assert out.read_text().strip() == owner_marker(*this_process())
