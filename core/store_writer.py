@@ -86,7 +86,12 @@ class RowBuffer(Protocol):
 
 _STOP = object()
 _BUSY_RETRIES = 8
-_MAX_VALUES_ROWS = 1024
+# Rows per multi-row VALUES statement. Preparing one costs far more than running it
+# (1024 rows: ~9 ms to prepare, ~1.3 ms to run), and every process prepares its own,
+# so a short CLI run would pay that for each padded size it meets; at 128 rows the
+# prepares are cheap and running costs the same per row (measured: 15.5 ms against
+# 19.5 ms for 10k rows, prepares included).
+_MAX_VALUES_ROWS = 128
 _MAX_FAILURES_KEPT = 20
 # Checkpoints (copying the WAL into the database, with two fsyncs) are the writer's to
 # schedule, not SQLite's: by default SQLite runs one inside whichever commit crosses
