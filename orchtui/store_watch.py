@@ -91,7 +91,7 @@ class StoreWatcher:
             version = self.store.version()
             changed = [r.to_view() for r in self.store.list_runs(limit=self.history)]
         else:
-            version, changed = self.store.changes_since(self._version)
+            version, changed = self.store.changes_since(self._version, steps_of=() if focus is None else (focus,))
         self._version = version
         self.reads += 1
         if changed:

@@ -161,6 +161,20 @@ def test_changes_since_reports_only_changed_runs(store: Store) -> None:
     assert [v.run_id for v in store.run_views(limit=1)] == ["run-b"]
 
 
+def test_changes_since_lists_steps_only_of_the_runs_asked_for(store: Store) -> None:
+    start = store.version()
+    store.create_run("run-a", make_workflow("a"))
+    store.create_run("run-b", make_workflow("b"))
+    complete(store, "run-a", "s0", 1)
+    complete(store, "run-b", "s0", 1)
+    store.flush()
+    _, views = store.changes_since(start, steps_of=["run-b"])
+    by_id = {v.run_id: v for v in views}
+    assert sorted(by_id) == ["run-a", "run-b"]
+    assert by_id["run-b"].step_status["s0"] is TaskStatus.COMPLETED
+    assert by_id["run-a"].step_status == {}
+
+
 def test_another_process_sees_the_changes(store: Store) -> None:
     version = store.version()
     script = (
