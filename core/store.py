@@ -316,7 +316,9 @@ class Store:
         """Return the run with its definition, steps (workflow order) and attempts, or None."""
 
         def read(conn: sqlite3.Connection) -> RunRecord | None:
-            row = conn.execute(f"SELECT {RUN_COLUMNS}, workflow_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {RUN_COLUMNS}, (SELECT workflow_json FROM run_definitions AS d WHERE d.run_id = runs.id) "
+                "FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 return None
             run = run_from_row(row[:-1])
@@ -349,8 +351,9 @@ class Store:
         row = self._read(lambda c: c.execute(
             "SELECT status FROM steps WHERE run_id = ? AND step = ? "
             # A step that has not started has no row: it is pending if the snapshot has it.
-            f"UNION ALL SELECT '{TaskStatus.PENDING.value}' FROM runs, json_each(runs.workflow_json, '$.steps') "
-            "WHERE runs.id = ?1 AND json_extract(value, '$.name') = ?2 LIMIT 1", (run_id, step)).fetchone())
+            f"UNION ALL SELECT '{TaskStatus.PENDING.value}' FROM run_definitions AS d, "
+            "json_each(d.workflow_json, '$.steps') "
+            "WHERE d.run_id = ?1 AND json_extract(value, '$.name') = ?2 LIMIT 1", (run_id, step)).fetchone())
         return None if row is None else TaskStatus(row[0])
 
     def get_attempts(self, run_id: str, step: str | None = None) -> list[AttemptRecord]:
@@ -604,7 +607,7 @@ class Store:
             )]
             keys = [(i,) for i in ids]
             for table, column in (("steps", "run_id"), ("attempts", "run_id"), ("transitions", "run_id"),
-                                  ("allocations", "run_id"), ("runs", "id")):
+                                  ("allocations", "run_id"), ("run_definitions", "run_id"), ("runs", "id")):
                 conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", keys)
             return ids
 
@@ -638,8 +641,8 @@ def _attach_all_steps(conn: sqlite3.Connection, runs: list[RunRecord]) -> None:
     attach_steps(conn, runs)
     for run in runs:
         names = [r[0] for r in conn.execute(
-            "SELECT json_extract(value, '$.name') FROM runs, json_each(runs.workflow_json, '$.steps') "
-            "WHERE runs.id = ? ORDER BY key", (run.run_id,))]
+            "SELECT json_extract(value, '$.name') FROM run_definitions AS d, json_each(d.workflow_json, '$.steps') "
+            "WHERE d.run_id = ? ORDER BY key", (run.run_id,))]
         run.steps = _in_workflow_order(run.steps, names)
 
 

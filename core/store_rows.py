@@ -75,11 +75,13 @@ SETUP = (
 
 
 STATEMENTS: dict[str, tuple[str, ...]] = {
+    # ``runs.workflow_json`` is empty since schema 3: the snapshot has a table of its own.
     "run_insert": (
         "INSERT INTO runs (id, workflow, workflow_json, params_json, session_id, status, owner_pid, "
         "owner_started, host, created_at, started_at, parent_run_id, error) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
+        "VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
     ),
+    "definition": ("INSERT INTO run_definitions (run_id, workflow_json) VALUES (?, ?)",),
     # A resume's taken-over steps: run_id, created_at, parent_run_id, and a JSON array of
     # [step, output JSON, position in the workflow]. Steps that have not started have no
     # row at all: readers take them, PENDING, from the run's workflow snapshot.
@@ -169,7 +171,7 @@ STATEMENTS: dict[str, tuple[str, ...]] = {
 VALUES_ROWS = {"transition": TRANSITION_COLUMNS}
 # A group runs its statements in this order: a run exists before its steps change, and
 # ends after them.
-PHASES = ("run_insert", "step_init", "transition", "step_settle", "finish", "alloc",
+PHASES = ("run_insert", "definition", "step_init", "transition", "step_settle", "finish", "alloc",
           "release", "session")
 
 
@@ -254,10 +256,11 @@ class NewRun:
         presets = self.preset_outputs
         rows: list[tuple[str, list[Any]]] = [
             ("run_insert", [
-                self.run_id, self.workflow.name, workflow_json(self.workflow), dumps(self.params), self.session_id,
+                self.run_id, self.workflow.name, dumps(self.params), self.session_id,
                 self.status, self.owner_pid, self.owner_started, self.host, self.created_at, started,
                 self.parent_run_id,
             ]),
+            ("definition", [self.run_id, workflow_json(self.workflow)]),
         ]
         if presets:
             # One row for the taken-over steps: [name, output JSON, position].

@@ -162,8 +162,21 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE projects SET data_json = ? WHERE name = ?", (json.dumps(data, default=str), name))
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Move each run's workflow snapshot out of ``runs`` into ``run_definitions``.
+
+    A big workflow's snapshot is hundreds of KB. Inside ``runs`` every change of a run's
+    status rewrote all of it, and every read of a column stored after it walked its
+    overflow pages. ``runs.workflow_json`` stays (dropping a column means rebuilding
+    the table), always empty from now on.
+    """
+    conn.execute("CREATE TABLE run_definitions (run_id TEXT PRIMARY KEY, workflow_json TEXT NOT NULL)")
+    conn.execute("INSERT INTO run_definitions (run_id, workflow_json) SELECT id, workflow_json FROM runs")
+    conn.execute("UPDATE runs SET workflow_json = ''")
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 CURRENT_VERSION = max(MIGRATIONS) + 1
 
 

@@ -35,7 +35,7 @@ from core.models import (
 )
 from core.store import Store
 from core.process_tree import process_alive
-from core.store_schema import CURRENT_VERSION, SCHEMA_V1
+from core.store_schema import CURRENT_VERSION, MIGRATIONS, SCHEMA_V1
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -221,6 +221,9 @@ def test_prune_deletes_old_finished_runs_and_their_logs(tmp_path: Path) -> None:
         assert sorted(r.run_id for r in store.list_runs()) == ["run-live", "run-new"]
         assert not log_dir.exists()
         assert store.get_attempts("run-old") == []
+        with sqlite3.connect(store.db_path) as conn:  # no table keeps anything of it
+            for table in ("run_definitions", "steps", "attempts", "transitions"):
+                assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = 'run-old'").fetchone() == (0,)
         clock.advance(1)
         assert store.prune(0) == 1  # run-live is still running: never pruned
         assert [r.run_id for r in store.list_runs()] == ["run-live"]
@@ -590,6 +593,24 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == CURRENT_VERSION
     assert "milestones" not in json.loads(conn.execute("SELECT data_json FROM projects").fetchone()[0])
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_migration_from_version_2_moves_workflow_snapshots_out_of_runs(tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    make_v1_database(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    MIGRATIONS[1](conn)  # frozen: exactly what schema 2 looked like
+    conn.execute("UPDATE schema_version SET version = 2")
+    conn.close()
+    with Store(db, recover=False) as store:
+        run = store.get_run("run-v1")
+        assert run is not None and run.definition is not None
+        assert run.definition.step_names == make_workflow("legacy", steps=2).step_names
+        assert store.step_status("run-v1", "s1") is TaskStatus.PENDING  # known from the snapshot only
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == CURRENT_VERSION == 3
+    assert conn.execute("SELECT workflow_json FROM runs").fetchall() == [("",)]
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
