@@ -13,6 +13,8 @@ Version history:
    processes; the run a resume started from (``parent_run_id``); the owner process of
    each allocation, so a crash releases allocations that belong to no run; milestones
    moved out of the project JSON into their own table.
+3. each run's workflow snapshot moved into ``run_definitions`` (``runs.workflow_json``
+   stays, empty), so updating a run no longer rewrites a large snapshot.
 
 Migrations run in one ``BEGIN IMMEDIATE`` transaction and re-read the version inside it,
 so two processes opening an old database at once upgrade it once.
