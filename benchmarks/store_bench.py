@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -75,20 +76,27 @@ def compare(tasks: int, workers: int, repeat: int, seed: int) -> float:
     print(f"store: {tasks} no-op steps, {workers} workers, best of {repeat}, on/off alternating")
     best = {"off": float("inf"), "on": float("inf")}
     best_cpu = {"off": float("inf"), "on": float("inf")}
+    paired: list[float] = []  # each round's off/on time: a drift of the machine's speed cancels out
     commits = 0
     with tempfile.TemporaryDirectory(prefix="orchtui-store-bench-") as tmp:
         for i in range(repeat):
+            round_times = {}
             for side in ("off", "on"):
                 elapsed, cpu, made = run_once(workflow, workers, Path(tmp) / f"{side}-{i}", side == "on")
+                round_times[side] = elapsed
                 best[side] = min(best[side], elapsed)
                 best_cpu[side] = min(best_cpu[side], cpu)
                 commits = made or commits
+            paired.append(round_times["off"] / round_times["on"])
     rate = {side: tasks / seconds for side, seconds in best.items()}
     print(f"  store off  {rate['off']:>9,.0f} steps/s   cpu {best_cpu['off']:5.2f}s")
     print(f"  store on   {rate['on']:>9,.0f} steps/s   cpu {best_cpu['on']:5.2f}s  "
           f"({commits} commits for {tasks} steps)")
     ratio = rate["on"] / rate["off"]
     print(f"  on / off   = {ratio:5.2f}x  (goal >= 0.85)  {'ok' if ratio >= 0.85 else 'MISSED'}")
+    paired.sort()
+    print(f"  per round  = {statistics.median(paired):5.2f}x median, {paired[0]:.2f}-{paired[-1]:.2f} "
+          "(on/off of the two runs of each round)")
     # On a busy machine the wall ratio follows the CPU ratio: every thread competes for cores.
     print(f"  cpu off / on = {best_cpu['off'] / best_cpu['on']:5.2f}x  (the same ratio, counted in CPU seconds)")
     return ratio

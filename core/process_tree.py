@@ -239,7 +239,12 @@ def adopt_owner(pid: int, started: float) -> None:
 
 
 def _owner_of_this_process() -> bytes:
-    return _adopted_owner if _adopted_owner is not None else owner_marker(*this_process()).encode()
+    return _adopted_owner if _adopted_owner is not None else _own_marker(os.getpid())
+
+
+@functools.cache
+def _own_marker(pid: int) -> bytes:
+    return owner_marker(pid, _start_time(pid)).encode()
 
 
 _devnull_fd: int | None = None
