@@ -279,6 +279,20 @@ def test_group_commit_batches_many_writes_into_one_transaction(tmp_path: Path) -
         assert len(store.committed_outputs("run-1")) == 50
 
 
+def test_an_idle_writer_checkpoints_the_wal_into_the_database(store: Store) -> None:
+    # Commits only append to the WAL (SQLite's own checkpoint inside a commit is off);
+    # once the writer has been idle for a moment it copies them into the database file.
+    store.create_run("run-1", make_workflow(steps=400))
+    for i in range(400):
+        complete(store, "run-1", f"s{i}", "x" * 200)
+    store.flush()
+    deadline = time.monotonic() + 10
+    while store.db_path.stat().st_size < 400 * 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.db_path.stat().st_size >= 400 * 200  # the outputs alone take that much
+    assert len(store.committed_outputs("run-1")) == 400
+
+
 def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", group_commit_delay=30.0)
     store.create_run("run-1", make_workflow())
