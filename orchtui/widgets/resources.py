@@ -79,8 +79,14 @@ def cluster_workers(processes: tuple[LiveProcess, ...]) -> tuple[WorkerInfo, ...
     return tuple(seen.values())
 
 
-def _gauge_line(text: Text, name: str, used: float, capacity: float, figures: str, width: int) -> None:
-    name = name[:7].ljust(7)
+def _label(name: str, width: int) -> str:
+    """``name`` padded to ``width`` cells, or cut with an ellipsis when longer."""
+    return name.ljust(width) if len(name) <= width else name[: width - 1] + "…"
+
+
+def _gauge_line(text: Text, name: str, used: float, capacity: float, figures: str, width: int,
+                label_width: int) -> None:
+    name = _label(name, label_width)
     bar_width = max(3, width - len(name) - len(figures) - 1)
     ratio = used / capacity if capacity else 0.0
     colour = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.6 else "green"
@@ -101,10 +107,14 @@ def render_resources(usages: tuple[ResourceUsage, ...], width: int = 30, workers
     if not usages and not workers:
         text.append("no resources registered", "dim")
         return text
+    # Names take what the longest needs, up to a third of the line: the gauge keeps the rest.
+    names = [usage.resource_id for usage in usages] + [worker.name for worker in workers]
+    label_width = min(max(len(name) for name in names), max(6, width // 3))
     for usage in usages:
         for unit, capacity in usage.capacity.items():
             used = usage.current.get(unit, 0.0)
-            _gauge_line(text, usage.resource_id, used, capacity, f" {_number(used)}/{_number(capacity)} {unit}", width)
+            _gauge_line(text, usage.resource_id, used, capacity, f" {_number(used)}/{_number(capacity)} {unit}", width,
+                        label_width)
     if workers:
         if text.plain:
             text.append("\n")
@@ -114,7 +124,7 @@ def render_resources(usages: tuple[ResourceUsage, ...], width: int = 30, workers
     for worker in workers:
         memory = f" {_gb(worker.memory)}/{_gb(worker.memory_limit)}G" if worker.memory_limit else ""
         _gauge_line(text, worker.name, worker.executing, worker.nthreads,
-                    f" {worker.executing}/{worker.nthreads}{memory}", width)
+                    f" {worker.executing}/{worker.nthreads}{memory}", width, label_width)
     return text
 
 

@@ -21,7 +21,7 @@ from textual import events
 from textual.app import App, ComposeResult
 
 from core.live_state import snapshot_to_dict
-from core.models import ResourceType, TaskPriority, TaskStatus, TaskTransition, WorkflowStatus
+from core.models import ResourceType, ResourceUsage, TaskPriority, TaskStatus, TaskTransition, WorkflowStatus
 from core.resource_manager import ResourceManager
 from core.snapshot import OrchestratorSnapshot, RunView, TaskView
 from core.workflow_file import load_workflow
@@ -30,6 +30,7 @@ from orchtui.dashboard_engine import DashboardEngine
 from orchtui.dashboard_model import FixedMachine
 from orchtui.widgets.logs import LogsPane
 from orchtui.widgets.queues import render_queues
+from orchtui.widgets.resources import render_resources
 from orchtui.widgets.runs import RunsPane
 
 
@@ -178,6 +179,17 @@ async def test_queues_and_resources_show_what_other_processes_publish(
         text = str(gauges.render())
         assert "4/4 units" in text  # 1 allocated here + 3 in the runner process
         assert "dask 1 worker" in text and "w-7" in text and "1/4 2.0/8.0G" in text
+
+
+def test_resource_gauges_show_whole_names_up_to_a_third_of_the_line() -> None:
+    usages = (ResourceUsage("cpu", {"cores": 2}, {"cores": 1}),
+              ResourceUsage("deploy_lock", {"units": 1}, {"units": 0}),
+              ResourceUsage("a_very_long_resource_name", {"units": 4}, {"units": 4}))
+    lines = render_resources(usages, width=60).plain.splitlines()
+    assert lines[1].startswith("deploy_lock ")  # whole, where a fixed column cut it to "deploy_"
+    assert lines[2].startswith("a_very_long_resourc… ")  # 60 // 3 = 20 cells at most: cut visibly
+    assert [len(line) for line in lines] == [60, 60, 60]
+    assert lines[0].endswith("1/2 cores") and lines[2].endswith("4/4 units")
 
 
 def test_running_tasks_name_their_run_when_several_runs_share_the_pane() -> None:
