@@ -579,7 +579,9 @@ class OrchTUIApp(App[None]):
             if choice == "logs":
                 self.action_open_logs()
 
-        self.push_screen(DetailsScreen(detail), after)
+        run_id = self.view_run
+        reload = None if run_id is None else (lambda: self.engine.step_detail(workflow, run_id, step))
+        self.push_screen(DetailsScreen(detail, reload), after)
 
     def action_write_mermaid(self) -> None:
         workflow = self._workflow_for_view()

@@ -6,14 +6,17 @@ cancels whatever it left running.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dashboard_fixtures import make_workflows_dir, wait_for
+from rich.console import Console
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from core.live_state import read_live_snapshots, request_cancel, run_owner
 from core.models import TaskStatus, WorkflowStatus
@@ -164,6 +167,25 @@ async def test_cancel_one_step_of_a_run_in_another_process(engine: DashboardEngi
         await wait_for(pilot, lambda: app.model.state.focus is not None and app.model.state.focus.status.is_terminal)
         assert app.model.state.focus.step_status["nap"] is TaskStatus.CANCELLED
         assert app.model.state.focus.step_status["after_nap"] is TaskStatus.SKIPPED
+
+
+@pytest.mark.slow
+async def test_details_of_a_running_step_follow_it_until_it_ends(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = await _launch(pilot, app, "slow")
+        await wait_for(pilot, lambda: (app.model.state.focus is not None
+                                       and app.model.state.focus.step_status.get("nap") is TaskStatus.RUNNING), attempts=600)
+        await pilot.press("g", "enter")  # details of nap, open while it sleeps
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        details = app.screen
+        assert isinstance(details, DetailsScreen) and details.detail.status is TaskStatus.RUNNING
+        request_cancel(engine.state_dir, run_id)  # from elsewhere: the modal stays open
+        await wait_for(pilot, lambda: details.detail.status is TaskStatus.CANCELLED, attempts=600)
+        assert app.screen is details
+        console = Console(width=78, record=True, file=io.StringIO())
+        console.print(details.query_one("#details-body", Static).content)
+        assert "cancelled" in console.export_text().lower()  # what the modal shows moved on too
 
 
 @pytest.mark.slow
