@@ -180,6 +180,20 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def _output_json(data: Any) -> str:
+    """A step output as stored: '' for none (never JSON text), else its JSON, or the JSON
+    of its ``str`` when JSON cannot hold it whole (a circular structure, tuple keys)."""
+    if data is None:
+        return ""
+    try:
+        return dumps(data)
+    except (ValueError, TypeError, RecursionError):
+        try:
+            return dumps(str(data))
+        except Exception:  # a __str__ that fails too
+            return dumps(f"<{type(data).__name__} that cannot be stored>")
+
+
 _STEP_FIELDS = tuple(
     (f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
     for f in dataclasses.fields(WorkflowStep)
@@ -335,24 +349,34 @@ class TransitionRows:
         if running is None:
             self._row(item, None)
         elif item.status in _TERMINAL and item.attempt == running.attempt and item.log_path == running.log_path:
-            self._row(item, running.at)
+            try:
+                self._row(item, running.at)
+            except Exception:  # a malformed end must not take its attempt's start with it
+                self._row(running, None)
+                raise
         else:
             self._row(running, None)
             self._row(item, None)
         self._written.add(task)
 
     def _row(self, item: TaskTransition, running_at: float | None) -> None:
+        """Append one row. All of it or nothing: a row cut short would shift every later one,
+        so everything that can fail runs before the first value is added."""
         flat = self._flat
         result = item.result
         try:
             if result is None:
-                flat.extend(_TRANSITION_FIELDS(item))
+                flat.extend(_TRANSITION_FIELDS(item))  # raises before adding anything
                 flat.extend(_NO_RESULT)
             else:
-                flat.extend(_TRANSITION_AND_RESULT_FIELDS(item))
-                data = result.data
-                flat.append("" if data is None else dumps(data))  # '' (never JSON text): no output
-        except AttributeError:  # a status given as a plain string, not a TaskStatus
+                output = _output_json(result.data)
+                fields = _TRANSITION_AND_RESULT_FIELDS(item)
+                flat.extend(fields)
+                flat.append(output)
+        except AttributeError:
+            if isinstance(item.status, TaskStatus):
+                raise  # not the plain-string status handled below: a malformed transition
+            # A status given as a plain string, not a TaskStatus.
             self._row(dataclasses.replace(item, status=TaskStatus(item.status)), running_at)
             return
         flat.append(running_at)

@@ -293,6 +293,33 @@ def test_an_idle_writer_checkpoints_the_wal_into_the_database(store: Store) -> N
     assert len(store.committed_outputs("run-1")) == 400
 
 
+def test_an_output_json_cannot_hold_is_stored_as_text_and_spoils_no_other_row(tmp_path: Path) -> None:
+    circular: list[object] = ["loop"]
+    circular.append(circular)
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("run-1", make_workflow())
+        complete(store, "run-1", "s0", circular)
+        complete(store, "run-1", "s1", {("tuple", "key"): 1})
+        complete(store, "run-1", "s2", {"fine": True})
+        store.flush()
+        assert store.committed_outputs("run-1") == {"s0": "['loop', [...]]", "s1": "{('tuple', 'key'): 1}",
+                                                    "s2": {"fine": True}}
+
+
+def test_a_malformed_transition_is_refused_and_spoils_no_other_row(tmp_path: Path) -> None:
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("run-1", make_workflow())
+        complete(store, "run-1", "s0", "before")
+        store.record_transition(transition("run-1", "s1", TaskStatus.RUNNING))
+        with pytest.raises(AttributeError):
+            store.record_transition(transition("run-1", "s1", TaskStatus.COMPLETED, result="not a TaskResult"))
+        complete(store, "run-1", "s2", "after")
+        store.flush()
+        assert store.committed_outputs("run-1") == {"s0": "before", "s2": "after"}
+        run = store.get_run("run-1")
+        assert run is not None and run.steps["s1"].status is TaskStatus.RUNNING  # its start was kept
+
+
 def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", group_commit_delay=30.0)
     store.create_run("run-1", make_workflow())
