@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import operator
 import sqlite3
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from typing import Any
 
 from .models import TaskStatus, TaskTransition, Workflow, WorkflowStatus, WorkflowStep
 from .store_writer import Group
+
+log = logging.getLogger(__name__)
 
 __all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "TransitionRows",
            "build_group", "dumps", "workflow_json"]
@@ -384,7 +387,10 @@ class TransitionRows:
     def take(self) -> tuple[set[str], list[Any]]:
         """Return the runs touched and every row since the last take (held RUNNINGs last), and start over."""
         for running in self._started.values():
-            self._row(running, None)
+            try:
+                self._row(running, None)
+            except Exception:  # runs on the writer thread, which must outlive a malformed record
+                log.exception("transition of %s/%s not recorded", running.run_id, running.name)
         flat = self._flat
         self._flat, self._started, self._written = [], {}, set()
         return set(flat[::TRANSITION_COLUMNS]), flat

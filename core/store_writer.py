@@ -213,10 +213,12 @@ class GroupCommitWriter:
         with self._lock:
             if self._closed:
                 raise StoreError(f"the run store {self._path} is closed; open it again")
-            self._buffer_add(item)  # type: ignore[misc]  # record is only used with a buffer
-            if self._sleeping:
-                self._sleeping = False
-                self._wake.set()
+            try:
+                self._buffer_add(item)  # type: ignore[misc]  # record is only used with a buffer
+            finally:  # even a refused record may have written the start it held back
+                if self._sleeping:
+                    self._sleeping = False
+                    self._wake.set()
 
     def call(self, fn: Callable[[sqlite3.Connection, set[str]], Any], timeout: float | None = 60.0) -> Any:
         """Run ``fn(conn, touched)`` in the writer's next transaction and return its result.

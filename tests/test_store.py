@@ -320,6 +320,16 @@ def test_a_malformed_transition_is_refused_and_spoils_no_other_row(tmp_path: Pat
         assert run is not None and run.steps["s1"].status is TaskStatus.RUNNING  # its start was kept
 
 
+def test_a_malformed_start_held_for_folding_does_not_stop_the_writer(tmp_path: Path) -> None:
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("run-1", make_workflow())
+        store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, result="not a TaskResult"))
+        store.flush()  # the writer thread turns the held start into a row here, and refuses it
+        complete(store, "run-1", "s1", "still written")
+        store.flush()
+        assert store.committed_outputs("run-1") == {"s1": "still written"}
+
+
 def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", group_commit_delay=30.0)
     store.create_run("run-1", make_workflow())
