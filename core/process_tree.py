@@ -631,6 +631,10 @@ class _Supervisor:
             rest = _wait_gone(self.tree, max(0.0, self.kill_at - time.monotonic()))
             if rest:
                 self._kill_survivors()
+        if self.killed_hard:
+            # A killed process closes its pipes before it has finished exiting: wait for
+            # that too, so that once this returns nothing of the tree runs any more.
+            _wait_gone(self.tree, max(0.0, self.kill_at - time.monotonic()))
 
     def _drain_ready(self) -> None:
         """Read whatever the pipes hold right now, without waiting for more."""
@@ -651,6 +655,8 @@ class _Supervisor:
         survivors.update(collect_tree(pid, pgid=pid, token=self.token))
         self.killed.update(survivors)
         _signal_all(survivors, pid, signal.SIGKILL)
+        survivors.pop(pid, None)  # the main process is reaped by Popen.wait
+        self.tree = survivors
         self.killed_hard = True
         # SIGKILL cannot be ignored; allow a moment for the kernel to close the pipes.
         self.kill_at = time.monotonic() + 2.0

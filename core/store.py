@@ -312,8 +312,12 @@ class Store:
         """Return the change counter: it grows with every committed write group."""
         return self._read(lambda c: c.execute("SELECT version FROM counter").fetchone()[0])
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """Return the run with its definition, steps (workflow order) and attempts, or None."""
+    def get_run(self, run_id: str, *, with_attempts: bool = True) -> RunRecord | None:
+        """Return the run with its definition, steps (workflow order) and attempts, or None.
+
+        ``with_attempts=False`` leaves each step's ``attempts`` empty: a watcher that shows
+        step states need not read one row per attempt of a 10k-step run.
+        """
 
         def read(conn: sqlite3.Connection) -> RunRecord | None:
             row = conn.execute(
@@ -326,7 +330,7 @@ class Store:
             attempts: dict[str, list[AttemptRecord]] = {}
             for arow in conn.execute(
                 f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run_id,)
-            ):
+            ) if with_attempts else ():
                 record = attempt_from_row(arow)
                 attempts.setdefault(record.step, []).append(record)
             for name, status, attempt, started, finished, error, output_json, reused_from in conn.execute(

@@ -106,7 +106,7 @@ class StoreWatcher:
         self._next_read = now + max(self.min_interval, cost / self.budget)
 
     def _read_focus(self, run_id: str) -> None:
-        record = self.store.get_run(run_id)
+        record = self.store.get_run(run_id, with_attempts=False)  # the view shows states, not attempts
         if record is None:
             self._focus = None
             return

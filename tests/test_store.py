@@ -110,6 +110,17 @@ def test_retries_are_separate_attempts(store: Store) -> None:
     assert (step.status, step.attempt, step.error, step.output) == (TaskStatus.COMPLETED, 2, "", "ok")
 
 
+def test_get_run_without_attempts_still_has_every_step_state(store: Store) -> None:
+    store.create_run("run-1", make_workflow())
+    complete(store, "run-1", "s0", "out")
+    store.flush()
+    full, light = store.get_run("run-1"), store.get_run("run-1", with_attempts=False)
+    assert full is not None and light is not None
+    assert [len(s.attempts) for s in full.steps.values()] == [1, 0, 0]
+    assert [len(s.attempts) for s in light.steps.values()] == [0, 0, 0]
+    assert light.to_view() == full.to_view() and light.definition == full.definition
+
+
 def test_committed_outputs_only_hold_completed_steps(store: Store) -> None:
     store.create_run("run-1", make_workflow(steps=3))
     complete(store, "run-1", "s0", {"a": 1})
