@@ -98,6 +98,14 @@ async def _launch(pilot: Pilot[None], app: OrchTUIApp, name: str) -> str:
     return app.view_run
 
 
+async def _launch_until_nap_runs(pilot: Pilot[None], app: OrchTUIApp) -> str:
+    """Launch the slow workflow and wait until its long step runs; return the run id."""
+    run_id = await _launch(pilot, app, "slow")
+    await wait_for(pilot, lambda: (app.model.state.focus is not None
+                                   and app.model.state.focus.step_status.get("nap") is TaskStatus.RUNNING), attempts=600)
+    return run_id
+
+
 def _status(app: OrchTUIApp, run_id: str) -> WorkflowStatus | None:
     run = app.model.state.run(run_id)
     return run.status if run is not None else None
@@ -157,9 +165,7 @@ async def test_cancel_a_run_after_confirming(engine: DashboardEngine) -> None:
 async def test_cancel_one_step_of_a_run_in_another_process(engine: DashboardEngine) -> None:
     app = _app(engine)
     async with app.run_test(size=(80, 24)) as pilot:
-        run_id = await _launch(pilot, app, "slow")
-        await wait_for(pilot, lambda: (app.model.state.focus is not None
-                                       and app.model.state.focus.step_status.get("nap") is TaskStatus.RUNNING), attempts=600)
+        run_id = await _launch_until_nap_runs(pilot, app)
         await pilot.press("g", "x")  # the DAG has focus after a launch; g selects nap
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
@@ -173,9 +179,7 @@ async def test_cancel_one_step_of_a_run_in_another_process(engine: DashboardEngi
 async def test_details_of_a_running_step_follow_it_until_it_ends(engine: DashboardEngine) -> None:
     app = _app(engine)
     async with app.run_test(size=(80, 24)) as pilot:
-        run_id = await _launch(pilot, app, "slow")
-        await wait_for(pilot, lambda: (app.model.state.focus is not None
-                                       and app.model.state.focus.step_status.get("nap") is TaskStatus.RUNNING), attempts=600)
+        run_id = await _launch_until_nap_runs(pilot, app)
         await pilot.press("g", "enter")  # details of nap, open while it sleeps
         await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
         details = app.screen
