@@ -13,7 +13,7 @@ import socket
 import sqlite3
 
 from .models import TaskStatus, WorkflowStatus
-from .process_tree import process_alive, this_process
+from .process_tree import process_alive
 
 __all__ = ["host", "mark_interrupted"]
 

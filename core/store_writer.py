@@ -423,11 +423,12 @@ class GroupCommitWriter:
     def _write(self, writes: list[Any], buffered: tuple[set[str], list[Any]] = (set(), [])) -> set[str]:
         """Build the rows of ``writes``, add the buffered rows and execute them phase by
         phase; returns the runs touched."""
+        return self._apply(self._build(writes) if writes else (set(), {}), buffered)
+
+    def _apply(self, group: Group, buffered: tuple[set[str], list[Any]] = (set(), [])) -> set[str]:
+        """Execute a built group (plus the buffered rows) phase by phase; returns the runs touched."""
+        touched, grouped = set(group[0]), dict(group[1])
         runs, rows = buffered
-        if writes:
-            touched, grouped = self._build(writes)
-        else:
-            touched, grouped = set(), {}
         if rows:
             grouped[self._buffer.key] = rows  # type: ignore[union-attr]
             touched |= runs
@@ -445,29 +446,32 @@ class GroupCommitWriter:
         """
         touched: set[str] = set()
         first_phase = self._order.index(self._buffer.key) if self._buffer is not None else len(self._order)
-        early = [w for w in writes if self._phase(w) < first_phase]
-        late = [w for w in writes if self._phase(w) >= first_phase]
-        for item in early:
-            touched |= self._replay(lambda i=item: self._write([i]), _describe(item))
+        early: list[tuple[Any, Group]] = []
+        late: list[tuple[Any, Group]] = []
+        for item in writes:
+            try:
+                group = self._build([item])
+            except Exception as exc:  # a write that cannot even become rows is lost alone
+                self._fail(StoreError(f"cannot save {_describe(item)} to {self._path}: {exc}"))
+                continue
+            phase = min((self._order.index(k) for k in group[1] if k in self._order), default=len(self._order))
+            (early if phase < first_phase else late).append((item, group))
+        for item, group in early:
+            touched |= self._replay(lambda g=group: self._apply(g), _describe(item))
         runs, rows = buffered
         if rows:
-            outcome = self._savepoint(lambda: self._write([], buffered))
+            outcome = self._savepoint(lambda: self._apply((set(), {}), buffered))
             if isinstance(outcome, BaseException):
                 width = self._buffer.columns  # type: ignore[union-attr]
                 for start in range(0, len(rows), width):
                     row = rows[start:start + width]
-                    touched |= self._replay(lambda r=row: self._write([], ({r[0]}, r)),
+                    touched |= self._replay(lambda r=row: self._apply((set(), {}), ({r[0]}, r)),
                                             f"a transition of {row[0]}/{row[1]}")
             else:
                 touched |= outcome
-        for item in late:
-            touched |= self._replay(lambda i=item: self._write([i]), _describe(item))
+        for item, group in late:
+            touched |= self._replay(lambda g=group: self._apply(g), _describe(item))
         return touched
-
-    def _phase(self, item: Any) -> int:
-        """The earliest phase among the statement keys of ``item``."""
-        keys = self._build([item])[1]
-        return min((self._order.index(k) for k in keys if k in self._order), default=len(self._order))
 
     def _replay(self, write: Callable[[], set[str]], what: str) -> set[str]:
         """Run one write in a savepoint; report it and return no runs when it fails."""

@@ -260,6 +260,21 @@ def test_a_bad_write_loses_only_itself(tmp_path: Path) -> None:
         store.flush()  # the failure was reported once
 
 
+def test_a_write_that_cannot_become_rows_loses_only_itself(tmp_path: Path) -> None:
+    circular: dict[str, object] = {}
+    circular["self"] = circular
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("run-1", make_workflow())
+        store.flush()
+        complete(store, "run-1", "s0", "kept")  # waits in the same group as the bad run
+        store.create_run("run-2", make_workflow(), params=circular)
+        with pytest.raises(StoreError, match="run-2") as info:
+            store.flush()
+        assert "\n" not in str(info.value)
+        assert store.get_run("run-2") is None
+        assert store.committed_outputs("run-1") == {"s0": "kept"}
+
+
 def test_full_database_is_one_clear_error_and_keeps_committed_rows(tmp_path: Path) -> None:
     with Store(tmp_path / "o.db", max_db_bytes=256 * 1024) as store:
         store.create_run("run-1", make_workflow())
