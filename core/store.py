@@ -67,6 +67,7 @@ from .store_records import (
     workflow_or_none,
 )
 from .process_tree import kill_orphans, this_process
+from .store_history import HistoryEntry, derive_history
 from .store_recovery import host, mark_interrupted
 from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps
 from .store_schema import connect, describe_error, ensure_schema
@@ -368,6 +369,24 @@ class Store:
             sql += " AND step = ?"
             args += (step,)
         return self._read(lambda c: [attempt_from_row(r) for r in c.execute(sql + " ORDER BY step, attempt", args)])
+
+    def step_history(self, run_id: str) -> list[HistoryEntry]:
+        """Return the run's status changes, oldest first: each attempt's start and end, the
+        retries scheduled, and the ends of steps that never ran (see :mod:`core.store_history`).
+
+        Empty for an unknown run. Steps taken over from an earlier run have none here.
+        """
+
+        def read(conn: sqlite3.Connection) -> list[HistoryEntry]:
+            steps = conn.execute("SELECT step, status, attempt, finished_at, reused_from FROM steps "
+                                 "WHERE run_id = ?", (run_id,)).fetchall()
+            attempts = conn.execute("SELECT step, attempt, status, started_at, finished_at FROM attempts "
+                                    "WHERE run_id = ? ORDER BY step, attempt", (run_id,)).fetchall()
+            stored = conn.execute("SELECT step, status, attempt, at FROM transitions WHERE run_id = ? ORDER BY id",
+                                  (run_id,)).fetchall()
+            return derive_history(steps, attempts, stored)
+
+        return self._read(read)
 
     def committed_outputs(self, run_id: str) -> dict[str, Any]:
         """Return ``{step: output}`` for every step of the run whose completion committed."""

@@ -34,7 +34,8 @@ def mark_interrupted(
     """Mark this host's orphaned runs INTERRUPTED and release what dead processes held.
 
     Runs inside the caller's transaction. The RUNNING steps and attempts of each
-    orphaned run become INTERRUPTED (with a history row each); its allocations, and
+    orphaned run become INTERRUPTED, ended ``now`` (which their history shows, see
+    :mod:`core.store_history`); its allocations, and
     every other allocation whose owner process died, are released. Adds the marked
     runs to ``touched`` and returns their ids, oldest first, with the dead owners found
     as (pid, start time), whose leftover step processes the caller should stop once the
@@ -53,9 +54,6 @@ def mark_interrupted(
                  f"`orchtui resume {run_id}` finishes it")
         conn.execute("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
                      (WorkflowStatus.INTERRUPTED.value, now, error, run_id))
-        conn.execute("INSERT INTO transitions (run_id, step, status, attempt, at) "
-                     "SELECT run_id, step, ?, attempt, ? FROM steps WHERE run_id = ? AND status = ?",
-                     (_INTERRUPTED, now, run_id, _RUNNING))
         for table in ("steps", "attempts"):
             conn.execute(f"UPDATE {table} SET status = ?, finished_at = ? WHERE run_id = ? AND status = ?",
                          (_INTERRUPTED, now, run_id, _RUNNING))

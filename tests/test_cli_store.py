@@ -77,6 +77,20 @@ def test_show_prints_steps_errors_and_outputs(history: Path, cli_env: dict[str, 
     assert data["params"] == {"n": 1} and data["resumed_by"] == []
 
 
+def test_show_history_lists_each_steps_changes_oldest_first(history: Path, cli_env: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    out = cli(["show", "run-aaa222", "--history"], cli_env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.split("history", 1)[1].splitlines() if "running" in line
+            or "completed" in line or "failed" in line]
+    assert [(row[2], row[3]) for row in rows if row[0] != "time"] == [
+        ("extract", "running"), ("extract", "completed"), ("load", "running"), ("load", "failed")]
+    data = json.loads(cli(["show", "run-aaa222", "--history", "--json"], cli_env, tmp_path).stdout)
+    assert [(e["step"], e["status"], e["attempt"]) for e in data["history"]] == [
+        ("extract", "running", 1), ("extract", "completed", 1), ("load", "running", 1), ("load", "failed", 1)]
+    assert "history" not in json.loads(cli(["show", "run-aaa222", "--json"], cli_env, tmp_path).stdout)
+
+
 def test_show_unknown_and_ambiguous_runs_are_one_line_errors(history: Path, cli_env: dict[str, str],
                                                              tmp_path: Path) -> None:
     missing = cli(["show", "zzz"], cli_env, tmp_path)

@@ -7,7 +7,6 @@ commands that append to a trace file, so a test can count how often each step ra
 from __future__ import annotations
 
 import shlex
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,11 +94,7 @@ def test_a_run_is_recorded_with_outputs_and_log_paths(h: Harness) -> None:
 
 def test_history_holds_each_steps_running_and_end_but_not_ready(h: Harness) -> None:
     assert h.run(diamond(h), run_id="run-h").success
-    conn = sqlite3.connect(h.store.db_path)
-    try:
-        history = conn.execute("SELECT step, status FROM transitions WHERE run_id = 'run-h' ORDER BY step, id").fetchall()
-    finally:
-        conn.close()
+    history = sorted(((e.step, e.status.value) for e in h.store.step_history("run-h")), key=lambda e: e[0])
     assert history == [(step, status) for step in "abcd" for status in ("running", "completed")]
 
 

@@ -497,6 +497,8 @@ def test_runs_of_dead_processes_become_interrupted(tmp_path: Path) -> None:
         assert run.steps["s0"].status is TaskStatus.COMPLETED
         assert run.steps["s1"].status is TaskStatus.INTERRUPTED
         assert run.steps["s1"].attempts[0].status is TaskStatus.INTERRUPTED
+        assert [(e.step, e.status) for e in store.step_history("run-dead")][-2:] == [
+            ("s1", TaskStatus.RUNNING), ("s1", TaskStatus.INTERRUPTED)]
         assert run.steps["s2"].status is TaskStatus.PENDING
         assert [a.id for a in store.open_allocations()] == ["alloc-run-mine"]
         assert store.get_run("run-mine").status is WorkflowStatus.RUNNING  # type: ignore[union-attr]
@@ -665,6 +667,9 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
         project = store.get_project("old")
         assert project is not None and project.milestones == {"m1": {"done": True}}
         assert [v.run_id for v in store.changes_since(0)[1]] == ["run-v1"]
+        # The one stored history row stays; what it does not say comes from the attempts.
+        assert [(e.status.value, e.attempt, e.at) for e in store.step_history("run-v1")] == [
+            ("running", 1, 100), ("pending", 1, 110), ("running", 2, 120), ("completed", 0, 130)]
         store.create_run("run-new", make_workflow())
         store.flush()
     conn = sqlite3.connect(db)
@@ -706,12 +711,8 @@ def test_two_processes_upgrading_at_once_upgrade_once(tmp_path: Path) -> None:
 
 
 def _history(store: Store, run_id: str) -> list[tuple[str, str, int]]:
-    conn = sqlite3.connect(store.db_path)
-    try:
-        return conn.execute("SELECT step, status, attempt FROM transitions WHERE run_id = ? ORDER BY step, id",
-                            (run_id,)).fetchall()
-    finally:
-        conn.close()
+    """The run's history step by step (the sort is stable: each step's changes keep their order)."""
+    return sorted(((e.step, e.status.value, e.attempt) for e in store.step_history(run_id)), key=lambda e: e[0])
 
 
 def test_one_group_writes_what_separate_writes_would(tmp_path: Path) -> None:

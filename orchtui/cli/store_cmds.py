@@ -42,6 +42,8 @@ _STATUS_STYLE = {
     WorkflowStatus.COMPLETED: "green", WorkflowStatus.FAILED: "red", WorkflowStatus.CANCELLED: "magenta",
     WorkflowStatus.INTERRUPTED: "yellow", WorkflowStatus.RUNNING: "cyan",
 }
+# Step statuses share their names with run statuses, and so their colours.
+_STYLE_BY_VALUE = {status.value: style for status, style in _STATUS_STYLE.items()}
 _OUTPUT_WIDTH = 80
 _POLL = 0.1  # seconds between looks at a followed log and at the store
 
@@ -66,6 +68,11 @@ def _store() -> Iterator[Store]:
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts is not None else "-"
+
+
+def _when_precise(ts: float) -> str:
+    """A history time: to the millisecond, since a step's changes are often that close."""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _seconds(value: float | None) -> str:
@@ -126,9 +133,11 @@ def _run_summary(run: RunRecord) -> dict[str, Any]:
 
 @click.command("show", context_settings=CONTEXT_SETTINGS)
 @click.argument("run_id", metavar="RUN")
+@click.option("--history", "with_history", is_flag=True,
+              help="Also list every status change of every step, oldest first.")
 @json_option
 @handle_errors
-def show_cmd(run_id: str, as_json: bool) -> None:
+def show_cmd(run_id: str, with_history: bool, as_json: bool) -> None:
     """Show one run: its steps, every attempt, errors and outputs.
 
     RUN is a run id or its first characters.
@@ -137,8 +146,12 @@ def show_cmd(run_id: str, as_json: bool) -> None:
         run = store.get_run(store.resolve_run_id(run_id))
         assert run is not None  # resolve_run_id found it in the same store
         resumed_by = store.resumed_by(run.run_id)
+        history = store.step_history(run.run_id) if with_history else []
     if as_json:
-        emit_json(run.to_dict() | {"resumed_by": resumed_by})
+        extra: dict[str, Any] = {"resumed_by": resumed_by}
+        if with_history:
+            extra["history"] = [entry.to_dict() for entry in history]
+        emit_json(run.to_dict() | extra)
         return
     console = _console()
     style = _STATUS_STYLE.get(run.status, "")
@@ -174,6 +187,16 @@ def show_cmd(run_id: str, as_json: bool) -> None:
                           _seconds(attempt.duration()), "-" if attempt.exit_code is None else str(attempt.exit_code),
                           f"[dim]{escape(_short(attempt.error))}[/]")
     console.print(table)
+    if with_history:
+        changes = Table(box=None, pad_edge=False, title="history", title_justify="left")
+        for column in ("time", "step", "status", "try"):
+            changes.add_column(column, no_wrap=True)
+        for entry in history:
+            style = _STYLE_BY_VALUE.get(entry.status.value, "")
+            changes.add_row(_when_precise(entry.at), escape(entry.step),
+                            f"[{style}]{entry.status.value}[/]" if style else entry.status.value,
+                            str(entry.attempt or "-"))
+        console.print(changes)
 
 
 # ----------------------------------------------------------------------- logs
