@@ -329,9 +329,7 @@ class Store:
             run = run_from_row(row[:-1])
             run.definition = workflow_or_none(row[-1])
             attempts: dict[str, list[AttemptRecord]] = {}
-            for arow in conn.execute(
-                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY step, attempt", (run_id,)
-            ) if with_attempts else ():
+            for arow in _attempts_of(conn, run_id) if with_attempts else ():
                 record = attempt_from_row(arow)
                 attempts.setdefault(record.step, []).append(record)
             for name, status, attempt, started, finished, error, output_json, reused_from in conn.execute(
@@ -363,12 +361,7 @@ class Store:
 
     def get_attempts(self, run_id: str, step: str | None = None) -> list[AttemptRecord]:
         """Return the attempts of a run (of one step), ordered by step then attempt."""
-        sql = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ?"
-        args: tuple[Any, ...] = (run_id,)
-        if step is not None:
-            sql += " AND step = ?"
-            args += (step,)
-        return self._read(lambda c: [attempt_from_row(r) for r in c.execute(sql + " ORDER BY step, attempt", args)])
+        return self._read(lambda c: [attempt_from_row(r) for r in _attempts_of(c, run_id, step)])
 
     def step_history(self, run_id: str) -> list[HistoryEntry]:
         """Return the run's status changes, oldest first: each attempt's start and end, the
@@ -380,8 +373,7 @@ class Store:
         def read(conn: sqlite3.Connection) -> list[HistoryEntry]:
             steps = conn.execute("SELECT step, status, attempt, finished_at, reused_from FROM steps "
                                  "WHERE run_id = ?", (run_id,)).fetchall()
-            attempts = conn.execute("SELECT step, attempt, status, started_at, finished_at FROM attempts "
-                                    "WHERE run_id = ? ORDER BY step, attempt", (run_id,)).fetchall()
+            attempts = [(r[1], r[2], r[3], r[4], r[5]) for r in _attempts_of(conn, run_id)]
             stored = conn.execute("SELECT step, status, attempt, at FROM transitions WHERE run_id = ? ORDER BY id",
                                   (run_id,)).fetchall()
             return derive_history(steps, attempts, stored)
@@ -646,6 +638,37 @@ class Store:
             StoreError: the run id is not a safe directory name.
         """
         return run_log_dir(self.runs_dir, run_id)
+
+
+# A run's attempts, in ``ATTEMPT_COLUMNS`` order. Since schema 4 a step's latest attempt
+# is its step row, and only an attempt a retry superseded has an attempt row; before, every
+# attempt had one, kept in step with the step row. So: every attempt row, and the step
+# row as the latest attempt where it has none. An attempt row still RUNNING while its
+# step row has moved on was left by an older orchtui in the middle of a run: the step
+# row is newer, and the old row only fills in what it lacks (exit code, log path).
+_ATTEMPTS_OF_RUN = (
+    f"SELECT {', '.join('a.' + c for c in ATTEMPT_COLUMNS.split(', '))} FROM attempts AS a "
+    "LEFT JOIN steps AS s ON s.run_id = a.run_id AND s.step = a.step AND s.attempt = a.attempt "
+    f"WHERE a.run_id = ?1 {{step_a}} AND NOT (a.status = '{TaskStatus.RUNNING.value}' "
+    f"AND s.status IS NOT NULL AND s.status != '{TaskStatus.RUNNING.value}') "
+    "UNION ALL SELECT s.run_id, s.step, s.attempt, s.status, s.started_at, s.finished_at, "
+    "COALESCE(s.exit_code, a.exit_code), s.error, s.output_json, COALESCE(s.log_path, a.log_path) "
+    "FROM steps AS s LEFT JOIN attempts AS a ON a.run_id = s.run_id AND a.step = s.step AND a.attempt = s.attempt "
+    "WHERE s.run_id = ?1 {step_s} AND s.attempt >= 1 "
+    f"AND (a.status IS NULL OR (a.status = '{TaskStatus.RUNNING.value}' AND s.status != a.status)) "
+    "ORDER BY 2, 3"
+)
+_ATTEMPTS_SQL = {
+    False: _ATTEMPTS_OF_RUN.format(step_a="", step_s=""),
+    True: _ATTEMPTS_OF_RUN.format(step_a="AND a.step = ?2", step_s="AND s.step = ?2"),
+}
+
+
+def _attempts_of(conn: sqlite3.Connection, run_id: str, step: str | None = None) -> list[tuple[Any, ...]]:
+    """Return the attempt rows of a run (of one step), ordered by step then attempt."""
+    if step is None:
+        return conn.execute(_ATTEMPTS_SQL[False], (run_id,)).fetchall()
+    return conn.execute(_ATTEMPTS_SQL[True], (run_id, step)).fetchall()
 
 
 def _in_workflow_order(steps: dict[str, StepRecord], names: Iterable[str]) -> dict[str, StepRecord]:

@@ -70,11 +70,14 @@ def derive_history(steps: Iterable[StepRow], attempts: Iterable[AttemptRow],
     derived: list[HistoryEntry] = []
     last_at: dict[str, float] = {}  # per step: the time of its latest change so far
 
+    derived_status: dict[str, TaskStatus] = {}  # per step: its latest change's status
+
     def change(name: str, status: TaskStatus, number: int, at: float) -> None:
         # An attempt's start comes from the dispatcher's clock and its end from the
         # worker's; never let a change come out before the one it follows.
         at = max(at, last_at.get(name, at))
         last_at[name] = at
+        derived_status[name] = status
         derived.append(HistoryEntry(name, status, number, at))
 
     for name, number, status_value, started, finished in attempts:
@@ -85,12 +88,16 @@ def derive_history(steps: Iterable[StepRow], attempts: Iterable[AttemptRow],
             last_at.setdefault(name, finished or started or 0.0)
             continue
         step_status, latest, _, _ = step_rows.get(name, (status, number, None, None))
-        if status is _FAILED and (number < latest or not step_status.is_terminal):
+        if status is _FAILED and (number < latest or step_status is not _FAILED):
             status = _PENDING  # a retry was scheduled after this attempt failed
         change(name, status, number, finished)
-    for name, (status, _, finished, reused) in step_rows.items():
-        if name not in last_at and reused is None and status.is_terminal and finished is not None:
+    for name, (status, latest, finished, reused) in step_rows.items():
+        if reused is not None or not status.is_terminal or finished is None:
+            continue
+        if name not in last_at:  # ended without running (skipped, refused, cancelled while waiting)
             change(name, status, 0, finished)
+        elif derived_status.get(name) is not status:  # ended while waiting for a retry
+            change(name, status, latest, finished)
     kept = [HistoryEntry(step, TaskStatus(status), attempt, at) for step, status, attempt, at in stored]
     seen = {(e.step, e.attempt, e.status) for e in kept}
     # Schema 1 stored no attempt numbers (they read as 0): such a row stands for its

@@ -9,12 +9,17 @@ start COMPLETED; their list is one JSON array that ``json_each`` spreads into ro
 Transitions, two or three per step and tens of thousands a second, take the cheapest
 path there is for the Python side, which holds the GIL the scheduler needs:
 :class:`TransitionRows` only copies each transition's fields into one flat parameter list
-as it arrives, the writer binds them
-as multi-row ``VALUES`` into a temp table, and SQLite (with the GIL released) derives
-each transition's ``steps`` upsert and ``attempts`` upsert from there. Transitions get no
-history row of their own: an attempt row says when the attempt started and how it ended,
-which is what its transitions said, and :mod:`core.store_history` reads the history back
-from it. Writing both cost a fifth of the writer's SQLite work.
+as it arrives, the writer binds them as multi-row ``VALUES`` into a temp table, and
+SQLite (with the GIL released) derives each transition's ``steps`` upsert from there.
+
+A step is one row, whatever happened to it: its ``steps`` row is also its latest
+attempt (status, times, exit code, error, output, log path). Only an attempt that a
+retry superseded gets an ``attempts`` row of its own, and no transition gets a history
+row: an attempt says when it started and how it ended, which is what its transitions
+said, and :mod:`core.store_history` reads the history back. Writing a history row and
+an attempt row per step as well tripled the rows per step and cost half of the writer's
+SQLite work (measured with callgrind: 379M instructions per 10k steps for step, attempt
+and history rows, ...M for the step row alone).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS",
 _TERMINAL = frozenset(s for s in TaskStatus if s.is_terminal)
 _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TaskStatus if s.is_terminal)
 _RUNNING = TaskStatus.RUNNING
+_PENDING = TaskStatus.PENDING
 _RUNNING_SQL = TaskStatus.RUNNING.value
 _FAILED = TaskStatus.FAILED.value
 
@@ -66,17 +72,30 @@ for _type, _adapter in ((bool, int), (type(None), lambda value: value)):
         sqlite3.register_adapter(_type, _adapter)
 del _type, _adapter
 
-# A transition's row after the rules above, as the "transition" statement derives it.
-_DERIVED = ("run_id", "step", "status", "attempt", "at", "started", "finished", "error", "output", "exit_code",
-            "log_path", "attempt_status", "attempt_end", "attempt_started", "running_at")
-
-# Run once on the writer's connection: where a group's transitions wait for SQLite to
-# turn them into rows. Temp objects are private to the connection and live in memory,
-# so they need no migration.
-SETUP = (
-    "PRAGMA temp_store = MEMORY",
-    f"CREATE TEMP TABLE IF NOT EXISTS pending ({', '.join(_DERIVED)})",
+# What a transition's VALUES row means, as SQL over the raw columns, shared by the two
+# statements that read such rows ("transition" and "retry"): the raw fields by name
+# (r_* are the result's, NULL when the transition has none, marked by column 9 < 0),
+# then the values a step or attempt row takes from them. Padding rows (column 1 NULL,
+# see ``core.store_writer``) are skipped.
+_TRANSITION_ROWS = (
+    "WITH raw AS (SELECT column1 AS run_id, column2 AS step, column3 AS status, column4 AS at, "
+    "column5 AS attempt, column6 AS error, column7 AS log_path, column9 >= 0 AS has_result, "
+    "column8 AS r_attempt, column9 AS r_success, column10 AS r_error, "
+    "CASE WHEN column9 >= 0 THEN column11 END AS r_exit_code, "
+    "CASE WHEN column9 >= 0 THEN column12 END AS r_started, "
+    "CASE WHEN column9 >= 0 THEN column13 END AS r_finished, "
+    "CASE WHEN column9 >= 0 THEN NULLIF(column14, '') END AS r_output, column15 AS running_at "
+    "FROM (VALUES {values}) WHERE column1 IS NOT NULL), "
+    "t AS (SELECT run_id, step, status, "
+    "CASE WHEN attempt THEN attempt WHEN has_result THEN r_attempt ELSE 0 END AS attempt, at, "
+    f"COALESCE(r_started, running_at, CASE WHEN status = '{_RUNNING_SQL}' THEN at END) AS started, "
+    f"CASE WHEN status IN ({_TERMINAL_SQL}) THEN COALESCE(r_finished, at) END AS finished, "
+    "CASE WHEN error = '' AND r_success = 0 THEN r_error ELSE error END AS error, r_output AS output, "
+    "r_exit_code AS exit_code, log_path, has_result, r_finished, running_at FROM raw) "
 )
+
+# Run once on the writer's connection.
+SETUP = ("PRAGMA temp_store = MEMORY",)
 
 
 STATEMENTS: dict[str, tuple[str, ...]] = {
@@ -96,54 +115,47 @@ STATEMENTS: dict[str, tuple[str, ...]] = {
         "?3, json_extract(value, '$[2]') FROM json_each(?4) WHERE true ON CONFLICT (run_id, step) DO NOTHING",
     ),
     # A group's transitions: one VALUES row of raw fields each (see ``TransitionRows._row``),
-    # loaded in queue order into ``temp.pending`` (see ``SETUP``) by the first statement,
-    # chunk by chunk; the others turn each pending row into its step upsert and attempt
-    # upsert, then empty the table. No history row: the attempt and step rows hold what
-    # the transitions said (:mod:`core.store_history` reads it back). The upserts apply
-    # the rows in queue order with the rules a single write follows (the latest value wins, except that a missing
-    # start time, output, exit code or log path never erases a known one), so a group
-    # leaves what writing each transition at once would.
+    # a chunk of rows per statement, in queue order. Each becomes its step's upsert (and
+    # "retry" below adds the attempt row of an attempt that a retry superseded). No
+    # history row: the step and attempt rows hold what the transitions said
+    # (:mod:`core.store_history` reads it back). The upsert applies the rows in queue
+    # order with the rules a single write follows (the latest value wins, except that a
+    # missing start time, output, exit code or log path never erases a known one), so a
+    # group leaves what writing each transition at once would.
     "transition": (
-        # r_* are the result's fields, NULL when the transition has none (column 9 < 0).
-        "WITH raw AS (SELECT column1 AS run_id, column2 AS step, column3 AS status, column4 AS at, "
-        "column5 AS attempt, column6 AS error, column7 AS log_path, column9 >= 0 AS has_result, "
-        "column8 AS r_attempt, column9 AS r_success, column10 AS r_error, "
-        "CASE WHEN column9 >= 0 THEN column11 END AS r_exit_code, "
-        "CASE WHEN column9 >= 0 THEN column12 END AS r_started, "
-        "CASE WHEN column9 >= 0 THEN column13 END AS r_finished, "
-        "CASE WHEN column9 >= 0 THEN NULLIF(column14, '') END AS r_output, column15 AS running_at "
-        "FROM (VALUES {values}) WHERE column1 IS NOT NULL) "
-        f"INSERT INTO temp.pending ({', '.join(_DERIVED)}) SELECT run_id, step, status, "
-        "CASE WHEN attempt THEN attempt WHEN has_result THEN r_attempt ELSE 0 END, at, "
-        f"COALESCE(r_started, running_at, CASE WHEN status = '{_RUNNING_SQL}' THEN at END), "
-        f"CASE WHEN status IN ({_TERMINAL_SQL}) THEN COALESCE(r_finished, at) END, "
-        "CASE WHEN error = '' AND r_success = 0 THEN r_error ELSE error END, r_output, r_exit_code, log_path, "
-        # An attempt row: running or ended, or (a result, back to pending) a failed try before a retry.
-        f"CASE WHEN status = '{_RUNNING_SQL}' OR status IN ({_TERMINAL_SQL}) THEN status "
-        f"WHEN has_result THEN '{_FAILED}' END, "
-        f"CASE WHEN status = '{_RUNNING_SQL}' THEN NULL "
-        f"WHEN status IN ({_TERMINAL_SQL}) OR has_result THEN COALESCE(r_finished, at) END, "
-        # A folded RUNNING started the attempt row: its time comes first, as it would have.
-        f"COALESCE(running_at, r_started, CASE WHEN status = '{_RUNNING_SQL}' THEN at END), running_at "
-        "FROM raw",
-        "INSERT INTO steps (run_id, step, status, attempt, started_at, finished_at, error, output_json) "
-        "SELECT run_id, step, status, attempt, started, finished, error, output FROM temp.pending "
-        "WHERE true ORDER BY rowid "
+        # The step row is also its latest attempt's: a new attempt starts with its own
+        # exit code and log path. Rows of one step apply in queue order.
+        _TRANSITION_ROWS +
+        "INSERT INTO steps (run_id, step, status, attempt, started_at, finished_at, error, output_json, "
+        "exit_code, log_path) SELECT run_id, step, status, attempt, started, finished, error, output, exit_code, "
+        "log_path FROM t WHERE true "
         "ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status, "
         "attempt = MAX(steps.attempt, excluded.attempt), "
         "started_at = COALESCE(excluded.started_at, steps.started_at), finished_at = excluded.finished_at, "
-        "error = excluded.error, output_json = COALESCE(excluded.output_json, steps.output_json)",
+        "error = excluded.error, output_json = COALESCE(excluded.output_json, steps.output_json), "
+        "exit_code = CASE WHEN excluded.attempt > steps.attempt THEN excluded.exit_code "
+        "ELSE COALESCE(excluded.exit_code, steps.exit_code) END, "
+        "log_path = CASE WHEN excluded.attempt > steps.attempt THEN excluded.log_path "
+        "ELSE COALESCE(excluded.log_path, steps.log_path) END",
+    ),
+    # An attempt that a retry supersedes (a failed try, back to pending) keeps a row of
+    # its own. These transitions also went through "transition", which runs first, so
+    # the step row holds the attempt's start when the transition that ended it carried
+    # none (the RUNNING came in an earlier group).
+    "retry": (
+        _TRANSITION_ROWS +
         "INSERT INTO attempts (run_id, step, attempt, status, started_at, finished_at, exit_code, error, "
-        "output_json, log_path) SELECT run_id, step, attempt, attempt_status, attempt_started, attempt_end, "
-        "exit_code, error, output, log_path FROM temp.pending WHERE attempt >= 1 AND attempt_status IS NOT NULL "
-        "ORDER BY rowid "
+        f"output_json, log_path) SELECT t.run_id, t.step, t.attempt, '{_FAILED}', "
+        "COALESCE(t.running_at, t.started, s.started_at), COALESCE(t.r_finished, t.at), t.exit_code, t.error, "
+        "t.output, COALESCE(t.log_path, s.log_path) FROM t "
+        "LEFT JOIN steps AS s ON s.run_id = t.run_id AND s.step = t.step AND s.attempt = t.attempt "
+        "WHERE t.attempt >= 1 "
         "ON CONFLICT (run_id, step, attempt) DO UPDATE SET status = excluded.status, "
         "started_at = COALESCE(attempts.started_at, excluded.started_at), "
         "finished_at = COALESCE(excluded.finished_at, attempts.finished_at), "
         "exit_code = COALESCE(excluded.exit_code, attempts.exit_code), error = excluded.error, "
         "output_json = COALESCE(excluded.output_json, attempts.output_json), "
         "log_path = COALESCE(excluded.log_path, attempts.log_path)",
-        "DELETE FROM temp.pending",
     ),
     # A step the run settled without a transition (refused at start, say) takes its
     # final status; a step that already ended keeps what its transition said. A step
@@ -168,10 +180,10 @@ STATEMENTS: dict[str, tuple[str, ...]] = {
 # Keys whose rows are bound as multi-row VALUES (key -> columns per row); the rows of
 # such a key come as one flat list of parameters. The other keys are rare writes (a
 # run's creation and end, allocations, sessions): one executemany row each.
-VALUES_ROWS = {"transition": TRANSITION_COLUMNS}
+VALUES_ROWS = {"transition": TRANSITION_COLUMNS, "retry": TRANSITION_COLUMNS}
 # A group runs its statements in this order: a run exists before its steps change, and
 # ends after them.
-PHASES = ("run_insert", "definition", "step_init", "transition", "step_settle", "finish", "alloc",
+PHASES = ("run_insert", "definition", "step_init", "transition", "retry", "step_settle", "finish", "alloc",
           "release", "session")
 
 
@@ -317,12 +329,12 @@ class TransitionRows:
     group's other rows, which touch other tasks.
     """
 
-    key = "transition"
-    columns = TRANSITION_COLUMNS
-    __slots__ = ("_flat", "_started", "_written")
+    keys = ("transition", "retry")
+    __slots__ = ("_flat", "_retries", "_started", "_written")
 
     def __init__(self) -> None:
         self._flat: list[Any] = []
+        self._retries: list[Any] = []  # rows of transitions that end an attempt with a retry
         self._started: dict[str, TaskTransition] = {}  # task id -> its RUNNING, not written yet
         self._written: set[str] = set()  # tasks with a row since the last take: no holding back
 
@@ -381,14 +393,20 @@ class TransitionRows:
             self._row(dataclasses.replace(item, status=TaskStatus(item.status)), running_at)
             return
         flat.append(running_at)
+        if result is not None and item.status is _PENDING:  # a failed try, a retry to come
+            self._retries += flat[-TRANSITION_COLUMNS:]
 
-    def take(self) -> tuple[set[str], list[Any]]:
-        """Return the runs touched and every row since the last take (held RUNNINGs last), and start over."""
+    def take(self) -> tuple[set[str], dict[str, list[Any]]]:
+        """Return the runs touched and, per statement key, every row since the last take
+        (held RUNNINGs last), and start over."""
         for running in self._started.values():
             try:
                 self._row(running, None)
             except Exception:  # runs on the writer thread, which must outlive a malformed record
                 log.exception("transition of %s/%s not recorded", running.run_id, running.name)
-        flat = self._flat
-        self._flat, self._started, self._written = [], {}, set()
-        return set(flat[::TRANSITION_COLUMNS]), flat
+        flat, retries = self._flat, self._retries
+        self._flat, self._retries, self._started, self._written = [], [], {}, set()
+        rows = {"transition": flat}
+        if retries:
+            rows["retry"] = retries
+        return set(flat[::TRANSITION_COLUMNS]), rows

@@ -15,6 +15,9 @@ Version history:
    moved out of the project JSON into their own table.
 3. each run's workflow snapshot moved into ``run_definitions`` (``runs.workflow_json``
    stays, empty), so updating a run no longer rewrites a large snapshot.
+4. a step's latest attempt lives in its ``steps`` row (which gains its exit code and log
+   path); ``attempts`` keeps the attempts a retry superseded, so a plain step is one row,
+   not two. Attempt rows written before stay and are read as they are.
 
 Migrations run in one ``BEGIN IMMEDIATE`` transaction and re-read the version inside it,
 so two processes opening an old database at once upgrade it once.
@@ -178,8 +181,19 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE runs SET workflow_json = ''")
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """Give each step row the exit code and log path of its latest attempt.
+
+    From now on a step's latest attempt is its step row (see ``core.store_rows``); the
+    attempt rows already written stay, and readers take what the step row lacks from them.
+    """
+    conn.execute("ALTER TABLE steps ADD COLUMN exit_code INTEGER")
+    conn.execute("ALTER TABLE steps ADD COLUMN log_path TEXT")
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
 CURRENT_VERSION = max(MIGRATIONS) + 1
 
 

@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 # parameters.
 Group = tuple[set[str], dict[str, list[Any]]]
 Builder = Callable[[Sequence[Any]], Group]
+# What a row buffer hands over at a cut: the runs touched, and per ``values`` key its
+# flat parameters.
+Buffered = tuple[set[str], dict[str, list[Any]]]
 
 
 class RowBuffer(Protocol):
@@ -71,8 +74,7 @@ class RowBuffer(Protocol):
     locking of its own; ``add`` runs on the caller's thread and must be cheap.
     """
 
-    key: str  # the ``values`` statement key its rows feed
-    columns: int  # parameters per row
+    keys: tuple[str, ...]  # the ``values`` statement keys its rows feed
 
     def add(self, item: Any) -> None:
         """Take one write."""
@@ -80,8 +82,9 @@ class RowBuffer(Protocol):
     def empty(self) -> bool:
         """True when nothing was added since the last :meth:`take`."""
 
-    def take(self) -> tuple[set[str], list[Any]]:
-        """Return the runs touched and the flat parameters of everything added, and start over."""
+    def take(self) -> tuple[set[str], dict[str, list[Any]]]:
+        """Return the runs touched and, per key, the flat parameters of everything added
+        (keys without rows may be left out), and start over."""
 
 
 _STOP = object()
@@ -166,8 +169,8 @@ class GroupCommitWriter:
             raise describe_error(exc, path, "prepare the run store") from None
         self._uncheckpointed = 0  # commits since the last checkpoint
         self._build = build
-        if buffer is not None and buffer.key not in self._values:
-            raise ValueError(f"the row buffer's key {buffer.key!r} is not a VALUES key")
+        if buffer is not None and not set(buffer.keys) <= set(self._values):
+            raise ValueError(f"the row buffer's keys {buffer.keys!r} are not all VALUES keys")
         self._buffer = buffer
         self._buffer_add = buffer.add if buffer is not None else None
         self._delay = max(0.0, delay)
@@ -310,7 +313,7 @@ class GroupCommitWriter:
             with self._lock:
                 self._hurry.clear()
                 items, self._items = self._items, []
-                touched, rows = self._buffer.take() if self._buffer is not None else (set(), [])
+                touched, rows = self._buffer.take() if self._buffer is not None else (set(), {})
             last_cut = time.monotonic()
             writes: list[Any] = []
             calls: list[Call] = []
@@ -366,7 +369,7 @@ class GroupCommitWriter:
         except sqlite3.Error as exc:  # a checkpoint is housekeeping: the next one catches up
             log.debug("checkpoint of %s skipped: %s", self._path, exc)
 
-    def _commit_group(self, writes: list[Any], buffered: tuple[set[str], list[Any]], calls: list[Call]) -> None:
+    def _commit_group(self, writes: list[Any], buffered: Buffered, calls: list[Call]) -> None:
         results: list[Any] = []
         delay = 0.05
         for attempt in range(_BUSY_RETRIES):
@@ -386,7 +389,8 @@ class GroupCommitWriter:
                 return
         self.commits += 1
         self._uncheckpointed += 1
-        self.writes += len(writes) + len(calls) + len(buffered[1]) // (self._buffer.columns if self._buffer else 1)
+        self.writes += len(writes) + len(calls) + sum(len(rows) // self._values[key]
+                                                      for key, rows in buffered[1].items())
         for call, outcome in zip(calls, results, strict=True):
             if isinstance(outcome, BaseException):
                 call.future.set_exception(outcome)
@@ -400,7 +404,7 @@ class GroupCommitWriter:
             except sqlite3.Error:
                 log.exception("rollback failed on %s", self._path)
 
-    def _transaction(self, writes: list[Any], buffered: tuple[set[str], list[Any]], calls: list[Call]) -> list[Any]:
+    def _transaction(self, writes: list[Any], buffered: Buffered, calls: list[Call]) -> list[Any]:
         """Apply the group in one transaction; returns each call's result (or exception).
 
         When one write is bad, the group is rolled back and replayed one write at a time.
@@ -420,17 +424,17 @@ class GroupCommitWriter:
         conn.execute("COMMIT")
         return results
 
-    def _write(self, writes: list[Any], buffered: tuple[set[str], list[Any]] = (set(), [])) -> set[str]:
+    def _write(self, writes: list[Any], buffered: Buffered = (set(), {})) -> set[str]:
         """Build the rows of ``writes``, add the buffered rows and execute them phase by
         phase; returns the runs touched."""
         return self._apply(self._build(writes) if writes else (set(), {}), buffered)
 
-    def _apply(self, group: Group, buffered: tuple[set[str], list[Any]] = (set(), [])) -> set[str]:
+    def _apply(self, group: Group, buffered: Buffered = (set(), {})) -> set[str]:
         """Execute a built group (plus the buffered rows) phase by phase; returns the runs touched."""
         touched, grouped = set(group[0]), dict(group[1])
         runs, rows = buffered
-        if rows:
-            grouped[self._buffer.key] = rows  # type: ignore[union-attr]
+        if any(rows.values()):
+            grouped.update(rows)
             touched |= runs
         for key in self._order:
             key_rows = grouped.get(key)
@@ -438,14 +442,15 @@ class GroupCommitWriter:
                 self._execute(key, key_rows)
         return touched
 
-    def _write_each(self, writes: list[Any], buffered: tuple[set[str], list[Any]]) -> set[str]:
+    def _write_each(self, writes: list[Any], buffered: Buffered) -> set[str]:
         """Apply each write in its own savepoint, reporting (and skipping) the bad ones.
 
         Phase order holds here too: writes that create runs go before the buffered rows,
         the others after them. Buffered rows are tried together first, then one by one.
         """
         touched: set[str] = set()
-        first_phase = self._order.index(self._buffer.key) if self._buffer is not None else len(self._order)
+        first_phase = (min(self._order.index(key) for key in self._buffer.keys) if self._buffer is not None
+                       else len(self._order))
         early: list[tuple[Any, Group]] = []
         late: list[tuple[Any, Group]] = []
         for item in writes:
@@ -459,14 +464,16 @@ class GroupCommitWriter:
         for item, group in early:
             touched |= self._replay(lambda g=group: self._apply(g), _describe(item))
         runs, rows = buffered
-        if rows:
+        if any(rows.values()):
             outcome = self._savepoint(lambda: self._apply((set(), {}), buffered))
             if isinstance(outcome, BaseException):
-                width = self._buffer.columns  # type: ignore[union-attr]
-                for start in range(0, len(rows), width):
-                    row = rows[start:start + width]
-                    touched |= self._replay(lambda r=row: self._apply((set(), {}), ({r[0]}, r)),
-                                            f"a transition of {row[0]}/{row[1]}")
+                for key in self._order:
+                    width = self._values.get(key, 0)
+                    flat = rows.get(key) or []
+                    for start in range(0, len(flat), width):
+                        row = flat[start:start + width]
+                        touched |= self._replay(lambda k=key, r=row: self._apply((set(), {}), ({r[0]}, {k: r})),
+                                                f"a transition of {row[0]}/{row[1]}")
             else:
                 touched |= outcome
         for item, group in late:

@@ -446,8 +446,9 @@ def test_three_processes_write_at_once(tmp_path: Path) -> None:
         assert len(runs) == 180
         assert {r.status for r in runs} == {WorkflowStatus.COMPLETED}
         assert all(store.committed_outputs(r.run_id) == {f"s{i}": i for i in range(5)} for r in runs[::17])
+        assert sum(len(store.get_attempts(r.run_id)) for r in runs) == 180 * 5
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 180 * 5
+    assert conn.execute("SELECT COUNT(*) FROM steps WHERE status = 'completed' AND attempt = 1").fetchone()[0] == 900
 
 
 # --------------------------------------------------------------- crash recovery
@@ -678,6 +679,38 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_migration_from_version_3_keeps_attempt_rows_and_a_run_in_flight_finishes_on_its_step_rows(
+        tmp_path: Path) -> None:
+    db = tmp_path / "orchtui.db"
+    make_v1_database(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for version in (1, 2):  # frozen: exactly what schema 3 looked like
+        MIGRATIONS[version](conn)
+    conn.execute("UPDATE schema_version SET version = 3")
+    # A run that schema 3 was recording when orchtui was upgraded: s0 is running.
+    conn.execute("INSERT INTO runs (id, workflow, workflow_json, status, created_at) "
+                 "VALUES ('run-live', 'legacy', '', 'running', 200)")
+    conn.execute("INSERT INTO run_definitions (run_id, workflow_json) VALUES ('run-live', ?)",
+                 (json.dumps(make_workflow("legacy", steps=2).to_dict()),))
+    conn.execute("INSERT INTO steps (run_id, step, status, attempt, started_at) VALUES ('run-live', 's0', 'running', 1, 201)")
+    conn.execute("INSERT INTO attempts (run_id, step, attempt, status, started_at, log_path) "
+                 "VALUES ('run-live', 's0', 1, 'running', 201, '/l/s0.1')")
+    conn.close()
+    with Store(db, recover=False) as store:
+        old = store.get_run("run-v1")
+        assert old is not None
+        assert [(a.attempt, a.status, a.exit_code) for a in old.steps["s0"].attempts] == [
+            (1, TaskStatus.FAILED, 1), (2, TaskStatus.COMPLETED, 0)]
+        store.record_transition(TaskTransition(task_id="t", name="s0", status=TaskStatus.COMPLETED, at=205.0,
+                                               run_id="run-live", attempt=1,
+                                               result=TaskResult(success=True, data=7, exit_code=0)))
+        store.flush()
+        [latest] = store.get_attempts("run-live", "s0")
+        assert (latest.status, latest.finished_at, latest.exit_code, latest.output, latest.log_path) == (
+            TaskStatus.COMPLETED, 205.0, 0, 7, "/l/s0.1")
+        assert [e.status.value for e in store.step_history("run-live")] == ["running", "completed"]
+
+
 def test_migration_from_version_2_moves_workflow_snapshots_out_of_runs(tmp_path: Path) -> None:
     db = tmp_path / "orchtui.db"
     make_v1_database(db)
@@ -691,7 +724,7 @@ def test_migration_from_version_2_moves_workflow_snapshots_out_of_runs(tmp_path:
         assert run.definition.step_names == make_workflow("legacy", steps=2).step_names
         assert store.step_status("run-v1", "s1") is TaskStatus.PENDING  # known from the snapshot only
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == CURRENT_VERSION == 3
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == CURRENT_VERSION
     assert conn.execute("SELECT workflow_json FROM runs").fetchall() == [("",)]
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -764,3 +797,6 @@ def test_one_group_writes_what_separate_writes_would(tmp_path: Path) -> None:
         ]
         s2 = store.get_attempts("one", "s2")[0]
         assert s2.started_at is not None and s2.log_path == "/l/s2.1"
+        assert [(a.attempt, a.status.value, a.exit_code, a.error, a.output, a.log_path)
+                for a in store.get_attempts("one", "s0")] == [
+            (1, "failed", 3, "exit 3", None, "/l/s0.1"), (2, "completed", 0, "", {"n": 1}, "/l/s0.2")]

@@ -31,6 +31,11 @@ def test_a_failed_attempt_whose_step_still_waits_for_its_retry_was_a_retry_being
     assert [e.status for e in history] == [TaskStatus.RUNNING, TaskStatus.PENDING]
 
 
+def test_a_step_cancelled_while_waiting_for_its_retry_ends_after_the_retry_was_scheduled() -> None:
+    history = derive_history([("a", "cancelled", 1, 20.0, None)], [("a", 1, "failed", 10.0, 12.0)])
+    assert changes(history) == [("a", "running", 1, 10.0), ("a", "pending", 1, 12.0), ("a", "cancelled", 1, 20.0)]
+
+
 def test_the_last_failed_attempt_of_a_failed_step_is_its_failure() -> None:
     history = derive_history([("a", "failed", 1, 12.0, None)], [("a", 1, "failed", 10.0, 12.0)])
     assert [e.status for e in history] == [TaskStatus.RUNNING, TaskStatus.FAILED]
