@@ -28,7 +28,6 @@ import dataclasses
 import json
 import logging
 import operator
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,38 +53,30 @@ _FAILED = TaskStatus.FAILED.value
 # copy is plain attribute reads in one tuple display: on Python 3.11 the specialising
 # interpreter reads a slot in a few instructions, which made it 2.4x faster than an
 # ``operator.attrgetter`` of the same fields (measured: 116 ns against 280 ns a row).
-# The values are chosen to bind cheaply: sqlite3 binds exact str/int/float directly
-# but looks up an adapter for None, bool and enums, so the status goes as its plain
-# ``_value_`` and a transition without a result carries ``_NO_RESULT`` (success -1
-# marks it), not seven Nones.
-_NO_RESULT = (0, -1, "", 0, 0, 0, "")
+# The values are chosen to bind cheaply: sqlite3 binds exact str/int/float directly,
+# but for anything else (None, a bool, an enum) it builds a key and looks up an adapter,
+# which cost the writer as much as binding everything else together (callgrind: 120M
+# instructions per 10k steps). So the status goes as its plain ``_value_``, a result's
+# success as 1 or 0, a missing exit code or folded start as '' and a missing output as
+# 0 (which SQL turns back into NULL), and a transition without a result carries
+# ``_NO_RESULT`` (success -1 marks it; its other values are never read), not seven Nones.
+_NO_RESULT = (0, -1, 0, 0, 0, 0, 0)
 TRANSITION_COLUMNS = 15
-
-# What remains of those slow binds, a result's ``success`` (a bool) and a missing exit
-# code (None), once per step: without an adapter, sqlite3 looks each one up, fails and
-# tries ``__conform__``, which halves the speed of binding a group (measured: 20 ms
-# against 12 ms per 10k transitions, all of it holding the GIL). Registered adapters
-# are found at once and bind exactly what the fallback binds (an int, NULL), so the
-# process's other SQLite users see no difference; an adapter registered before is kept.
-for _type, _adapter in ((bool, int), (type(None), lambda value: value)):
-    if (_type, sqlite3.PrepareProtocol) not in sqlite3.adapters:
-        sqlite3.register_adapter(_type, _adapter)
-del _type, _adapter
 
 # What a transition's VALUES row means, as SQL over the raw columns, shared by the two
 # statements that read such rows ("transition" and "retry"): the raw fields by name
 # (r_* are the result's, NULL when the transition has none, marked by column 9 < 0),
-# then the values a step or attempt row takes from them. Padding rows (column 1 NULL,
+# then the values a step or attempt row takes from them. Padding rows (column 1 is 0,
 # see ``core.store_writer``) are skipped.
 _TRANSITION_ROWS = (
     "WITH raw AS (SELECT column1 AS run_id, column2 AS step, column3 AS status, column4 AS at, "
     "column5 AS attempt, column6 AS error, column7 AS log_path, column9 >= 0 AS has_result, "
     "column8 AS r_attempt, column9 AS r_success, column10 AS r_error, "
-    "CASE WHEN column9 >= 0 THEN column11 END AS r_exit_code, "
+    "CASE WHEN column9 >= 0 THEN NULLIF(column11, '') END AS r_exit_code, "
     "CASE WHEN column9 >= 0 THEN column12 END AS r_started, "
     "CASE WHEN column9 >= 0 THEN column13 END AS r_finished, "
-    "CASE WHEN column9 >= 0 THEN NULLIF(column14, '') END AS r_output, column15 AS running_at "
-    "FROM (VALUES {values}) WHERE column1 IS NOT NULL), "
+    "CASE WHEN column9 >= 0 THEN NULLIF(column14, 0) END AS r_output, NULLIF(column15, '') AS running_at "
+    "FROM (VALUES {values}) WHERE column1 != 0), "
     "t AS (SELECT run_id, step, status, "
     "CASE WHEN attempt THEN attempt WHEN has_result THEN r_attempt ELSE 0 END AS attempt, at, "
     f"COALESCE(r_started, running_at, CASE WHEN status = '{_RUNNING_SQL}' THEN at END) AS started, "
@@ -192,11 +183,12 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
-def _output_json(data: Any) -> str:
-    """A step output as stored: '' for none (never JSON text), else its JSON, or the JSON
-    of its ``str`` when JSON cannot hold it whole (a circular structure, tuple keys)."""
+def _output_json(data: Any) -> str | int:
+    """A step output as a transition row carries it: 0 for none (never JSON text, and an
+    integer binds faster than an empty string), else its JSON, or the JSON of its ``str``
+    when JSON cannot hold it whole (a circular structure, tuple keys)."""
     if data is None:
-        return ""
+        return 0
     try:
         return dumps(data)
     except (ValueError, TypeError, RecursionError):
@@ -350,28 +342,28 @@ class TransitionRows:
             started = self._started
             earlier = started.pop(task, None)
             if earlier is not None:
-                self._row(earlier, None)
+                self._row(earlier)
                 self._written.add(task)
             if task in self._written:
-                self._row(item, None)
+                self._row(item)
             else:
                 started[task] = item
             return
         running = self._started.pop(task, None) if self._started else None
         if running is None:
-            self._row(item, None)
+            self._row(item)
         elif item.status in _TERMINAL and item.attempt == running.attempt and item.log_path == running.log_path:
             try:
                 self._row(item, running.at)
             except Exception:  # a malformed end must not take its attempt's start with it
-                self._row(running, None)
+                self._row(running)
                 raise
         else:
-            self._row(running, None)
-            self._row(item, None)
+            self._row(running)
+            self._row(item)
         self._written.add(task)
 
-    def _row(self, item: TaskTransition, running_at: float | None) -> None:
+    def _row(self, item: TaskTransition, running_at: float | str = "") -> None:
         """Append one row. All of it or nothing: a row cut short would shift every later one,
         so everything that can fail runs before the first value is added."""
         flat = self._flat
@@ -383,9 +375,10 @@ class TransitionRows:
                 flat += _NO_RESULT
             else:
                 output = _output_json(result.data)
+                exit_code = result.exit_code
                 flat += (item.run_id, item.name, item.status._value_, item.at, item.attempt, item.error,
-                         item.log_path, result.attempt, result.success, result.error_message, result.exit_code,
-                         result.started_at, result.finished_at, output)
+                         item.log_path, result.attempt, 1 if result.success else 0, result.error_message,
+                         "" if exit_code is None else exit_code, result.started_at, result.finished_at, output)
         except AttributeError:
             if isinstance(item.status, TaskStatus):
                 raise  # not the plain-string status handled below: a malformed transition
@@ -401,7 +394,7 @@ class TransitionRows:
         (held RUNNINGs last), and start over."""
         for running in self._started.values():
             try:
-                self._row(running, None)
+                self._row(running)
             except Exception:  # runs on the writer thread, which must outlive a malformed record
                 log.exception("transition of %s/%s not recorded", running.run_id, running.name)
         flat, retries = self._flat, self._retries

@@ -127,11 +127,11 @@ class GroupCommitWriter:
     Usually each statement runs once per row (``executemany``). The keys in ``values``
     (key -> columns per row) are the frequent writes: their rows come as one flat
     parameter list, the key's first statement reads them from ``VALUES {values}`` a
-    chunk at a time (skipping rows whose first column is NULL, which pad a chunk to a
+    chunk at a time (skipping rows whose first column is the integer 0, which pad a chunk to a
     cached size), and its other statements, which take no parameters, run once after it.
     ``order`` is the phase order in which a group executes the keys; ``build(items)``
     turns queued writes into their :data:`Group`; ``buffer`` takes the frequent writes
-    handed to :meth:`record` (its key must be a ``values`` key); ``setup`` runs once on
+    handed to :meth:`record` (its keys must be ``values`` keys); ``setup`` runs once on
     the connection (temp tables, pragmas).
     """
 
@@ -508,8 +508,8 @@ class GroupCommitWriter:
             part = params[start:start + width]
             rows = len(part) // columns
             size = chunk if rows == chunk else 1 << (rows - 1).bit_length()
-            if size > rows:  # NULL rows up to a cached statement size; the statement skips them
-                part.extend([None] * ((size - rows) * columns))
+            if size > rows:  # rows of 0 up to a cached statement size; the statement skips them
+                part.extend([0] * ((size - rows) * columns))  # 0 binds natively, None through an adapter
             sql = self._values_sql.get((key, size))
             if sql is None:
                 row = "(" + ",".join("?" * columns) + ")"

@@ -65,6 +65,17 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
 
 
+def test_falsy_outputs_are_stored_as_themselves_and_no_output_as_none(store: Store) -> None:
+    store.create_run("r", make_workflow(steps=5))
+    for step, output in zip(("s0", "s1", "s2", "s3"), (0, "", False, []), strict=True):
+        complete(store, "r", step, output)
+    complete(store, "r", "s4", None)
+    store.flush()
+    assert store.committed_outputs("r") == {"s0": 0, "s1": "", "s2": False, "s3": [], "s4": None}
+    run = store.get_run("r")
+    assert run is not None and run.steps["s4"].output is None and run.steps["s4"].exit_code == 0
+
+
 def test_open_uses_the_settings_state_dir(isolated_state: Path) -> None:
     with Store.open() as opened:
         assert opened.db_path == load_settings().db_path == isolated_state / "orchtui.db"
