@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 __all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "TransitionRows",
            "build_group", "dumps", "workflow_json"]
 
-_TERMINAL = frozenset(s for s in TaskStatus if s.is_terminal)
+# Identity, not equality: a str enum hashes through a Python-level ``__hash__``, an id
+# does not, and this test runs for every transition. A status given as a plain string
+# is never folded (``TransitionRows.add``), which only costs a row.
+_TERMINAL_IDS = frozenset(id(s) for s in TaskStatus if s.is_terminal)
+_WRITTEN = object()  # see TransitionRows._seen
 _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TaskStatus if s.is_terminal)
 _RUNNING = TaskStatus.RUNNING
 _PENDING = TaskStatus.PENDING
@@ -322,46 +326,41 @@ class TransitionRows:
     """
 
     keys = ("transition", "retry")
-    __slots__ = ("_flat", "_retries", "_started", "_written")
+    __slots__ = ("_flat", "_retries", "_seen")
 
     def __init__(self) -> None:
         self._flat: list[Any] = []
         self._retries: list[Any] = []  # rows of transitions that end an attempt with a retry
-        self._started: dict[str, TaskTransition] = {}  # task id -> its RUNNING, not written yet
-        self._written: set[str] = set()  # tasks with a row since the last take: no holding back
+        # Each task met since the last take: its RUNNING when that is held back, else
+        # _WRITTEN (it has rows, so later transitions are not held back). One dict, so
+        # a transition costs one lookup and one store.
+        self._seen: dict[str, TaskTransition | object] = {}
 
     def empty(self) -> bool:
-        return not self._flat and not self._started
+        return not self._flat and not self._seen
 
     def add(self, item: TaskTransition) -> None:
         """Take one transition (ignored when it belongs to no run)."""
         if item.run_id is None:
             return
         task = item.task_id
-        if item.status is _RUNNING:
-            started = self._started
-            earlier = started.pop(task, None)
-            if earlier is not None:
-                self._row(earlier)
-                self._written.add(task)
-            if task in self._written:
-                self._row(item)
-            else:
-                started[task] = item
+        seen = self._seen
+        held = seen.get(task)
+        if held is None and item.status is _RUNNING:
+            seen[task] = item  # held back: its attempt may end before the next take
             return
-        running = self._started.pop(task, None) if self._started else None
-        if running is None:
+        seen[task] = _WRITTEN  # first, so that a row that fails below is not written again by take
+        if held is None or held is _WRITTEN:
             self._row(item)
-        elif item.status in _TERMINAL and item.attempt == running.attempt and item.log_path == running.log_path:
+        elif id(item.status) in _TERMINAL_IDS and item.attempt == held.attempt and item.log_path == held.log_path:
             try:
-                self._row(item, running.at)
+                self._row(item, held.at)
             except Exception:  # a malformed end must not take its attempt's start with it
-                self._row(running)
+                self._row(held)
                 raise
         else:
-            self._row(running)
+            self._row(held)
             self._row(item)
-        self._written.add(task)
 
     def _row(self, item: TaskTransition, running_at: float | str = "") -> None:
         """Append one row. All of it or nothing: a row cut short would shift every later one,
@@ -374,7 +373,8 @@ class TransitionRows:
                          item.log_path)
                 flat += _NO_RESULT
             else:
-                output = _output_json(result.data)
+                data = result.data
+                output = 0 if data is None else _output_json(data)
                 exit_code = result.exit_code
                 flat += (item.run_id, item.name, item.status._value_, item.at, item.attempt, item.error,
                          item.log_path, result.attempt, 1 if result.success else 0, result.error_message,
@@ -392,13 +392,15 @@ class TransitionRows:
     def take(self) -> tuple[set[str], dict[str, list[Any]]]:
         """Return the runs touched and, per statement key, every row since the last take
         (held RUNNINGs last), and start over."""
-        for running in self._started.values():
+        for running in self._seen.values():
+            if running is _WRITTEN:
+                continue
             try:
-                self._row(running)
+                self._row(running)  # type: ignore[arg-type]
             except Exception:  # runs on the writer thread, which must outlive a malformed record
-                log.exception("transition of %s/%s not recorded", running.run_id, running.name)
+                log.exception("transition of %s/%s not recorded", running.run_id, running.name)  # type: ignore[attr-defined]
         flat, retries = self._flat, self._retries
-        self._flat, self._retries, self._started, self._written = [], [], {}, set()
+        self._flat, self._retries, self._seen = [], [], {}
         rows = {"transition": flat}
         if retries:
             rows["retry"] = retries
