@@ -11,13 +11,24 @@ Goal: store-on throughput >= 0.85x store-off. It also prints the CPU seconds of 
 the writer's SQLite work runs with the GIL released, so on an idle machine it overlaps
 with scheduling, while on a loaded one every CPU second shows in the wall time.
 Run: ``.venv/bin/python benchmarks/store_bench.py``.
+
+On a shared machine the wall-time ratio of the same code swings by 0.2 between runs.
+``--instructions`` counts instead, with valgrind's callgrind, the instructions each side
+executes (every thread, SQLite included): a store-off and a store-on run, each minus the
+same process stopped just before the run, so the figure is what running with the store
+adds. Counts repeat to within a few percent whatever else the machine does; they weigh
+SQLite's work outside the GIL like any other, so they are the ratio of a machine with
+one core. It takes a few minutes (valgrind runs Python ~50x slower).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,13 +113,74 @@ def compare(tasks: int, workers: int, repeat: int, seed: int) -> float:
     return ratio
 
 
+def run_side(side: str, tasks: int, workers: int, seed: int, root: Path) -> None:
+    """What one ``--instructions`` process does: ``off``/``on`` set up and run the workflow
+    once (the timed part of :func:`run_once`); ``base-off``/``base-on`` set up the same and
+    stop before running it."""
+    workflow = make_workflow(tasks, seed)
+    settings = load_settings(cwd=root)
+    store = Store.open(settings) if side.endswith("on") else None
+    orchestrator = TaskOrchestrator(workers)
+    observers = [StoreRecorder(store)] if store is not None else []
+    manager = WorkflowManager(settings=settings, orchestrator=orchestrator, observers=observers, autoload=False)
+    if not side.startswith("base"):
+        execution = manager.start_workflow(workflow, {}).wait()
+        assert execution is not None and execution.success, execution and execution.error
+        if store is not None:
+            store.flush(timeout=3600)
+    orchestrator.shutdown()
+    if store is not None:
+        store.close()
+
+
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def count_instructions(tasks: int, workers: int, seed: int) -> float | None:
+    """Print the store's cost in instructions and return the off/on ratio (None without valgrind)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("store --instructions: valgrind is not installed; install it (apt install valgrind) and run again")
+        return None
+    print(f"store: {tasks} no-op steps, {workers} workers, instructions counted by callgrind (takes minutes)")
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="orchtui-store-cg-") as tmp:
+        for side in ("base-off", "off", "base-on", "on"):
+            out = subprocess.run(
+                [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/{side}.out", sys.executable,
+                 str(Path(__file__).resolve()), "--side", side, "--tasks", str(tasks), "--workers", str(workers),
+                 "--seed", str(seed), "--root", str(Path(tmp) / side)],
+                capture_output=True, text=True, check=False)
+            found = _COLLECTED.search(out.stderr)
+            if out.returncode != 0 or found is None:
+                print(f"store --instructions: the {side} run failed: {out.stderr.strip().splitlines()[-1:]}")
+                return None
+            counts[side] = int(found.group(1))
+    off = counts["off"] - counts["base-off"]
+    on = counts["on"] - counts["base-on"]
+    ratio = off / on
+    print(f"  store off  {off / 1e6:9,.0f}M instructions")
+    print(f"  store on   {on / 1e6:9,.0f}M instructions  (the store adds {(on - off) / 1e6:,.0f}M)")
+    print(f"  off / on   = {ratio:5.2f}x  (about the throughput ratio on one core; the goal is >= 0.85)")
+    return ratio
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="best of N for each side")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions with valgrind's callgrind instead of timing (repeatable)")
+    parser.add_argument("--side", choices=("base-off", "off", "base-on", "on"), help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.side is not None:  # one process of --instructions
+        run_side(args.side, args.tasks, args.workers, args.seed, args.root)
+        return 0
+    if args.instructions:
+        return 0 if count_instructions(args.tasks, args.workers, args.seed) is not None else 1
     compare(args.tasks, args.workers, args.repeat, args.seed)
     return 0
 
