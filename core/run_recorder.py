@@ -24,10 +24,10 @@ step that finished but whose completion had not been committed when the process 
 What is recorded of each step: every transition that changes what the step did, that
 is RUNNING (an attempt starts), PENDING after a failed attempt (a retry is scheduled)
 and the end (COMPLETED, FAILED, CANCELLED, SKIPPED), into the attempt and step rows,
-which keep each change's time (``Store.step_history`` reads the history back). READY (dependencies met, waiting for a worker) is
-not recorded: it carries no outcome, a step leaves it within moments unless workers are
-busy, and it was a third of all writes of a large run. So a step the store shows as
-pending may already be queued for a worker.
+which keep each change's time (``Store.step_history`` reads the history back). READY
+(dependencies met, waiting for a worker) is not recorded: it carries no outcome, a step
+leaves it within moments unless workers are busy, and it was a third of all writes of a
+large run. So a step the store shows as pending may already be queued for a worker.
 """
 
 from __future__ import annotations

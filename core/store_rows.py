@@ -393,16 +393,14 @@ class TransitionRows:
     def take(self) -> tuple[set[str], dict[str, list[Any]]]:
         """Return the runs touched and, per statement key, every row since the last take
         (held RUNNINGs last), and start over."""
-        for running in self._seen.values():
-            if running is _WRITTEN:
+        for held in self._seen.values():
+            if not isinstance(held, TaskTransition):  # _WRITTEN
                 continue
             try:
-                self._row(running)  # type: ignore[arg-type]
+                self._row(held)
             except Exception:  # runs on the writer thread, which must outlive a malformed record
-                log.exception("transition of %s/%s not recorded", running.run_id, running.name)  # type: ignore[attr-defined]
+                log.exception("transition of %s/%s not recorded", held.run_id, held.name)
         flat, retries = self._flat, self._retries
         self._flat, self._retries, self._seen = [], [], {}
-        rows = {"transition": flat}
-        if retries:
-            rows["retry"] = retries
+        rows = {key: part for key, part in (("transition", flat), ("retry", retries)) if part}
         return set(flat[::TRANSITION_COLUMNS]), rows

@@ -328,7 +328,7 @@ class GroupCommitWriter:
                     stop = True
                 else:
                     writes.append(item)
-            if writes or rows or calls:
+            if writes or calls or any(rows.values()):
                 try:
                     self._commit_group(writes, (touched, rows), calls)
                 except Exception as exc:  # the writer must outlive any one bad group

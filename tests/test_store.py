@@ -76,6 +76,16 @@ def test_falsy_outputs_are_stored_as_themselves_and_no_output_as_none(store: Sto
     assert run is not None and run.steps["s4"].output is None and run.steps["s4"].exit_code == 0
 
 
+def test_a_flush_with_nothing_written_commits_nothing_and_changes_no_version(store: Store) -> None:
+    store.create_run("r", make_workflow())
+    complete(store, "r", "s0", 1)
+    store.flush()
+    commits, version = store.commit_count, store.version()
+    store.flush()
+    store.flush()
+    assert (store.commit_count, store.version()) == (commits, version)
+
+
 def test_open_uses_the_settings_state_dir(isolated_state: Path) -> None:
     with Store.open() as opened:
         assert opened.db_path == load_settings().db_path == isolated_state / "orchtui.db"
@@ -703,7 +713,8 @@ def test_migration_from_version_3_keeps_attempt_rows_and_a_run_in_flight_finishe
                  "VALUES ('run-live', 'legacy', '', 'running', 200)")
     conn.execute("INSERT INTO run_definitions (run_id, workflow_json) VALUES ('run-live', ?)",
                  (json.dumps(make_workflow("legacy", steps=2).to_dict()),))
-    conn.execute("INSERT INTO steps (run_id, step, status, attempt, started_at) VALUES ('run-live', 's0', 'running', 1, 201)")
+    conn.execute("INSERT INTO steps (run_id, step, status, attempt, started_at) "
+                 "VALUES ('run-live', 's0', 'running', 1, 201)")
     conn.execute("INSERT INTO attempts (run_id, step, attempt, status, started_at, log_path) "
                  "VALUES ('run-live', 's0', 1, 'running', 201, '/l/s0.1')")
     conn.close()
