@@ -335,7 +335,7 @@ class TransitionRows:
         # Each task met since the last take: its RUNNING when that is held back, else
         # _WRITTEN (it has rows, so later transitions are not held back). One dict, so
         # a transition costs one lookup and one store.
-        self._seen: dict[str, TaskTransition | object] = {}
+        self._seen: dict[str, Any] = {}
 
     def empty(self) -> bool:
         return not self._flat and not self._seen
@@ -394,7 +394,7 @@ class TransitionRows:
         """Return the runs touched and, per statement key, every row since the last take
         (held RUNNINGs last), and start over."""
         for held in self._seen.values():
-            if not isinstance(held, TaskTransition):  # _WRITTEN
+            if held is _WRITTEN:
                 continue
             try:
                 self._row(held)
