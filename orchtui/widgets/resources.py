@@ -136,10 +136,14 @@ class ResourcesPane(Vertical, can_focus=True):
         self._usages: tuple[ResourceUsage, ...] | None = None
         self._workers: tuple[WorkerInfo, ...] = ()
         self._machine: MachineView | None = None
+        # Held, not queried: the app's refresh timer may still tick while the screen is
+        # torn down, when a query for the children finds nothing and raises.
+        self._machine_view = Static(id="machine")
+        self._gauges = Static(id="resource-gauges")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="machine")
-        yield Static(id="resource-gauges")
+        yield self._machine_view
+        yield self._gauges
 
     def show(self, usages: tuple[ResourceUsage, ...], machine: MachineView, processes: tuple[LiveProcess, ...] = ()) -> None:
         """Display the resources, the Dask workers of ``processes`` and the machine's load.
@@ -157,12 +161,12 @@ class ResourcesPane(Vertical, can_focus=True):
     def _render_gauges(self) -> None:
         if self._usages is not None:
             width = max(16, self.content_region.width)
-            self.query_one("#resource-gauges", Static).update(render_resources(self._usages, width, self._workers))
+            self._gauges.update(render_resources(self._usages, width, self._workers))
 
     def _render_machine(self) -> None:
         if self._machine is not None:
             width = max(16, self.content_region.width)
-            self.query_one("#machine", Static).update(render_machine(self._machine, width), layout=False)
+            self._machine_view.update(render_machine(self._machine, width), layout=False)
 
     def on_resize(self) -> None:
         self._render_gauges()

@@ -27,10 +27,10 @@ from core.snapshot import OrchestratorSnapshot, RunView, TaskView
 from core.workflow_file import load_workflow
 from orchtui.app import OrchTUIApp
 from orchtui.dashboard_engine import DashboardEngine
-from orchtui.dashboard_model import FixedMachine
+from orchtui.dashboard_model import FixedMachine, MachineView
 from orchtui.widgets.logs import LogsPane
 from orchtui.widgets.queues import render_queues
-from orchtui.widgets.resources import render_resources
+from orchtui.widgets.resources import ResourcesPane, render_resources
 from orchtui.widgets.runs import RunsPane
 
 
@@ -230,3 +230,20 @@ async def test_no_color_renders_the_graph(engine: DashboardEngine, monkeypatch: 
         assert app.dag_view.cursor is not None
         lines = [app.dag_view.render_line(y).text for y in range(app.dag_view.size.height)]
         assert any("· start" in line for line in lines)  # the glyph carries the status
+
+
+class _ResourcesApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ResourcesPane(id="resources")
+
+
+async def test_resources_pane_takes_updates_while_it_is_torn_down() -> None:
+    # The app's refresh timer can tick once more while the screen is being removed.
+    app = _ResourcesApp()
+    async with app.run_test(size=(60, 10)):
+        pane = app.query_one(ResourcesPane)
+        usages = (ResourceUsage("cpu", {"cores": 2}, {"cores": 1}),)
+        pane.show(usages, MachineView(cpu=10.0, memory=20.0))
+        await pane.remove_children()
+        pane.show((ResourceUsage("cpu", {"cores": 2}, {"cores": 2}),), MachineView(cpu=30.0, memory=20.0))
+        assert not pane.children
