@@ -86,7 +86,7 @@ _TRANSITION_ROWS = (
     f"COALESCE(r_started, running_at, CASE WHEN status = '{_RUNNING_SQL}' THEN at END) AS started, "
     f"CASE WHEN status IN ({_TERMINAL_SQL}) THEN COALESCE(r_finished, at) END AS finished, "
     "CASE WHEN error = '' AND r_success = 0 THEN r_error ELSE error END AS error, r_output AS output, "
-    "r_exit_code AS exit_code, log_path, has_result, r_finished, running_at FROM raw) "
+    "r_exit_code AS exit_code, log_path, r_finished, running_at FROM raw) "
 )
 
 # Run once on the writer's connection: what SQLite keeps aside while it works (sorts,
