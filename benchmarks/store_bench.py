@@ -16,9 +16,10 @@ On a shared machine the wall-time ratio of the same code swings by 0.2 between r
 ``--instructions`` counts instead, with valgrind's callgrind, the instructions each side
 executes (every thread, SQLite included): a store-off and a store-on run, each minus the
 same process stopped just before the run, so the figure is what running with the store
-adds. Counts repeat to within a few percent whatever else the machine does; they weigh
-SQLite's work outside the GIL like any other, so they are the ratio of a machine with
-one core. It takes a few minutes (valgrind runs Python ~50x slower).
+adds. Counts repeat to within about 5% whatever else the machine does (group sizes
+still follow the clock); they weigh SQLite's work outside the GIL like any other, so
+they are the ratio of a machine with one core. It takes a few minutes (valgrind runs
+Python ~50x slower).
 """
 
 from __future__ import annotations
