@@ -373,7 +373,7 @@ class Store:
         def read(conn: sqlite3.Connection) -> list[HistoryEntry]:
             steps = conn.execute("SELECT step, status, attempt, finished_at, reused_from FROM steps "
                                  "WHERE run_id = ?", (run_id,)).fetchall()
-            attempts = [(r[1], r[2], r[3], r[4], r[5]) for r in _attempts_of(conn, run_id)]
+            attempts = [row[1:6] for row in _attempts_of(conn, run_id)]  # step .. finished_at
             stored = conn.execute("SELECT step, status, attempt, at FROM transitions WHERE run_id = ? ORDER BY id",
                                   (run_id,)).fetchall()
             return derive_history(steps, attempts, stored)

@@ -69,8 +69,8 @@ def derive_history(steps: Iterable[StepRow], attempts: Iterable[AttemptRow],
                  for name, status, attempt, finished, reused in steps}
     derived: list[HistoryEntry] = []
     last_at: dict[str, float] = {}  # per step: the time of its latest change so far
-
     derived_status: dict[str, TaskStatus] = {}  # per step: its latest change's status
+    attempted: set[str] = set()  # steps with at least one attempt row
 
     def change(name: str, status: TaskStatus, number: int, at: float) -> None:
         # An attempt's start comes from the dispatcher's clock and its end from the
@@ -81,11 +81,11 @@ def derive_history(steps: Iterable[StepRow], attempts: Iterable[AttemptRow],
         derived.append(HistoryEntry(name, status, number, at))
 
     for name, number, status_value, started, finished in attempts:
+        attempted.add(name)
         status = TaskStatus(status_value)
         if started is not None:
             change(name, _RUNNING, number, started)
         if status is _RUNNING or finished is None:
-            last_at.setdefault(name, finished or started or 0.0)
             continue
         step_status, latest, _, _ = step_rows.get(name, (status, number, None, None))
         if status is _FAILED and (number < latest or step_status is not _FAILED):
@@ -94,7 +94,7 @@ def derive_history(steps: Iterable[StepRow], attempts: Iterable[AttemptRow],
     for name, (status, latest, finished, reused) in step_rows.items():
         if reused is not None or not status.is_terminal or finished is None:
             continue
-        if name not in last_at:  # ended without running (skipped, refused, cancelled while waiting)
+        if name not in attempted:  # ended without running (skipped, refused, cancelled while waiting)
             change(name, status, 0, finished)
         elif derived_status.get(name) is not status:  # ended while waiting for a retry
             change(name, status, latest, finished)
