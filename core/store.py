@@ -69,7 +69,7 @@ from .store_records import (
 from .process_tree import kill_orphans, this_process
 from .store_history import HistoryEntry, derive_history
 from .store_recovery import host, mark_interrupted
-from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps
+from .store_rows import PHASES, SETUP, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps, statements
 from .store_schema import connect, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
 
@@ -119,7 +119,7 @@ class Store:
             conn.close()
             raise
         self._writer = GroupCommitWriter(
-            conn, self.db_path, statements=STATEMENTS, order=PHASES, values=VALUES_ROWS,
+            conn, self.db_path, statements=statements(self.runs_dir), order=PHASES, values=VALUES_ROWS,
             setup=SETUP, build=build_group, buffer=TransitionRows(), delay=group_commit_delay,
         )
         self._record = self._writer.record  # bound once: record_transition is the hot path
@@ -330,7 +330,7 @@ class Store:
             run.definition = workflow_or_none(row[-1])
             attempts: dict[str, list[AttemptRecord]] = {}
             for arow in _attempts_of(conn, run_id) if with_attempts else ():
-                record = attempt_from_row(arow)
+                record = attempt_from_row(arow, self.runs_dir)
                 attempts.setdefault(record.step, []).append(record)
             for name, status, attempt, started, finished, error, output_json, reused_from in conn.execute(
                 "SELECT step, status, attempt, started_at, finished_at, error, output_json, reused_from "
@@ -361,7 +361,7 @@ class Store:
 
     def get_attempts(self, run_id: str, step: str | None = None) -> list[AttemptRecord]:
         """Return the attempts of a run (of one step), ordered by step then attempt."""
-        return self._read(lambda c: [attempt_from_row(r) for r in _attempts_of(c, run_id, step)])
+        return self._read(lambda c: [attempt_from_row(r, self.runs_dir) for r in _attempts_of(c, run_id, step)])
 
     def step_history(self, run_id: str) -> list[HistoryEntry]:
         """Return the run's status changes, oldest first: each attempt's start and end, the

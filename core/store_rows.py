@@ -28,7 +28,9 @@ import dataclasses
 import json
 import logging
 import operator
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .models import TaskStatus, TaskTransition, Workflow, WorkflowStatus, WorkflowStep
@@ -36,7 +38,7 @@ from .store_writer import Group
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "TransitionRows",
+__all__ = ["statements", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "TransitionRows",
            "build_group", "dumps", "workflow_json"]
 
 # Identity, not equality: a str enum hashes through a Python-level ``__hash__``, an id
@@ -67,6 +69,21 @@ _FAILED = TaskStatus.FAILED.value
 _NO_RESULT = (0, -1, 0, 0, 0, 0, 0)
 TRANSITION_COLUMNS = 15
 
+# A log path in the run's own log directory, ``<runs dir>/<run id>/<step>.<attempt>.log``
+# (what the dispatcher gives every attempt), is stored as its file name alone; readers
+# join it back (``core.store_records.attempt_from_row``). The full path was half of a
+# step row's bytes: with it, each group commit rewrote most of the run's steps pages
+# into the WAL twice as large (10k steps in 5 groups: 4.9 MB of WAL, 3.1 MB without),
+# and writing the WAL was the writer's largest cost in the kernel. Any other path
+# (another directory, a nested one) is stored whole. ``@RUNS_PREFIX@`` becomes the
+# store's runs directory with a trailing separator (:func:`statements`).
+_RUN_LOG_DIR = f"(@RUNS_PREFIX@ || column1 || '{os.sep}')"
+_LOG_PATH = (
+    f"CASE WHEN substr(column7, 1, length{_RUN_LOG_DIR}) = {_RUN_LOG_DIR} "
+    f"AND instr(substr(column7, length{_RUN_LOG_DIR} + 1), '{os.sep}') = 0 "
+    f"THEN substr(column7, length{_RUN_LOG_DIR} + 1) ELSE column7 END"
+)
+
 # What a transition's VALUES row means, as SQL over the raw columns, shared by the two
 # statements that read such rows ("transition" and "retry"): the raw fields by name
 # (r_* are the result's, NULL when the transition has none, marked by column 9 < 0),
@@ -74,7 +91,7 @@ TRANSITION_COLUMNS = 15
 # see ``core.store_writer``) are skipped.
 _TRANSITION_ROWS = (
     "WITH raw AS (SELECT column1 AS run_id, column2 AS step, column3 AS status, column4 AS at, "
-    "column5 AS attempt, column6 AS error, column7 AS log_path, column9 >= 0 AS has_result, "
+    f"column5 AS attempt, column6 AS error, {_LOG_PATH} AS log_path, column9 >= 0 AS has_result, "
     "column8 AS r_attempt, column9 AS r_success, column10 AS r_error, "
     "CASE WHEN column9 >= 0 THEN NULLIF(column11, '') END AS r_exit_code, "
     "CASE WHEN column9 >= 0 THEN column12 END AS r_started, "
@@ -94,7 +111,7 @@ _TRANSITION_ROWS = (
 SETUP = ("PRAGMA temp_store = MEMORY",)
 
 
-STATEMENTS: dict[str, tuple[str, ...]] = {
+_STATEMENTS: dict[str, tuple[str, ...]] = {
     # ``runs.workflow_json`` is empty since schema 3: the snapshot has a table of its own.
     "run_insert": (
         "INSERT INTO runs (id, workflow, workflow_json, params_json, session_id, status, owner_pid, "
@@ -173,6 +190,18 @@ STATEMENTS: dict[str, tuple[str, ...]] = {
         "ON CONFLICT (id) DO UPDATE SET data_json = excluded.data_json, status = excluded.status",
     ),
 }
+
+
+def statements(runs_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Return the write statements of a store whose step logs live in ``runs_dir``, by key.
+
+    The VALUES statements keep their ``{values}`` placeholder for the writer.
+    """
+    literal = "'" + (str(runs_dir) + os.sep).replace("'", "''") + "'"
+    literal = literal.replace("{", "{{").replace("}", "}}")  # the writer formats these statements
+    return {key: tuple(sql.replace("@RUNS_PREFIX@", literal) for sql in sqls) for key, sqls in _STATEMENTS.items()}
+
+
 # Keys whose rows are bound as multi-row VALUES (key -> columns per row); the rows of
 # such a key come as one flat list of parameters. The other keys are rare writes (a
 # run's creation and end, allocations, sessions): one executemany row each.
@@ -316,7 +345,7 @@ class TransitionRows:
     :meth:`add` runs on the thread that reports the transition (the dispatcher's), so it
     only copies fields, an output JSON-encoded only when there is one,
     :data:`TRANSITION_COLUMNS` values per row. Every rule that turns them into table
-    rows is SQL (see ``STATEMENTS["transition"]``).
+    rows is SQL (see ``_STATEMENTS["transition"]``).
 
     A RUNNING transition whose attempt ends before the writer takes the rows is folded
     into the row of its end (column 15 keeps its time): one row instead of two, which

@@ -131,6 +131,44 @@ def test_retries_are_separate_attempts(store: Store) -> None:
     assert (step.status, step.attempt, step.error, step.output) == (TaskStatus.COMPLETED, 2, "", "ok")
 
 
+def test_a_log_in_the_runs_own_log_directory_is_stored_as_its_file_name_and_read_back_whole(store: Store) -> None:
+    store.create_run("run-1", make_workflow(steps=1))
+    first = str(store.runs_dir / "run-1" / "s0.1.log")
+    second = str(store.runs_dir / "run-1" / "s0.2.log")
+    store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1, log_path=first))
+    failed = TaskResult(success=False, error_message="exit 3", exit_code=3)
+    store.record_transition(transition("run-1", "s0", TaskStatus.PENDING, 1, result=failed, log_path=first))
+    store.flush()  # the retry's attempt row is written apart from the step row
+    store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 2, log_path=second))
+    store.flush()
+    with sqlite3.connect(store.db_path) as conn:
+        stored = conn.execute("SELECT log_path FROM steps UNION ALL SELECT log_path FROM attempts").fetchall()
+    assert sorted(stored) == [("s0.1.log",), ("s0.2.log",)]
+    assert [a.log_path for a in store.get_attempts("run-1", "s0")] == [first, second]
+
+
+@pytest.mark.parametrize("where", ["/elsewhere/run-1/s0.1.log", "{runs}/run-2/s0.1.log", "{runs}/run-1/sub/s0.1.log"])
+def test_a_log_outside_the_runs_own_log_directory_is_stored_whole(store: Store, where: str) -> None:
+    path = where.format(runs=store.runs_dir)
+    store.create_run("run-1", make_workflow(steps=1))
+    store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1, log_path=path))
+    store.flush()
+    with sqlite3.connect(store.db_path) as conn:
+        assert conn.execute("SELECT log_path FROM steps").fetchall() == [(path,)]
+    assert store.get_attempts("run-1", "s0")[0].log_path == path
+
+
+def test_a_runs_directory_with_quotes_and_braces_in_its_name_still_gets_file_names(tmp_path: Path) -> None:
+    runs = tmp_path / "it's {odd}" / "runs"
+    with Store(tmp_path / "state" / "orchtui.db", runs_dir=runs) as odd:
+        odd.create_run("run-1", make_workflow(steps=1))
+        odd.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1, log_path=str(runs / "run-1" / "s0.1.log")))
+        odd.flush()
+        with sqlite3.connect(odd.db_path) as conn:
+            assert conn.execute("SELECT log_path FROM steps").fetchall() == [("s0.1.log",)]
+        assert odd.get_attempts("run-1", "s0")[0].log_path == str(runs / "run-1" / "s0.1.log")
+
+
 def test_get_run_without_attempts_still_has_every_step_state(store: Store) -> None:
     store.create_run("run-1", make_workflow())
     complete(store, "run-1", "s0", "out")
