@@ -218,8 +218,8 @@ def attempt_from_row(row: tuple[Any, ...], runs_dir: Path) -> AttemptRecord:
     """Build an :class:`AttemptRecord` from a row of ``ATTEMPT_COLUMNS``, read from the store
     whose step logs live in ``runs_dir``."""
     run_id, step, attempt, status, started_at, finished_at, exit_code, error, output_json, log_path = row
-    if log_path and os.sep not in log_path:  # a file name in the run's log directory (see core.store_rows)
-        log_path = os.path.join(runs_dir, run_id, log_path)
+    if log_path == "":  # the attempt's log where the dispatcher puts it (see core.store_rows)
+        log_path = os.path.join(runs_dir, run_id, f"{step}.{attempt}.log")
     return AttemptRecord(
         run_id=run_id,
         step=step,

@@ -131,7 +131,7 @@ def test_retries_are_separate_attempts(store: Store) -> None:
     assert (step.status, step.attempt, step.error, step.output) == (TaskStatus.COMPLETED, 2, "", "ok")
 
 
-def test_a_log_in_the_runs_own_log_directory_is_stored_as_its_file_name_and_read_back_whole(store: Store) -> None:
+def test_a_log_where_the_dispatcher_puts_it_is_stored_empty_and_read_back_whole(store: Store) -> None:
     store.create_run("run-1", make_workflow(steps=1))
     first = str(store.runs_dir / "run-1" / "s0.1.log")
     second = str(store.runs_dir / "run-1" / "s0.2.log")
@@ -143,12 +143,13 @@ def test_a_log_in_the_runs_own_log_directory_is_stored_as_its_file_name_and_read
     store.flush()
     with sqlite3.connect(store.db_path) as conn:
         stored = conn.execute("SELECT log_path FROM steps UNION ALL SELECT log_path FROM attempts").fetchall()
-    assert sorted(stored) == [("s0.1.log",), ("s0.2.log",)]
+    assert stored == [("",), ("",)]
     assert [a.log_path for a in store.get_attempts("run-1", "s0")] == [first, second]
 
 
-@pytest.mark.parametrize("where", ["/elsewhere/run-1/s0.1.log", "{runs}/run-2/s0.1.log", "{runs}/run-1/sub/s0.1.log"])
-def test_a_log_outside_the_runs_own_log_directory_is_stored_whole(store: Store, where: str) -> None:
+@pytest.mark.parametrize("where", ["/elsewhere/run-1/s0.1.log", "{runs}/run-2/s0.1.log", "{runs}/run-1/s0.2.log",
+                                   "{runs}/run-1/sub/s0.1.log"])
+def test_a_log_anywhere_else_is_stored_whole(store: Store, where: str) -> None:
     path = where.format(runs=store.runs_dir)
     store.create_run("run-1", make_workflow(steps=1))
     store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1, log_path=path))
@@ -158,14 +159,21 @@ def test_a_log_outside_the_runs_own_log_directory_is_stored_whole(store: Store, 
     assert store.get_attempts("run-1", "s0")[0].log_path == path
 
 
-def test_a_runs_directory_with_quotes_and_braces_in_its_name_still_gets_file_names(tmp_path: Path) -> None:
+def test_an_attempt_without_a_log_has_none(store: Store) -> None:
+    store.create_run("run-1", make_workflow(steps=1))
+    store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1))
+    store.flush()
+    assert store.get_attempts("run-1", "s0")[0].log_path is None
+
+
+def test_a_runs_directory_with_quotes_and_braces_in_its_name_still_gets_its_logs_stored_empty(tmp_path: Path) -> None:
     runs = tmp_path / "it's {odd}" / "runs"
     with Store(tmp_path / "state" / "orchtui.db", runs_dir=runs) as odd:
         odd.create_run("run-1", make_workflow(steps=1))
         odd.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1, log_path=str(runs / "run-1" / "s0.1.log")))
         odd.flush()
         with sqlite3.connect(odd.db_path) as conn:
-            assert conn.execute("SELECT log_path FROM steps").fetchall() == [("s0.1.log",)]
+            assert conn.execute("SELECT log_path FROM steps").fetchall() == [("",)]
         assert odd.get_attempts("run-1", "s0")[0].log_path == str(runs / "run-1" / "s0.1.log")
 
 
