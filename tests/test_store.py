@@ -170,11 +170,12 @@ def test_a_runs_directory_with_quotes_and_braces_in_its_name_still_gets_its_logs
     runs = tmp_path / "it's {odd}" / "runs"
     with Store(tmp_path / "state" / "orchtui.db", runs_dir=runs) as odd:
         odd.create_run("run-1", make_workflow(steps=1))
-        odd.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1, log_path=str(runs / "run-1" / "s0.1.log")))
+        path = str(runs / "run-1" / "s0.1.log")
+        odd.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 1, log_path=path))
         odd.flush()
         with sqlite3.connect(odd.db_path) as conn:
             assert conn.execute("SELECT log_path FROM steps").fetchall() == [("",)]
-        assert odd.get_attempts("run-1", "s0")[0].log_path == str(runs / "run-1" / "s0.1.log")
+        assert odd.get_attempts("run-1", "s0")[0].log_path == path
 
 
 def test_get_run_without_attempts_still_has_every_step_state(store: Store) -> None:
