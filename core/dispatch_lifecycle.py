@@ -22,6 +22,7 @@ from .dispatch_timers import BACKSTOP_MARGIN, T_RETRY, T_TIMEOUT
 from .errors import OrchestrationError
 from .events import EventType
 from .interfaces import ExecutorBackend
+from .logs import log_file_name
 from .models import Invocation, TaskResult, TaskStatus
 from .scheduler_queues import (
     CANCELLED,
@@ -115,7 +116,7 @@ class Lifecycle:
             if run.log_dir is not None:
                 # os.path.join on the string form: a pathlib join per attempt costs more
                 # than the no-op steps it is for.
-                log_path = os.path.join(run.log_dir, f"{task.name}.{number}.log")
+                log_path = os.path.join(run.log_dir, log_file_name(task.name, number))
             working_dir = working_dir or run.working_dir
         memory_limit = self.rm.memory_limit_bytes(task.resources) if task.resources and self.rm is not None else None
         invocation = Invocation(

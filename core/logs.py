@@ -35,6 +35,7 @@ __all__ = [
     "validate_run_id",
     "validate_step_name",
     "run_log_dir",
+    "log_file_name",
     "log_path",
     "list_logs",
     "read_log",
@@ -137,6 +138,13 @@ def run_log_dir(runs_dir: Path, run_id: str) -> Path:
     return _inside(runs_dir, runs_dir / validate_run_id(run_id))
 
 
+def log_file_name(step: str, attempt: int) -> str:
+    """Return the name of the log of ``step``'s attempt ``attempt`` in its run's directory:
+    ``<step>.<attempt>.log``. Unchecked: the dispatcher calls it for every attempt, and
+    the store to rebuild a path it recorded (:func:`log_path` checks)."""
+    return f"{step}.{attempt}.log"
+
+
 def log_path(runs_dir: Path, run_id: str, step: str, attempt: int) -> Path:
     """Return ``runs_dir/<run_id>/<step>.<attempt>.log`` (the file need not exist).
 
@@ -146,7 +154,7 @@ def log_path(runs_dir: Path, run_id: str, step: str, attempt: int) -> Path:
     if not isinstance(attempt, int) or attempt < 1:
         raise StoreError(f"invalid attempt number {attempt!r} for step {step!r}: attempts count from 1")
     directory = run_log_dir(runs_dir, run_id)
-    return _inside(runs_dir, directory / f"{validate_step_name(step)}.{attempt}.log")
+    return _inside(runs_dir, directory / log_file_name(validate_step_name(step), attempt))
 
 
 def list_logs(runs_dir: Path, run_id: str, step: str | None = None) -> list[LogFile]:

@@ -69,7 +69,8 @@ _FAILED = TaskStatus.FAILED.value
 _NO_RESULT = (0, -1, 0, 0, 0, 0, 0)
 TRANSITION_COLUMNS = 15
 
-# A step's log where the dispatcher puts every attempt's, ``<runs dir>/<run id>/<step>.<attempt>.log``,
+# A step's log where the dispatcher puts every attempt's, ``<runs dir>/<run id>/<step>.<attempt>.log``
+# (``core.logs.log_file_name``, which this SQL spells again),
 # is stored as '' and readers rebuild it from the row (``core.store_records.attempt_from_row``);
 # any other path (a run recorded with another runs directory, say) is stored whole. The
 # full path was half of a step row's bytes, and a group commit rewrites most of a run's
