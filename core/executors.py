@@ -12,7 +12,8 @@ backend never queues work behind a priority decision of its own.
   for the next attempt instead of queueing it behind the stuck one.
 * :class:`ProcessBackend`: every invocation in its own child process (``forkserver``
   by default) so a timeout or cancel can kill a Python callable that never checks its
-  cancel event, together with every process it started.
+  cancel event, together with every process it started. A child also ends when the
+  orchtui process that started it dies (see :func:`_watch_owner`).
 * ``create_backend("dask")`` loads ``core.dask_backend`` lazily (the optional extra).
 """
 
@@ -232,13 +233,41 @@ class ThreadBackend:
 # ------------------------------------------------------------------ processes
 
 
-def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float]) -> None:
+# Seconds a child whose owner died gives its action to stop its subprocesses before it
+# kills itself (the same default as ``ProcessBackend.kill_grace``).
+_ORPHAN_GRACE = 5.0
+
+
+def _watch_owner(lifeline: Connection, cancel: threading.Event, finished: threading.Event, grace: float) -> None:
+    """In a ProcessBackend child: wait for the orchtui process that started it to die, then
+    cancel the step, give it ``grace`` seconds to stop, and SIGKILL this process.
+
+    The parent holds the only write end of ``lifeline`` and never writes, so the read end
+    turns readable (end of file) exactly when the parent closes it, which it does only
+    after the child has ended, or when the parent dies. Why the child must see to this
+    itself: nobody is left to take its result, a resume would run the step beside it,
+    and crash recovery cannot find it, because multiprocessing forks it from its fork
+    server, whose environment carries no owner marker (``core.process_tree.kill_orphans``).
+    (The kernel's parent-death signal would not do: the fork server outlives the parent
+    while any child it forked lives.) The processes the action started carry the
+    owner's marker (:func:`~core.process_tree.adopt_owner`), and the cancel stops them.
+    """
+    with contextlib.suppress(OSError):
+        lifeline.poll(None)
+    cancel.set()
+    finished.wait(grace)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float],
+                lifeline: Connection) -> None:
     """Entry point of a ProcessBackend child: run one invocation, send the result back.
 
     SIGTERM sets the cancel event, so ``invoke`` kills the action's own subprocess tree
     and reports ``Cancelled`` instead of the child dying with its grandchildren orphaned.
     With a timeout, SIGALRM at the deadline raises ``StepTimeout`` in the action, so even
     Python code that never checks its context (``time.sleep``, a busy loop) stops on time.
+    When the parent dies, :func:`_watch_owner` ends the child.
     """
     from .actions import StepTimeout
 
@@ -246,6 +275,9 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
     # workflow: if that one dies, crash recovery must find them under its identity.
     adopt_owner(*owner)
     cancel = threading.Event()
+    finished = threading.Event()
+    threading.Thread(target=_watch_owner, args=(lifeline, cancel, finished, _ORPHAN_GRACE),
+                     name="orchtui-owner-watch", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: cancel.set())
     # Ctrl-C in a terminal reaches the whole foreground group; the parent decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -269,8 +301,11 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
                             attempt=invocation.attempt)
     except BaseException as exc:  # report, never die silently: the parent waits for a result
         result = _crash_result(invocation, exc)
+    finished.set()
     try:
         conn.send(result)
+    except OSError:  # the parent is gone (its watcher ends this process): nobody to tell
+        return
     except Exception as exc:  # an output that cannot be pickled
         conn.send(
             TaskResult(
@@ -434,18 +469,27 @@ class ProcessBackend:
     def _run_child(self, attempt: _ProcessAttempt) -> TaskResult:
         invocation = attempt.invocation
         receiver, sender = self._ctx.Pipe(duplex=False)
+        # Held open (never written) while the child lives: when this process dies, the
+        # child's end reaches end of file and the child ends itself (``_watch_owner``).
+        lifeline_r, lifeline_w = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_child_main,
-            args=(invocation, sender, self._invoke_target, this_process()),
+            args=(invocation, sender, self._invoke_target, this_process(), lifeline_r),
             name=f"orchtui-{invocation.task_name}",
             daemon=False,
         )
         with attempt.lock:
             if attempt.cancelled:
-                receiver.close()
-                sender.close()
+                for end in (receiver, sender, lifeline_r, lifeline_w):
+                    end.close()
                 return cancelled_result(invocation)
-            process.start()
+            try:
+                process.start()
+            except BaseException:
+                lifeline_w.close()
+                raise
+            finally:
+                lifeline_r.close()
             attempt.process = process
         sender.close()  # only the child writes; EOF on our end then means the child died
         result: TaskResult | None = None
@@ -457,6 +501,7 @@ class ProcessBackend:
         finally:
             receiver.close()
             process.join()
+            lifeline_w.close()  # only now: closed earlier, it would kill the child mid-cleanup
             with attempt.lock:
                 if attempt.escalation is not None:
                     attempt.escalation.cancel()

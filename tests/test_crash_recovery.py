@@ -8,7 +8,9 @@ that was killed mid-way starts twice (at-least-once) and every step finishes onc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -201,3 +203,44 @@ def test_steps_orphaned_by_a_kill_9_are_stopped_when_the_store_next_opens(
     assert [r["status"] for r in json.loads(listed.stdout)] == ["interrupted"]
     wait_for(lambda: not step.is_running() or step.status() == psutil.STATUS_ZOMBIE, "the orphan to be stopped",
              timeout=10)
+
+
+PYTHON_STEP = """
+import os
+import time
+from pathlib import Path
+
+
+def hold(pid_file):
+    Path(pid_file).write_text(str(os.getpid()))
+    while True:  # pure Python that never looks at its context: only a signal stops it
+        time.sleep(0.05)
+"""
+
+
+def test_a_python_step_of_the_process_executor_dies_with_its_orchtui_process(
+    tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
+) -> None:
+    # The step's child process is forked by multiprocessing's fork server, so it carries
+    # no owner marker that recovery could find: it must notice its owner's death itself,
+    # or a resume would run the step while its first attempt still does.
+    (tmp_path / "orphan_step.py").write_text(PYTHON_STEP)
+    pid_file = tmp_path / "step.pid"
+    workflow = tmp_path / "python-orphan.yaml"
+    workflow.write_text("name: python-orphan\nsteps:\n  - name: hold\n    module: python\n    action: call\n"
+                        f"    parameters: {{target: 'orphan_step:hold', args: [{json.dumps(str(pid_file))}]}}\n")
+    env = {**cli_env, "PYTHONPATH": str(tmp_path) + os.pathsep + cli_env["PYTHONPATH"]}
+    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow), "--executor", "process"],
+                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the step to start")
+        step = psutil.Process(int(pid_file.read_text()))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    try:
+        wait_for(lambda: not step.is_running() or step.status() == psutil.STATUS_ZOMBIE,
+                 "the step's process to die with its owner", timeout=15)
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            step.kill()
