@@ -25,6 +25,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait as wait_connections
 from typing import Any
@@ -483,6 +484,7 @@ class ProcessBackend:
                 for end in (receiver, sender, lifeline_r, lifeline_w):
                     end.close()
                 return cancelled_result(invocation)
+            started = time.time()  # a child that dies without a result still reports its span
             try:
                 process.start()
             except BaseException:
@@ -509,12 +511,16 @@ class ProcessBackend:
             return result
         if attempt.cancelled:
             return cancelled_result(invocation, "cancelled; the task's process was killed")
+        finished = time.time()
         return TaskResult(
             success=False,
             error_message=f"the process running {invocation.task_name} died with exit code {process.exitcode}",
             error_type="ProcessDied",
+            execution_time=finished - started,
             exit_code=process.exitcode,
             attempt=invocation.attempt,
+            started_at=started,
+            finished_at=finished,
         )
 
 

@@ -124,6 +124,18 @@ def test_process_backend_runs_in_a_child_process() -> None:
     assert result.success and result.data != psutil.Process().pid
 
 
+def test_process_backend_reports_a_child_that_died_without_a_result_with_its_span() -> None:
+    # The store keeps the attempt's start and end from its result; a dead child sends none.
+    backend = ProcessBackend(1)
+    done = Results()
+    backend.submit(inv("python", "call", target="os:_exit", args=[3]), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert (result.error_type, result.exit_code) == ("ProcessDied", 3)
+    assert result.started_at is not None and result.finished_at is not None
+    assert result.finished_at - result.started_at == pytest.approx(result.execution_time)
+
+
 def test_process_backend_timeout_stops_python_that_ignores_it() -> None:
     backend = ProcessBackend(1)
     warm = Results()
