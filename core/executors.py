@@ -241,7 +241,8 @@ _ORPHAN_GRACE = 5.0
 
 def _watch_owner(lifeline: Connection, cancel: threading.Event, finished: threading.Event, grace: float) -> None:
     """In a ProcessBackend child: wait for the orchtui process that started it to die, then
-    cancel the step, give it ``grace`` seconds to stop, and SIGKILL this process.
+    SIGKILL this process: at once when the step started no process of its own, else after
+    cancelling the step and giving it ``grace`` seconds to stop them.
 
     The parent holds the only write end of ``lifeline`` and never writes, so the read end
     turns readable (end of file) exactly when the parent closes it, which it does only
@@ -255,8 +256,13 @@ def _watch_owner(lifeline: Connection, cancel: threading.Event, finished: thread
     """
     with contextlib.suppress(OSError):
         lifeline.poll(None)
-    cancel.set()
-    finished.wait(grace)
+    try:
+        started_processes = bool(psutil.Process().children())
+    except psutil.Error:
+        started_processes = True
+    if started_processes:
+        cancel.set()
+        finished.wait(grace)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

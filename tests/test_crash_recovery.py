@@ -244,3 +244,29 @@ def test_a_python_step_of_the_process_executor_dies_with_its_orchtui_process(
     finally:
         with contextlib.suppress(psutil.NoSuchProcess):
             step.kill()
+
+
+def test_the_commands_of_a_process_executor_step_are_stopped_when_its_orchtui_process_dies(
+    tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
+) -> None:
+    # The step's child process cancels its action before it ends itself, so the command
+    # stops even if no orchtui process opens the store afterwards to recover the run.
+    pid_file = tmp_path / "command.pid"
+    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"
+    workflow = tmp_path / "shell-orphan.yaml"
+    workflow.write_text("name: shell-orphan\nsteps:\n  - name: long\n    module: shell\n    action: run\n"
+                        f"    parameters: {{command: {json.dumps(command)}}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow), "--executor", "process"],
+                            env=cli_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the command to start")
+        command_process = psutil.Process(int(pid_file.read_text()))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    try:
+        wait_for(lambda: not command_process.is_running() or command_process.status() == psutil.STATUS_ZOMBIE,
+                 "the command to be stopped", timeout=20)
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            command_process.kill()
