@@ -45,7 +45,6 @@ __all__ = ["statements", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS",
 # does not, and this test runs for every transition. A status given as a plain string
 # is never folded (``TransitionRows.add``), which only costs a row.
 _TERMINAL_IDS = frozenset(id(s) for s in TaskStatus if s.is_terminal)
-_WRITTEN = object()  # see TransitionRows._seen
 _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TaskStatus if s.is_terminal)
 _RUNNING = TaskStatus.RUNNING
 _PENDING = TaskStatus.PENDING
@@ -152,14 +151,18 @@ _STATEMENTS: dict[str, tuple[str, ...]] = {
         "ELSE COALESCE(excluded.log_path, steps.log_path) END",
     ),
     # An attempt that a retry supersedes (a failed try, back to pending) keeps a row of
-    # its own. These transitions also went through "transition", which runs first, so
-    # the step row holds the attempt's start when the transition that ended it carried
-    # none (the RUNNING came in an earlier group).
+    # its own. Its start is the folded RUNNING's (column 15), else its result's, else the
+    # step row's while that row is still this attempt's. Which state of the step row
+    # that is depends on where the RUNNING came: in an earlier group, the row before
+    # this group's transitions (the next attempt may start in this group); in this
+    # group, the row after them. So the statement runs on both sides of "transition"
+    # (as "retry_before" and "retry", the same rows); the upsert keeps the first start
+    # found, and the other values are the same either way.
     "retry": (
         _TRANSITION_ROWS +
         "INSERT INTO attempts (run_id, step, attempt, status, started_at, finished_at, exit_code, error, "
         f"output_json, log_path) SELECT t.run_id, t.step, t.attempt, '{_FAILED}', "
-        "COALESCE(t.running_at, t.started, s.started_at), COALESCE(t.r_finished, t.at), t.exit_code, t.error, "
+        "COALESCE(t.started, s.started_at), COALESCE(t.r_finished, t.at), t.exit_code, t.error, "
         "t.output, COALESCE(t.log_path, s.log_path) FROM t "
         "LEFT JOIN steps AS s ON s.run_id = t.run_id AND s.step = t.step AND s.attempt = t.attempt "
         "WHERE t.attempt >= 1 "
@@ -192,6 +195,9 @@ _STATEMENTS: dict[str, tuple[str, ...]] = {
 }
 
 
+_STATEMENTS["retry_before"] = _STATEMENTS["retry"]
+
+
 def statements(runs_dir: Path) -> dict[str, tuple[str, ...]]:
     """Return the write statements of a store whose step logs live in ``runs_dir``, by key.
 
@@ -205,11 +211,11 @@ def statements(runs_dir: Path) -> dict[str, tuple[str, ...]]:
 # Keys whose rows are bound as multi-row VALUES (key -> columns per row); the rows of
 # such a key come as one flat list of parameters. The other keys are rare writes (a
 # run's creation and end, allocations, sessions): one executemany row each.
-VALUES_ROWS = {"transition": TRANSITION_COLUMNS, "retry": TRANSITION_COLUMNS}
+VALUES_ROWS = {"transition": TRANSITION_COLUMNS, "retry_before": TRANSITION_COLUMNS, "retry": TRANSITION_COLUMNS}
 # A group runs its statements in this order: a run exists before its steps change, and
 # ends after them.
-PHASES = ("run_insert", "definition", "step_init", "transition", "retry", "step_settle", "finish", "alloc",
-          "release", "session")
+PHASES = ("run_insert", "definition", "step_init", "retry_before", "transition", "retry", "step_settle", "finish",
+          "alloc", "release", "session")
 
 
 def dumps(value: Any) -> str:
@@ -347,42 +353,46 @@ class TransitionRows:
     :data:`TRANSITION_COLUMNS` values per row. Every rule that turns them into table
     rows is SQL (see ``_STATEMENTS["transition"]``).
 
-    A RUNNING transition whose attempt ends before the writer takes the rows is folded
-    into the row of its end (column 15 keeps its time): one row instead of two, which
-    SQLite applies to the step and attempt rows exactly as it would have applied the
-    two one after the other. Only a task's first transition since the last :meth:`take`
-    is held back that way; one still held at the take is written then, after the
-    group's other rows, which touch other tasks.
+    A RUNNING transition is held back: when its attempt ends (completes, fails, is
+    cancelled, or fails with a retry to come) before the writer takes the rows, it is
+    folded into the row of its end (column 15 keeps its time): one row instead of two,
+    which SQLite applies to the step and attempt rows exactly as it would have applied
+    the two one after the other. A RUNNING still held at the take is written then,
+    after the group's other rows, which touch other tasks, so each task's rows keep
+    their order. An end that cannot take its start in (another log path, say) still
+    carries the start's time in column 15, so the attempt row of a retried attempt
+    knows when it started even when its result does not say.
     """
 
-    keys = ("transition", "retry")
-    __slots__ = ("_flat", "_retries", "_seen")
+    keys = ("transition", "retry_before", "retry")
+    __slots__ = ("_flat", "_retries", "_held")
 
     def __init__(self) -> None:
         self._flat: list[Any] = []
         self._retries: list[Any] = []  # rows of transitions that end an attempt with a retry
-        # Each task met since the last take: its RUNNING when that is held back, else
-        # _WRITTEN (it has rows, so later transitions are not held back). One dict, so
-        # a transition costs one lookup and one store.
-        self._seen: dict[str, Any] = {}
+        self._held: dict[str, TaskTransition] = {}  # task id -> its RUNNING, held back
 
     def empty(self) -> bool:
-        return not self._flat and not self._seen
+        return not self._flat and not self._held
 
     def add(self, item: TaskTransition) -> None:
         """Take one transition (ignored when it belongs to no run)."""
         if item.run_id is None:
             return
-        task = item.task_id
-        seen = self._seen
-        held = seen.get(task)
-        if held is None and item.status is _RUNNING:
-            seen[task] = item  # held back: its attempt may end before the next take
-            return
-        seen[task] = _WRITTEN  # first, so that a row that fails below is not written again by take
-        if held is None or held is _WRITTEN:
+        # Popped first, so that a row that fails below is not written again by take.
+        held = self._held.pop(item.task_id, None)
+        status = item.status
+        if status is _RUNNING:
+            if held is not None:  # a start that never ended (not from the dispatcher): keep it
+                self._row(held)
+            self._held[item.task_id] = item  # its attempt may end before the next take
+        elif held is None:
             self._row(item)
-        elif id(item.status) in _TERMINAL_IDS and item.attempt == held.attempt and item.log_path == held.log_path:
+        elif item.attempt != held.attempt:
+            self._row(held)
+            self._row(item)
+        elif item.log_path == held.log_path and (id(status) in _TERMINAL_IDS or
+                                                 (status is _PENDING and item.result is not None)):
             try:
                 self._row(item, held.at)
             except Exception:  # a malformed end must not take its attempt's start with it
@@ -390,7 +400,7 @@ class TransitionRows:
                 raise
         else:
             self._row(held)
-            self._row(item)
+            self._row(item, held.at)
 
     def _row(self, item: TaskTransition, running_at: float | str = "") -> None:
         """Append one row. All of it or nothing: a row cut short would shift every later one,
@@ -422,14 +432,13 @@ class TransitionRows:
     def take(self) -> tuple[set[str], dict[str, list[Any]]]:
         """Return the runs touched and, per statement key, every row since the last take
         (held RUNNINGs last), and start over."""
-        for held in self._seen.values():
-            if held is _WRITTEN:
-                continue
+        for held in self._held.values():
             try:
                 self._row(held)
             except Exception:  # runs on the writer thread, which must outlive a malformed record
                 log.exception("transition of %s/%s not recorded", held.run_id, held.name)
         flat, retries = self._flat, self._retries
-        self._flat, self._retries, self._seen = [], [], {}
-        rows = {key: part for key, part in (("transition", flat), ("retry", retries)) if part}
+        self._flat, self._retries, self._held = [], [], {}
+        rows = {key: part for key, part in (("transition", flat), ("retry_before", retries), ("retry", retries))
+                if part}
         return set(flat[::TRANSITION_COLUMNS]), rows

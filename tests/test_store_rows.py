@@ -1,0 +1,119 @@
+"""How transitions become rows (core/store_rows.py): however the writer cuts them into
+groups, the store ends up with the rows that writing each transition at once leaves.
+
+A group folds a RUNNING into the end of its attempt and applies many transitions in one
+multi-row statement, so the rules that keep the latest value, a known start or a
+superseded attempt's row have to hold across any cut. Hypothesis draws the stories (steps
+that retry, complete, fail, are cancelled or still run, interleaved) and the cut points;
+a real store on a real SQLite file writes them twice, in groups and one at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from core.models import TaskResult, TaskStatus, TaskTransition, Workflow, WorkflowStep
+from core.store import Store
+
+STEPS = ("s0", "s1", "s2")
+ENDS = ("completed", "failed", "cancelled", "running")  # how a step's last attempt ends ("running": not yet)
+OUTPUTS = st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=4), st.lists(st.integers(0, 2), max_size=2))
+
+
+@dataclass(slots=True)
+class Change:
+    """One transition of a story, before it gets its run id and time."""
+
+    step: str
+    status: TaskStatus
+    attempt: int
+    result: TaskResult | None = None
+    error: str = ""
+    log_path: str | None = None
+
+
+@st.composite
+def step_story(draw: st.DrawFn, step: str) -> list[Change]:
+    """The changes of one step: maybe READY, then attempts that fail and retry, then its end."""
+    changes = [Change(step, TaskStatus.READY, 0)] if draw(st.booleans()) else []
+    attempts = draw(st.integers(1, 3))
+    end = draw(st.sampled_from(ENDS))
+    for attempt in range(1, attempts + 1):
+        log = f"/logs/{step}.{attempt}.log" if draw(st.booleans()) else None
+        changes.append(Change(step, TaskStatus.RUNNING, attempt, log_path=log))
+        # Results carry their own times, or none (a child process that died sends none).
+        timed = draw(st.booleans())
+        times: dict[str, Any] = {"started_at": 1000.0 + attempt, "finished_at": 1000.5 + attempt} if timed else {}
+        if attempt < attempts:
+            code = draw(st.integers(1, 3))
+            failed = TaskResult(success=False, error_message=f"exit {code}", exit_code=code, attempt=attempt, **times)
+            changes.append(Change(step, TaskStatus.PENDING, attempt, failed, f"exit {code}", log))
+        elif end == "completed":
+            done = TaskResult(success=True, data=draw(OUTPUTS), exit_code=draw(st.sampled_from((0, None))),
+                              attempt=attempt, **times)
+            changes.append(Change(step, TaskStatus.COMPLETED, attempt, done, "", log))
+        elif end == "failed":
+            failed = TaskResult(success=False, error_message="boom", exit_code=9, attempt=attempt, **times)
+            changes.append(Change(step, TaskStatus.FAILED, attempt, failed, "boom", log))
+        elif end == "cancelled":
+            changes.append(Change(step, TaskStatus.CANCELLED, attempt, None, "cancelled", log))
+    return changes
+
+
+@st.composite
+def interleaved(draw: st.DrawFn) -> list[Change]:
+    """The stories of a few steps, interleaved the way a scheduler might (each keeps its order)."""
+    count = draw(st.integers(1, len(STEPS)))
+    queues = [draw(step_story(step)) for step in STEPS[:count]]
+    merged: list[Change] = []
+    while any(queues):
+        live = [q for q in queues if q]
+        merged.append(draw(st.sampled_from(live)).pop(0))
+    return merged
+
+
+def replay(store: Store, run_id: str, changes: list[Change], cuts: list[bool]) -> None:
+    """Record ``changes`` as run ``run_id``, committing after each change whose cut is True."""
+    clock = itertools.count(1)
+    for change, cut in zip(changes, cuts, strict=True):
+        store.record_transition(TaskTransition(
+            task_id=f"{run_id}:{change.step}", name=change.step, status=change.status, at=float(next(clock)),
+            run_id=run_id, attempt=change.attempt, result=change.result, error=change.error,
+            log_path=change.log_path, retry_at=5.0 if change.status is TaskStatus.PENDING else None,
+        ))
+        if cut:
+            store.flush()
+    store.flush()
+
+
+def stored(store: Store, run_id: str) -> tuple[Any, ...]:
+    """Everything the store shows of a run's steps: step rows, attempt rows, the history."""
+    run = store.get_run(run_id)
+    assert run is not None
+    steps = sorted((name, s.status, s.attempt, s.started_at, s.finished_at, s.error, s.output, s.exit_code,
+                    s.log_path) for name, s in run.steps.items())
+    attempts = [(a.step, a.attempt, a.status, a.started_at, a.finished_at, a.exit_code, a.error, a.output,
+                 a.log_path) for a in store.get_attempts(run_id)]
+    history = sorted(((e.step, e.status.value, e.attempt) for e in store.step_history(run_id)), key=lambda e: e[0])
+    return steps, attempts, history
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_cut_into_groups_writes_what_one_write_at_a_time_would(data: st.DataObject) -> None:
+    changes = data.draw(interleaved())
+    cuts = data.draw(st.lists(st.booleans(), min_size=len(changes), max_size=len(changes)))
+    workflow = Workflow(name="story", steps=[WorkflowStep(name=s) for s in STEPS])
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("grouped", workflow)
+        store.create_run("each", workflow)
+        store.flush()
+        replay(store, "grouped", changes, cuts)
+        replay(store, "each", changes, [True] * len(changes))
+        assert stored(store, "grouped") == stored(store, "each")
