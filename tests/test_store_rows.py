@@ -11,6 +11,8 @@ a real store on a real SQLite file writes them twice, in groups and one at a tim
 from __future__ import annotations
 
 import itertools
+import random
+import threading
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +119,46 @@ def test_any_cut_into_groups_writes_what_one_write_at_a_time_would(data: st.Data
         replay(store, "grouped", changes, cuts)
         replay(store, "each", changes, [True] * len(changes))
         assert stored(store, "grouped") == stored(store, "each")
+
+
+def renamed(changes: list[Change], copy: int) -> list[Change]:
+    """The same story told by other steps (``s0`` becomes ``s0-<copy>``)."""
+    return [Change(f"{c.step}-{copy}", c.status, c.attempt, c.result, c.error,
+                   c.log_path and c.log_path.replace(f"/{c.step}.", f"/{c.step}-{copy}.")) for c in changes]
+
+
+THREADS = 6
+COPIES = 12
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stories=st.lists(interleaved(), min_size=THREADS, max_size=THREADS), seed=st.integers(0, 2**32))
+def test_threads_recording_at_once_leave_what_one_write_at_a_time_would(stories: list[list[Change]], seed: int) -> None:
+    # Each thread records its run and now and then waits for a commit, so the groups
+    # are cut between any thread's transitions: each run must still end as if its
+    # transitions were written alone.
+    runs = [[change for copy in range(COPIES) for change in renamed(story, copy)] for story in stories]
+    rng = random.Random(seed)
+    cuts = [[rng.random() < 0.1 for _ in run] for run in runs]
+    names = [f"{step}-{copy}" for step in STEPS for copy in range(COPIES)]
+    workflow = Workflow(name="story", steps=[WorkflowStep(name=n) for n in names])
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "o.db", group_commit_delay=0.002) as store:
+        for i in range(THREADS):
+            store.create_run(f"threaded-{i}", workflow)
+            store.create_run(f"each-{i}", workflow)
+        store.flush()
+        start = threading.Barrier(THREADS)
+
+        def record(i: int) -> None:
+            start.wait()
+            replay(store, f"threaded-{i}", runs[i], cuts[i])
+
+        threads = [threading.Thread(target=record, args=(i,)) for i in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for i in range(THREADS):
+            replay(store, f"each-{i}", runs[i], [True] * len(runs[i]))
+        for i in range(THREADS):
+            assert stored(store, f"threaded-{i}") == stored(store, f"each-{i}"), f"run {i}"
