@@ -175,6 +175,40 @@ def test_a_killed_process_leaves_no_allocation_open(tmp_path: Path, cli_env: dic
         assert run.steps["train"].status is TaskStatus.INTERRUPTED
 
 
+def write_sleeper(root: Path, pid_file: Path) -> Path:
+    """Write a workflow whose one shell step writes its pid to ``pid_file`` and sleeps."""
+    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"
+    workflow = root / "sleeper.yaml"
+    workflow.write_text("name: sleeper\nsteps:\n  - name: long\n    module: shell\n    action: run\n"
+                        f"    parameters: {{command: {json.dumps(command)}}}\n")
+    return workflow
+
+
+def run_and_kill_owner(workflow: Path, env: dict[str, str], pid_file: Path, state: Path,
+                       *options: str) -> psutil.Process:
+    """Run ``workflow`` until its run is committed and its step wrote a pid to ``pid_file``,
+    SIGKILL the orchtui process alone (the OOM killer's way), and return the pid's process."""
+    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow), *options],
+                            env=env, cwd=workflow.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the step to start")
+        with Store(state / "orchtui.db", recover=False) as store:
+            wait_for(store.list_runs, "the run to be committed")
+        return psutil.Process(int(pid_file.read_text()))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def wait_gone(process: psutil.Process, what: str, timeout: float) -> None:
+    """Wait until ``process`` has ended (killing it afterwards either way, so no test leaks it)."""
+    try:
+        wait_for(lambda: not process.is_running() or process.status() == psutil.STATUS_ZOMBIE, what, timeout)
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
 def test_steps_orphaned_by_a_kill_9_are_stopped_when_the_store_next_opens(
     tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
 ) -> None:
@@ -182,27 +216,13 @@ def test_steps_orphaned_by_a_kill_9_are_stopped_when_the_store_next_opens(
     # lives on in its own process group until recovery stops it, so a resume can never
     # run the step while its first attempt still does.
     pid_file = tmp_path / "step.pid"
-    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"
-    workflow = tmp_path / "orphan.yaml"
-    workflow.write_text("name: orphan\nsteps:\n  - name: long\n    module: shell\n    action: run\n"
-                        f"    parameters: {{command: {json.dumps(command)}}}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow)], env=cli_env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the step to start")
-        step = psutil.Process(int(pid_file.read_text()))
-        with Store(isolated_state / "orchtui.db", recover=False) as store:
-            wait_for(store.list_runs, "the run to be committed")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    step = run_and_kill_owner(write_sleeper(tmp_path, pid_file), cli_env, pid_file, isolated_state)
     assert step.is_running() and step.status() != psutil.STATUS_ZOMBIE  # orphaned, still running
 
     listed = cli(["runs", "--json"], cli_env, tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert [r["status"] for r in json.loads(listed.stdout)] == ["interrupted"]
-    wait_for(lambda: not step.is_running() or step.status() == psutil.STATUS_ZOMBIE, "the orphan to be stopped",
-             timeout=10)
+    wait_gone(step, "the orphan to be stopped", timeout=10)
 
 
 PYTHON_STEP = """
@@ -230,20 +250,8 @@ def test_a_python_step_of_the_process_executor_dies_with_its_orchtui_process(
     workflow.write_text("name: python-orphan\nsteps:\n  - name: hold\n    module: python\n    action: call\n"
                         f"    parameters: {{target: 'orphan_step:hold', args: [{json.dumps(str(pid_file))}]}}\n")
     env = {**cli_env, "PYTHONPATH": str(tmp_path) + os.pathsep + cli_env["PYTHONPATH"]}
-    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow), "--executor", "process"],
-                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the step to start")
-        step = psutil.Process(int(pid_file.read_text()))
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    try:
-        wait_for(lambda: not step.is_running() or step.status() == psutil.STATUS_ZOMBIE,
-                 "the step's process to die with its owner", timeout=15)
-    finally:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            step.kill()
+    step = run_and_kill_owner(workflow, env, pid_file, isolated_state, "--executor", "process")
+    wait_gone(step, "the step's process to die with its owner", timeout=15)
 
 
 def test_the_commands_of_a_process_executor_step_are_stopped_when_its_orchtui_process_dies(
@@ -252,21 +260,6 @@ def test_the_commands_of_a_process_executor_step_are_stopped_when_its_orchtui_pr
     # The step's child process cancels its action before it ends itself, so the command
     # stops even if no orchtui process opens the store afterwards to recover the run.
     pid_file = tmp_path / "command.pid"
-    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"
-    workflow = tmp_path / "shell-orphan.yaml"
-    workflow.write_text("name: shell-orphan\nsteps:\n  - name: long\n    module: shell\n    action: run\n"
-                        f"    parameters: {{command: {json.dumps(command)}}}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(workflow), "--executor", "process"],
-                            env=cli_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the command to start")
-        command_process = psutil.Process(int(pid_file.read_text()))
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    try:
-        wait_for(lambda: not command_process.is_running() or command_process.status() == psutil.STATUS_ZOMBIE,
-                 "the command to be stopped", timeout=20)
-    finally:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            command_process.kill()
+    command_process = run_and_kill_owner(write_sleeper(tmp_path, pid_file), cli_env, pid_file, isolated_state,
+                                         "--executor", "process")
+    wait_gone(command_process, "the command to be stopped", timeout=20)
