@@ -13,7 +13,7 @@ backend never queues work behind a priority decision of its own.
 * :class:`ProcessBackend`: every invocation in its own child process (``forkserver``
   by default) so a timeout or cancel can kill a Python callable that never checks its
   cancel event, together with every process it started. A child also ends when the
-  orchtui process that started it dies (see :func:`_watch_owner`).
+  orchtui process that started it dies (see :func:`_start_stand_in`).
 * ``create_backend("dask")`` loads ``core.dask_backend`` lazily (the optional extra).
 """
 
@@ -23,6 +23,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import select
 import signal
 import threading
 import time
@@ -234,36 +235,79 @@ class ThreadBackend:
 # ------------------------------------------------------------------ processes
 
 
-# Seconds a child whose owner died gives its action to stop its subprocesses before it
-# kills itself (the same default as ``ProcessBackend.kill_grace``).
-_ORPHAN_GRACE = 5.0
+# Seconds the stand-in waits beyond the step's kill grace before it kills the child: the
+# step's own supervisor notices the cancel within a poll slice and SIGKILLs the commands
+# it started ``kill_grace`` seconds after their SIGTERM, and that must come first.
+_STAND_IN_MARGIN = 2.0
 
 
-def _watch_owner(lifeline: Connection, cancel: threading.Event, finished: threading.Event, grace: float) -> None:
-    """In a ProcessBackend child: wait for the orchtui process that started it to die, then
-    SIGKILL this process: at once when the step started no process of its own, else after
-    cancelling the step and giving it ``grace`` seconds to stop them.
+def _start_stand_in(lifeline_fd: int, grace: float) -> None:
+    """Fork the process that stands in for this ProcessBackend child's parent once that dies.
 
-    The parent holds the only write end of ``lifeline`` and never writes, so the read end
-    turns readable (end of file) exactly when the parent closes it, which it does only
-    after the child has ended, or when the parent dies. Why the child must see to this
-    itself: nobody is left to take its result, a resume would run the step beside it,
-    and crash recovery cannot find it, because multiprocessing forks it from its fork
-    server, whose environment carries no owner marker (``core.process_tree.kill_orphans``).
-    (The kernel's parent-death signal would not do: the fork server outlives the parent
-    while any child it forked lives.) The processes the action started carry the
-    owner's marker (:func:`~core.process_tree.adopt_owner`), and the cancel stops them.
+    Call first thing in the child, while it has one thread. Why a child must see to its
+    end itself when the orchtui process that started it dies: nobody is left to take its
+    result, a resume would run the step beside it, and crash recovery cannot find it,
+    because multiprocessing forks it from its fork server, whose environment carries no
+    owner marker (``core.process_tree.kill_orphans``). The kernel's parent-death signal
+    would not do (the fork server outlives the parent while any child it forked lives),
+    nor would a thread of the child's own (a step stuck in a C call that holds the GIL
+    would keep it from ever running). So a process of its own waits, and costs a fork.
     """
-    with contextlib.suppress(OSError):
-        lifeline.poll(None)
+    child = os.getpid()
+    alive_r, alive_w = os.pipe()  # the child keeps the write end open for its life: EOF means it ended
+    if os.fork():
+        os.close(alive_r)
+        return
+    try:  # the stand-in: never returns into the child's code
+        os.close(alive_w)
+        _stand_in(child, lifeline_fd, alive_r, grace)
+    finally:
+        os._exit(0)
+
+
+def _stand_in(child: int, lifeline_fd: int, alive_r: int, grace: float) -> None:
+    """Wait for the child or the parent to end; when the parent ends first, end the child.
+
+    The parent holds the only write end of the lifeline and never writes, so its read end
+    turns readable (end of file) when the parent closes it, which it does only after the
+    child has ended, or when the parent dies. A child that started no process of its own
+    is SIGKILLed at once. Otherwise it gets SIGTERM, as the parent's cancel would send
+    (its step is cancelled, which stops the commands it started), and SIGKILL with all
+    its descendants ``grace`` seconds later if it still lives.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the child decides
+    low, high = sorted((lifeline_fd, alive_r))
+    for first, last in ((3, low), (low + 1, high), (high + 1, os.sysconf("SC_OPEN_MAX"))):
+        os.closerange(first, last)  # hold none of the child's pipes open past its end
+    ends = select.poll()  # poll, not select: the descriptors may be numbered past select's limit
+    ends.register(lifeline_fd, select.POLLIN)
+    ends.register(alive_r, select.POLLIN)
+    if any(fd == alive_r for fd, _ in ends.poll()):
+        return  # the child ended first: nothing to stand in for
+    ends.unregister(lifeline_fd)
+    victims = _descendants(child)
+    if victims is None:
+        return  # the child is gone already
+    if victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+        if ends.poll(grace * 1000):
+            return
+        victims = _descendants(child) or victims  # found while the child lives: its orphans are not
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGKILL)
+    for proc in victims:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+
+
+def _descendants(pid: int) -> list[psutil.Process] | None:
+    """Return the processes under ``pid`` but this one, or None when ``pid`` is gone."""
+    me = os.getpid()
     try:
-        started_processes = bool(psutil.Process().children())
+        return [p for p in psutil.Process(pid).children(recursive=True) if p.pid != me]
     except psutil.Error:
-        started_processes = True
-    if started_processes:
-        cancel.set()
-        finished.wait(grace)
-    os.kill(os.getpid(), signal.SIGKILL)
+        return None
 
 
 def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float],
@@ -274,17 +318,15 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
     and reports ``Cancelled`` instead of the child dying with its grandchildren orphaned.
     With a timeout, SIGALRM at the deadline raises ``StepTimeout`` in the action, so even
     Python code that never checks its context (``time.sleep``, a busy loop) stops on time.
-    When the parent dies, :func:`_watch_owner` ends the child.
+    When the parent dies, the child's stand-in ends it (:func:`_start_stand_in`).
     """
     from .actions import StepTimeout
 
+    _start_stand_in(lifeline.fileno(), invocation.kill_grace + _STAND_IN_MARGIN)
     # The step processes this child starts belong to the orchtui process that runs the
     # workflow: if that one dies, crash recovery must find them under its identity.
     adopt_owner(*owner)
     cancel = threading.Event()
-    finished = threading.Event()
-    threading.Thread(target=_watch_owner, args=(lifeline, cancel, finished, _ORPHAN_GRACE),
-                     name="orchtui-owner-watch", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: cancel.set())
     # Ctrl-C in a terminal reaches the whole foreground group; the parent decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -308,10 +350,9 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
                             attempt=invocation.attempt)
     except BaseException as exc:  # report, never die silently: the parent waits for a result
         result = _crash_result(invocation, exc)
-    finished.set()
     try:
         conn.send(result)
-    except OSError:  # the parent is gone (its watcher ends this process): nobody to tell
+    except (BrokenPipeError, ConnectionResetError):  # the parent is gone (the stand-in ends us): nobody to tell
         return
     except Exception as exc:  # an output that cannot be pickled
         conn.send(
@@ -477,7 +518,7 @@ class ProcessBackend:
         invocation = attempt.invocation
         receiver, sender = self._ctx.Pipe(duplex=False)
         # Held open (never written) while the child lives: when this process dies, the
-        # child's end reaches end of file and the child ends itself (``_watch_owner``).
+        # child's end reaches end of file and the child's stand-in ends it (``_start_stand_in``).
         lifeline_r, lifeline_w = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_child_main,

@@ -384,23 +384,33 @@ class TransitionRows:
         status = item.status
         if status is _RUNNING:
             if held is not None:  # a start that never ended (not from the dispatcher): keep it
-                self._row(held)
+                self._write_held(held)
             self._held[item.task_id] = item  # its attempt may end before the next take
         elif held is None:
             self._row(item)
-        elif item.attempt != held.attempt:
-            self._row(held)
-            self._row(item)
-        elif item.log_path == held.log_path and (id(status) in _TERMINAL_IDS or
-                                                 (status is _PENDING and item.result is not None)):
-            try:
+        elif item.attempt == held.attempt and (id(status) in _TERMINAL_IDS or
+                                               (status is _PENDING and item.result is not None)):
+            if item.log_path == held.log_path:
+                try:
+                    self._row(item, held.at)
+                except Exception:  # a malformed end must not take its attempt's start with it
+                    self._write_held(held)
+                    raise
+            else:  # the end of the same attempt, with another log: two rows, the end knowing the start
+                self._write_held(held)
                 self._row(item, held.at)
-            except Exception:  # a malformed end must not take its attempt's start with it
-                self._row(held)
-                raise
         else:
+            self._write_held(held)
+            self._row(item)
+
+    def _write_held(self, held: TaskTransition) -> None:
+        """Write a held RUNNING's row. One that cannot become a row is logged, not raised: it
+        was taken without complaint when it came, and the transition being added now (or the
+        writer thread, at a take) must not fail for it."""
+        try:
             self._row(held)
-            self._row(item, held.at)
+        except Exception:
+            log.exception("transition of %s/%s not recorded", held.run_id, held.name)
 
     def _row(self, item: TaskTransition, running_at: float | str = "") -> None:
         """Append one row. All of it or nothing: a row cut short would shift every later one,
@@ -433,10 +443,7 @@ class TransitionRows:
         """Return the runs touched and, per statement key, every row since the last take
         (held RUNNINGs last), and start over."""
         for held in self._held.values():
-            try:
-                self._row(held)
-            except Exception:  # runs on the writer thread, which must outlive a malformed record
-                log.exception("transition of %s/%s not recorded", held.run_id, held.name)
+            self._write_held(held)
         flat, retries = self._flat, self._retries
         self._flat, self._retries, self._held = [], [], {}
         rows = {key: part for key, part in (("transition", flat), ("retry_before", retries), ("retry", retries))

@@ -175,9 +175,11 @@ def test_a_killed_process_leaves_no_allocation_open(tmp_path: Path, cli_env: dic
         assert run.steps["train"].status is TaskStatus.INTERRUPTED
 
 
-def write_sleeper(root: Path, pid_file: Path) -> Path:
+def write_sleeper(root: Path, pid_file: Path, *, ignore_sigterm: bool = False) -> Path:
     """Write a workflow whose one shell step writes its pid to ``pid_file`` and sleeps."""
     command = f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"
+    if ignore_sigterm:
+        command = "trap '' TERM; " + command
     workflow = root / "sleeper.yaml"
     workflow.write_text("name: sleeper\nsteps:\n  - name: long\n    module: shell\n    action: run\n"
                         f"    parameters: {{command: {json.dumps(command)}}}\n")
@@ -227,39 +229,49 @@ def test_steps_orphaned_by_a_kill_9_are_stopped_when_the_store_next_opens(
 
 PYTHON_STEP = """
 import os
+import re
 import time
 from pathlib import Path
 
 
-def hold(pid_file):
+def sleep_in_python(pid_file):
     Path(pid_file).write_text(str(os.getpid()))
-    while True:  # pure Python that never looks at its context: only a signal stops it
+    while True:  # never looks at its context: only a signal stops it
         time.sleep(0.05)
+
+
+def hold_the_gil(pid_file):
+    Path(pid_file).write_text(str(os.getpid()))
+    re.match(r"(a+)+$", "a" * 40 + "b")  # one C call that holds the GIL for days
 """
 
 
+@pytest.mark.parametrize("function", ["sleep_in_python", "hold_the_gil"])
 def test_a_python_step_of_the_process_executor_dies_with_its_orchtui_process(
-    tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
+    function: str, tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
 ) -> None:
     # The step's child process is forked by multiprocessing's fork server, so it carries
     # no owner marker that recovery could find: it must notice its owner's death itself,
-    # or a resume would run the step while its first attempt still does.
+    # even while its step keeps the interpreter busy, or a resume would run the step while
+    # its first attempt still does.
     (tmp_path / "orphan_step.py").write_text(PYTHON_STEP)
     pid_file = tmp_path / "step.pid"
     workflow = tmp_path / "python-orphan.yaml"
     workflow.write_text("name: python-orphan\nsteps:\n  - name: hold\n    module: python\n    action: call\n"
-                        f"    parameters: {{target: 'orphan_step:hold', args: [{json.dumps(str(pid_file))}]}}\n")
+                        f"    parameters: {{target: 'orphan_step:{function}', args: [{json.dumps(str(pid_file))}]}}\n")
     env = {**cli_env, "PYTHONPATH": str(tmp_path) + os.pathsep + cli_env["PYTHONPATH"]}
     step = run_and_kill_owner(workflow, env, pid_file, isolated_state, "--executor", "process")
     wait_gone(step, "the step's process to die with its owner", timeout=15)
 
 
+@pytest.mark.parametrize("ignore_sigterm", [False, True], ids=["stops-on-sigterm", "ignores-sigterm"])
 def test_the_commands_of_a_process_executor_step_are_stopped_when_its_orchtui_process_dies(
-    tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
+    ignore_sigterm: bool, tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
 ) -> None:
-    # The step's child process cancels its action before it ends itself, so the command
-    # stops even if no orchtui process opens the store afterwards to recover the run.
+    # The step's child process is cancelled before it is killed, so the command stops even
+    # if no orchtui process opens the store afterwards to recover the run; one that ignores
+    # SIGTERM gets its SIGKILL from the step's supervisor before the child is killed.
     pid_file = tmp_path / "command.pid"
-    command_process = run_and_kill_owner(write_sleeper(tmp_path, pid_file), cli_env, pid_file, isolated_state,
-                                         "--executor", "process")
-    wait_gone(command_process, "the command to be stopped", timeout=20)
+    workflow = write_sleeper(tmp_path, pid_file, ignore_sigterm=ignore_sigterm)
+    command_process = run_and_kill_owner(workflow, cli_env, pid_file, isolated_state, "--executor", "process")
+    wait_gone(command_process, "the command to be stopped", timeout=30)

@@ -424,6 +424,16 @@ def test_a_malformed_start_held_for_folding_does_not_stop_the_writer(tmp_path: P
         assert store.committed_outputs("run-1") == {"s1": "still written"}
 
 
+def test_a_malformed_start_held_for_folding_does_not_cost_the_next_start_of_its_task(tmp_path: Path) -> None:
+    with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
+        store.create_run("run-1", make_workflow())
+        store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, result="not a TaskResult"))
+        store.record_transition(transition("run-1", "s0", TaskStatus.RUNNING, 2))
+        store.flush()
+        run = store.get_run("run-1")
+        assert run is not None and (run.steps["s0"].status, run.steps["s0"].attempt) == (TaskStatus.RUNNING, 2)
+
+
 def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", group_commit_delay=30.0)
     store.create_run("run-1", make_workflow())
