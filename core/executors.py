@@ -241,8 +241,9 @@ class ThreadBackend:
 _STAND_IN_MARGIN = 2.0
 
 
-def _start_stand_in(lifeline_fd: int, grace: float) -> None:
-    """Fork the process that stands in for this ProcessBackend child's parent once that dies.
+def _start_stand_in(lifeline_fd: int, grace: float) -> int:
+    """Fork the process that stands in for this ProcessBackend child's parent once that dies;
+    return its pid (stop it with :func:`_stop_stand_in` before the child ends).
 
     Call first thing in the child, while it has one thread. Why a child must see to its
     end itself when the orchtui process that started it dies: nobody is left to take its
@@ -252,12 +253,17 @@ def _start_stand_in(lifeline_fd: int, grace: float) -> None:
     would not do (the fork server outlives the parent while any child it forked lives),
     nor would a thread of the child's own (a step stuck in a C call that holds the GIL
     would keep it from ever running). So a process of its own waits, and costs a fork.
+
+    It is the child's own child, so the step's code can see it among its children (a step
+    that kills all of them switches its guard off; one that waits for all of them waits
+    for the step's end); stopped and reaped by the child at the end, it leaves no zombie.
     """
     child = os.getpid()
     alive_r, alive_w = os.pipe()  # the child keeps the write end open for its life: EOF means it ended
-    if os.fork():
+    stand_in = os.fork()
+    if stand_in:
         os.close(alive_r)
-        return
+        return stand_in
     try:  # the stand-in: never returns into the child's code
         os.close(alive_w)
         _stand_in(child, lifeline_fd, alive_r, grace)
@@ -275,10 +281,11 @@ def _stand_in(child: int, lifeline_fd: int, alive_r: int, grace: float) -> None:
     (its step is cancelled, which stops the commands it started), and SIGKILL with all
     its descendants ``grace`` seconds later if it still lives.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the child decides
-    low, high = sorted((lifeline_fd, alive_r))
-    for first, last in ((3, low), (low + 1, high), (high + 1, os.sysconf("SC_OPEN_MAX"))):
-        os.closerange(first, last)  # hold none of the child's pipes open past its end
+    # Signals meant for the group (Ctrl-C, a service manager's stop) are the child's to
+    # act on; the stand-in ends with it, or by SIGKILL with the child's tree.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _close_all_but(lifeline_fd, alive_r)  # hold none of the child's pipes open past its end
     ends = select.poll()  # poll, not select: the descriptors may be numbered past select's limit
     ends.register(lifeline_fd, select.POLLIN)
     ends.register(alive_r, select.POLLIN)
@@ -301,6 +308,31 @@ def _stand_in(child: int, lifeline_fd: int, alive_r: int, grace: float) -> None:
             proc.kill()
 
 
+def _stop_stand_in(stand_in: int) -> None:
+    """SIGKILL and reap the child's stand-in: the child ends now, with its result sent."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(stand_in, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(stand_in, 0)
+
+
+def _close_all_but(*keep: int) -> None:
+    """Close every file descriptor above 2 except ``keep``: the ones open, listed by /proc
+    where there is one (closing every possible number, up to a limit of millions where
+    ``close_range`` is missing, could take minutes)."""
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        low, high = sorted(keep)
+        for first, last in ((3, low), (low + 1, high), (high + 1, os.sysconf("SC_OPEN_MAX"))):
+            os.closerange(first, last)
+        return
+    for fd in open_fds:
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed already
+                os.close(fd)
+
+
 def _descendants(pid: int) -> list[psutil.Process] | None:
     """Return the processes under ``pid`` but this one, or None when ``pid`` is gone."""
     me = os.getpid()
@@ -320,9 +352,17 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
     Python code that never checks its context (``time.sleep``, a busy loop) stops on time.
     When the parent dies, the child's stand-in ends it (:func:`_start_stand_in`).
     """
+    stand_in = _start_stand_in(lifeline.fileno(), invocation.kill_grace + _STAND_IN_MARGIN)
+    try:
+        _run_in_child(invocation, conn, invoke_target, owner)
+    finally:
+        _stop_stand_in(stand_in)
+
+
+def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float]) -> None:
+    """The body of :func:`_child_main`: run the invocation and send its result back."""
     from .actions import StepTimeout
 
-    _start_stand_in(lifeline.fileno(), invocation.kill_grace + _STAND_IN_MARGIN)
     # The step processes this child starts belong to the orchtui process that runs the
     # workflow: if that one dies, crash recovery must find them under its identity.
     adopt_owner(*owner)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,35 @@ def test_process_backend_reports_a_child_that_died_without_a_result_with_its_spa
     assert (result.error_type, result.exit_code) == ("ProcessDied", 3)
     assert result.started_at is not None and result.finished_at is not None
     assert result.finished_at - result.started_at == pytest.approx(result.execution_time)
+
+
+SUBREAPER_SCRIPT = """
+import ctypes, sys
+import psutil
+from core.executors import ProcessBackend
+from core.models import Invocation
+
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans below come to us
+if __name__ == "__main__":
+    backend = ProcessBackend(2, start_method=sys.argv[1])
+    done = []
+    for n in range(4):
+        backend.submit(Invocation(f"t{n}", "step", "python", "call", {"target": "os:getpid"}, 1, None, None),
+                       done.append)
+    backend.shutdown()
+    assert len(done) == 4 and all(r.success for r in done), done
+    print(sum(1 for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE))
+"""
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_process_backend_steps_leave_no_zombie_even_where_orphans_come_to_orchtui(start_method: str) -> None:
+    # Inside a container orchtui may be PID 1, which inherits every orphan and must reap
+    # it: a step's child process must not leave anything of its own behind for that.
+    out = subprocess.run([sys.executable, "-c", SUBREAPER_SCRIPT, start_method], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
 
 
 def test_process_backend_timeout_stops_python_that_ignores_it() -> None:
