@@ -241,9 +241,11 @@ class ThreadBackend:
 _STAND_IN_MARGIN = 2.0
 
 
-def _start_stand_in(lifeline_fd: int, grace: float) -> int:
+def _start_stand_in(lifeline_fd: int, grace: float) -> int | None:
     """Fork the process that stands in for this ProcessBackend child's parent once that dies;
-    return its pid (stop it with :func:`_stop_stand_in` before the child ends).
+    return its pid (stop it with :func:`_stop_stand_in` before the child ends), or None
+    when no process can be started now (the step then runs without this guard rather
+    than not at all).
 
     Call first thing in the child, while it has one thread. Why a child must see to its
     end itself when the orchtui process that started it dies: nobody is left to take its
@@ -259,8 +261,11 @@ def _start_stand_in(lifeline_fd: int, grace: float) -> int:
     for the step's end); stopped and reaped by the child at the end, it leaves no zombie.
     """
     child = os.getpid()
-    alive_r, alive_w = os.pipe()  # the child keeps the write end open for its life: EOF means it ended
-    stand_in = os.fork()
+    try:
+        alive_r, alive_w = os.pipe()  # the child keeps the write end open for its life: EOF means it ended
+        stand_in = os.fork()
+    except OSError:  # out of processes or descriptors
+        return None
     if stand_in:
         os.close(alive_r)
         return stand_in
@@ -308,8 +313,10 @@ def _stand_in(child: int, lifeline_fd: int, alive_r: int, grace: float) -> None:
             proc.kill()
 
 
-def _stop_stand_in(stand_in: int) -> None:
+def _stop_stand_in(stand_in: int | None) -> None:
     """SIGKILL and reap the child's stand-in: the child ends now, with its result sent."""
+    if stand_in is None:
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(stand_in, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
