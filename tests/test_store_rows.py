@@ -5,15 +5,16 @@ A group folds a RUNNING into the end of its attempt and applies many transitions
 multi-row statement, so the rules that keep the latest value, a known start or a
 superseded attempt's row have to hold across any cut. Hypothesis draws the stories (steps
 that retry, complete, fail, are cancelled or still run, interleaved) and the cut points;
-a real store on a real SQLite file writes them twice, in groups and one at a time.
+a real store on a real SQLite file writes them twice, in groups and one at a time; and
+threads recording at once, each waiting for commits at random points, leave the same.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-import threading
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
