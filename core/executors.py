@@ -330,9 +330,9 @@ def _close_all_but(*keep: int) -> None:
     try:
         open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        low, high = sorted(keep)
-        for first, last in ((3, low), (low + 1, high), (high + 1, os.sysconf("SC_OPEN_MAX"))):
-            os.closerange(first, last)
+        bounds = [2, *sorted(keep), os.sysconf("SC_OPEN_MAX")]
+        for below, above in zip(bounds, bounds[1:]):
+            os.closerange(below + 1, above)
         return
     for fd in open_fds:
         if fd > 2 and fd not in keep:
