@@ -342,7 +342,9 @@ class DaskBackend:
 
     def _refresh_workers(self) -> None:
         try:
-            info = self._client.scheduler_info(n_workers=-1)
+            # Ask the scheduler itself: Client.scheduler_info() returns the client's shared
+            # summary, which its own timer overwrites with one that lists no worker.
+            info = self._client.sync(self._client.scheduler.identity, n_workers=-1)
             processing = self._client.processing()
         except Exception:  # keep the last view: the scheduler may be restarting or gone
             return

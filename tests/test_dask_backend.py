@@ -23,6 +23,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+import dask  # noqa: E402
+
 from core.actions import ActionContext, registry  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from core.dask_backend import DaskBackend, dask_resources  # noqa: E402
@@ -322,6 +324,20 @@ def test_workers_describe_the_cluster_for_the_gauges(backend: DaskBackend) -> No
         assert worker["resources"] == {"GPU": 1.0}
         assert worker["memory"] > 0
         assert worker["executing"] == 0
+
+
+def test_every_refresh_sees_every_worker_while_the_client_polls_its_summary(cluster: Any) -> None:
+    # A sync Client refreshes a summary without workers on its own timer; reading the
+    # worker list through it raced that timer and once saw no worker (a GPU step then
+    # failed with "largest: 0"). A 5 ms timer makes the race show within the loop.
+    with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}), \
+            distributed.Client(cluster, set_as_default=False) as polled:
+        dask_backend = DaskBackend(client=polled)
+        try:
+            counts = [len(dask_backend.workers(max_age=0)) for _ in range(300)]
+        finally:
+            dask_backend.shutdown(wait=True, timeout=WAIT)
+    assert set(counts) == {2}
 
 
 def test_scheduler_address_comes_from_the_environment(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
