@@ -23,7 +23,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-import dask  # noqa: E402
+from dask import config as dask_config  # noqa: E402
 
 from core.actions import ActionContext, registry  # noqa: E402
 from core.config import load_settings  # noqa: E402
@@ -330,7 +330,7 @@ def test_every_refresh_sees_every_worker_while_the_client_polls_its_summary(clus
     # A sync Client refreshes a summary without workers on its own timer; reading the
     # worker list through it raced that timer and once saw no worker (a GPU step then
     # failed with "largest: 0"). A 5 ms timer makes the race show within the loop.
-    with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}), \
+    with dask_config.set({"distributed.client.scheduler-info-interval": "5ms"}), \
             distributed.Client(cluster, set_as_default=False) as polled:
         dask_backend = DaskBackend(client=polled)
         try:
