@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.store:
         import store_bench  # next to this file; imported late: it loads the workflow and store layers
 
-        store_bench.compare(args.tasks, args.workers, args.repeat, args.seed)
+        # Rounds of its own: its verdict is a median with an interval, which needs 6 or more.
+        store_bench.compare(args.tasks, args.workers, max(args.repeat, 12), args.seed)
     return 0
 
 

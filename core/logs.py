@@ -37,6 +37,7 @@ __all__ = [
     "run_log_dir",
     "log_file_name",
     "log_path",
+    "attempt_log_path",
     "list_logs",
     "read_log",
     "follow",
@@ -143,6 +144,15 @@ def log_file_name(step: str, attempt: int) -> str:
     ``<step>.<attempt>.log``. Unchecked: the dispatcher calls it for every attempt, and
     the store to rebuild a path it recorded (:func:`log_path` checks)."""
     return f"{step}.{attempt}.log"
+
+
+def attempt_log_path(runs_dir: str | Path, run_id: str, step: str, attempt: int) -> str:
+    """Return ``<runs_dir>/<run_id>/<step>.<attempt>.log`` as a string, unchecked.
+
+    The path the dispatcher gives an attempt's log; the store keeps it as '' and rebuilds
+    it with this (:mod:`core.store_rows`, which spells the same text inline, per row).
+    """
+    return f"{runs_dir}{os.sep}{run_id}{os.sep}{log_file_name(step, attempt)}"
 
 
 def log_path(runs_dir: Path, run_id: str, step: str, attempt: int) -> Path:

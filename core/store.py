@@ -119,8 +119,8 @@ class Store:
             conn.close()
             raise
         self._writer = GroupCommitWriter(
-            conn, self.db_path, statements=statements(self.runs_dir), order=PHASES, values=VALUES_ROWS,
-            setup=SETUP, build=build_group, buffer=TransitionRows(), delay=group_commit_delay,
+            conn, self.db_path, statements=statements(), order=PHASES, values=VALUES_ROWS,
+            setup=SETUP, build=build_group, buffer=TransitionRows(self.runs_dir), delay=group_commit_delay,
         )
         self._record = self._writer.record  # bound once: record_transition is the hot path
         self._local = threading.local()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import StoreError
-from .logs import log_file_name
+from .logs import attempt_log_path
 from .models import TaskStatus, Workflow, WorkflowStatus
 from .snapshot import RunView
 
@@ -220,7 +219,7 @@ def attempt_from_row(row: tuple[Any, ...], runs_dir: Path) -> AttemptRecord:
     whose step logs live in ``runs_dir``."""
     run_id, step, attempt, status, started_at, finished_at, exit_code, error, output_json, log_path = row
     if log_path == "":  # the attempt's log where the dispatcher puts it (see core.store_rows)
-        log_path = os.path.join(runs_dir, run_id, log_file_name(step, attempt))
+        log_path = attempt_log_path(runs_dir, run_id, step, attempt)
     return AttemptRecord(
         run_id=run_id,
         step=step,

@@ -25,10 +25,12 @@ the step row alone straight from ``VALUES``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import operator
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,19 +71,15 @@ _NO_RESULT = (0, -1, 0, 0, 0, 0, 0)
 TRANSITION_COLUMNS = 15
 
 # A step's log where the dispatcher puts every attempt's, ``<runs dir>/<run id>/<step>.<attempt>.log``
-# (``core.logs.log_file_name``, which this SQL spells again),
-# is stored as '' and readers rebuild it from the row (``core.store_records.attempt_from_row``);
-# any other path (a run recorded with another runs directory, say) is stored whole. The
-# full path was half of a step row's bytes, and a group commit rewrites most of a run's
-# steps pages into the WAL, whose writing was the writer's largest cost in the kernel
-# (10k steps in 5 groups: 4.9 MB of WAL with full paths, 2.7 MB with ''). One comparison
-# with the expected path costs less SQLite work than cutting the prefix off would (measured:
-# 23 ms against 30 ms per 10k rows). ``@RUNS_PREFIX@`` becomes the store's runs directory
-# with a trailing separator (:func:`statements`).
-_LOG_PATH = (
-    f"CASE WHEN column7 = @RUNS_PREFIX@ || column1 || '{os.sep}' || column2 || '.' || column5 || '.log' "
-    "THEN '' ELSE column7 END"
-)
+# (:func:`core.logs.attempt_log_path`), is stored as '' and readers rebuild it from the row
+# (``core.store_records.attempt_from_row``); any other path (a run recorded with another
+# runs directory, say) is stored whole. The full path was half of a step row's bytes, and
+# a group commit rewrites most of a run's steps pages into the WAL (10k steps in 5 groups:
+# 4.9 MB of WAL with full paths, 2.7 MB with ''). The writer decides which paths to drop
+# in Python (:meth:`TransitionRows.prepare`), after the cut and outside the lock: the same
+# test as SQL (concatenating the expected path and comparing) cost 42M instructions of
+# SQLite per 10k rows, a third of the statement's work, against ~7M for the comprehension.
+_LOG_PATH_COLUMN = 6  # 0-based, in a VALUES row
 
 # What a transition's VALUES row means, as SQL over the raw columns, shared by the two
 # statements that read such rows ("transition" and "retry"): the raw fields by name
@@ -90,7 +88,7 @@ _LOG_PATH = (
 # see ``core.store_writer``) are skipped.
 _TRANSITION_ROWS = (
     "WITH raw AS (SELECT column1 AS run_id, column2 AS step, column3 AS status, column4 AS at, "
-    f"column5 AS attempt, column6 AS error, {_LOG_PATH} AS log_path, column9 >= 0 AS has_result, "
+    "column5 AS attempt, column6 AS error, column7 AS log_path, column9 >= 0 AS has_result, "
     "column8 AS r_attempt, column9 AS r_success, column10 AS r_error, "
     "CASE WHEN column9 >= 0 THEN NULLIF(column11, '') END AS r_exit_code, "
     "CASE WHEN column9 >= 0 THEN column12 END AS r_started, "
@@ -198,14 +196,12 @@ _STATEMENTS: dict[str, tuple[str, ...]] = {
 _STATEMENTS["retry_before"] = _STATEMENTS["retry"]
 
 
-def statements(runs_dir: Path) -> dict[str, tuple[str, ...]]:
-    """Return the write statements of a store whose step logs live in ``runs_dir``, by key.
+def statements() -> dict[str, tuple[str, ...]]:
+    """Return the store's write statements, by key.
 
     The VALUES statements keep their ``{values}`` placeholder for the writer.
     """
-    literal = "'" + (str(runs_dir) + os.sep).replace("'", "''") + "'"
-    literal = literal.replace("{", "{{").replace("}", "}}")  # the writer formats these statements
-    return {key: tuple(sql.replace("@RUNS_PREFIX@", literal) for sql in sqls) for key, sqls in _STATEMENTS.items()}
+    return dict(_STATEMENTS)
 
 
 # Keys whose rows are bound as multi-row VALUES (key -> columns per row); the rows of
@@ -253,6 +249,20 @@ _PLAIN_DEFAULTS = tuple(default for name, default in _STEP_FIELDS if name != "de
 _plain_values = operator.attrgetter(*_PLAIN_NAMES)
 # JSON text of a str, exactly as ``json.dumps`` writes it (the C encoder).
 _quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+# Text that JSON (ASCII-only, as ``json.dumps`` writes it) keeps as it is: printable ASCII
+# but the quote and the backslash.
+_JSON_VERBATIM = re.compile(r'[ !#-\[\]-~]*')
+
+
+def _names_verbatim(steps: Sequence[WorkflowStep]) -> bool:
+    """Return True when every step name and dependency is a str that JSON writes as it is,
+    checked in one pass over all of them (they are then quoted by concatenation)."""
+    try:
+        names = "".join([step.name for step in steps])
+        deps = "".join(itertools.chain.from_iterable([step.dependencies for step in steps]))
+    except TypeError:  # a name or dependency that is not a string
+        return False
+    return _JSON_VERBATIM.fullmatch(names) is not None and _JSON_VERBATIM.fullmatch(deps) is not None
 
 
 def workflow_json(workflow: Workflow) -> str:
@@ -260,20 +270,27 @@ def workflow_json(workflow: Workflow) -> str:
 
     Step fields at their default are left out, and enums are written as their values.
     A step that sets nothing but its name and dependencies (most steps of a generated
-    DAG) is written straight as text by the C string encoder: a 10k-step snapshot then
-    takes a few milliseconds and, above all, creates no dict or list per step. Ten
-    thousand containers alive at once would outlast a few garbage collections and be
-    promoted to the oldest generation, where they hasten a full collection of the whole
-    heap (measured: one extra, ~30 ms, per 10k-step run).
+    DAG) is written straight as text: a 10k-step snapshot then takes a few milliseconds
+    and, above all, creates no dict or list per step. Ten thousand containers alive at
+    once would outlast a few garbage collections and be promoted to the oldest
+    generation, where they hasten a full collection of the whole heap (measured: one
+    extra, ~30 ms, per 10k-step run). When every name is plain ASCII (checked once for
+    all), names are quoted by concatenation rather than by the encoder one by one (10k
+    steps: 9 ms against 15 ms).
     """
     data = dataclasses.replace(workflow, steps=[]).to_dict()
     del data["steps"]
     steps: list[str] = []
+    verbatim = _names_verbatim(workflow.steps)
     for step in workflow.steps:
         if _plain_values(step) == _PLAIN_DEFAULTS:
+            deps = step.dependencies
+            if verbatim:
+                steps.append('{"dependencies":["' + '","'.join(deps) + '"],"name":"' + step.name + '"}'
+                             if deps else '{"name":"' + step.name + '"}')
+                continue
             try:
                 name = _quote(step.name)
-                deps = step.dependencies
                 steps.append('{"dependencies":[' + ",".join(map(_quote, deps)) + '],"name":' + name + "}"
                              if deps else '{"name":' + name + "}")
                 continue
@@ -365,9 +382,10 @@ class TransitionRows:
     """
 
     keys = ("transition", "retry_before", "retry")
-    __slots__ = ("_flat", "_retries", "_held")
+    __slots__ = ("_flat", "_retries", "_held", "_runs_dir")
 
-    def __init__(self) -> None:
+    def __init__(self, runs_dir: Path) -> None:
+        self._runs_dir = str(runs_dir)
         self._flat: list[Any] = []
         self._retries: list[Any] = []  # rows of transitions that end an attempt with a retry
         self._held: dict[str, TaskTransition] = {}  # task id -> its RUNNING, held back
@@ -449,3 +467,25 @@ class TransitionRows:
         rows = {key: part for key, part in (("transition", flat), ("retry_before", retries), ("retry", retries))
                 if part}
         return set(flat[::TRANSITION_COLUMNS]), rows
+
+    def prepare(self, rows: dict[str, list[Any]]) -> None:
+        """Store '' for every log path where the dispatcher puts it (readers rebuild it).
+
+        Runs on the writer thread after the cut, outside the lock (``rows`` is what
+        :meth:`take` returned; its keys may share one list).
+        """
+        done: set[int] = set()
+        for flat in rows.values():
+            if id(flat) not in done:
+                done.add(id(flat))
+                _drop_standard_log_paths(flat, self._runs_dir)
+
+
+def _drop_standard_log_paths(flat: list[Any], runs_dir: str) -> None:
+    """Replace, in the flat VALUES rows ``flat``, each log path that is the standard one
+    for its run, step and attempt (:func:`core.logs.attempt_log_path`, spelled inline: it
+    runs for every row) with ''."""
+    c, lp = TRANSITION_COLUMNS, _LOG_PATH_COLUMN
+    prefix, sep = runs_dir + os.sep, os.sep
+    flat[lp::c] = ["" if path == f"{prefix}{run}{sep}{step}.{attempt}.log" else path
+                   for run, step, attempt, path in zip(flat[0::c], flat[1::c], flat[4::c], flat[lp::c], strict=True)]

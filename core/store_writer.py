@@ -70,8 +70,10 @@ Buffered = tuple[set[str], dict[str, list[Any]]]
 class RowBuffer(Protocol):
     """Where frequent writes become flat ``VALUES`` parameters as they arrive.
 
-    The writer calls every method with its lock held, so an implementation needs no
-    locking of its own; ``add`` runs on the caller's thread and must be cheap.
+    The writer calls ``add``, ``empty`` and ``take`` with its lock held, so an
+    implementation needs no locking of its own; ``add`` runs on the caller's thread and
+    must be cheap, and per-row work that can wait belongs in ``prepare``, which the
+    writer thread calls on the rows it took, after releasing the lock.
     """
 
     keys: tuple[str, ...]  # the ``values`` statement keys its rows feed
@@ -85,6 +87,10 @@ class RowBuffer(Protocol):
     def take(self) -> tuple[set[str], dict[str, list[Any]]]:
         """Return the runs touched and, per key, the flat parameters of everything added
         (keys without rows may be left out), and start over."""
+
+    def prepare(self, rows: dict[str, list[Any]]) -> None:
+        """Finish the rows :meth:`take` returned, in place; called after the cut, without
+        the lock, so per-row work done here never holds up :meth:`add`."""
 
 
 _STOP = object()
@@ -334,6 +340,8 @@ class GroupCommitWriter:
                     writes.append(item)
             if writes or calls or any(rows.values()):
                 try:
+                    if rows:
+                        self._buffer.prepare(rows)  # type: ignore[union-attr]  # rows come from a buffer
                     self._commit_group(writes, (touched, rows), calls)
                 except Exception as exc:  # the writer must outlive any one bad group
                     self._rollback()

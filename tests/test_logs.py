@@ -13,6 +13,7 @@ import pytest
 from core.errors import StoreError
 from core.logs import (
     TRUNCATION_MARKER,
+    attempt_log_path,
     follow,
     is_truncated,
     list_logs,
@@ -31,6 +32,13 @@ def test_log_path_layout(tmp_path: Path) -> None:
     assert run_log_dir(runs, "run-abc") == runs / "run-abc"
     # Step names are free text apart from path characters.
     assert log_path(runs, "r1", "make docs v2.0", 1).name == "make docs v2.0.1.log"
+
+
+def test_the_unchecked_attempt_log_path_is_the_checked_one_as_text(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for run_id, step, attempt in [("run-abc", "build", 2), ("r1", "make docs v2.0", 1), ("r-2", "ünï", 10)]:
+        assert attempt_log_path(runs, run_id, step, attempt) == str(log_path(runs, run_id, step, attempt))
+        assert attempt_log_path(str(runs), run_id, step, attempt) == str(log_path(runs, run_id, step, attempt))
 
 
 @pytest.mark.parametrize("run_id", ["", "../x", "a/b", ".hidden", "a..b", "x" * 129, "a b", "a\\b"])

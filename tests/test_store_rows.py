@@ -12,6 +12,7 @@ threads recording at once, each waiting for commits at random points, leave the 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from core.models import TaskResult, TaskStatus, TaskTransition, Workflow, WorkflowStep
 from core.store import Store
+from core.store_rows import workflow_json
 
 STEPS = ("s0", "s1", "s2")
 ENDS = ("completed", "failed", "cancelled", "running")  # how a step's last attempt ends ("running": not yet)
@@ -163,3 +165,16 @@ def test_threads_recording_at_once_leave_what_one_write_at_a_time_would(stories:
             replay(store, f"each-{i}", runs[i], [True] * len(runs[i]))
         for i in range(THREADS):
             assert stored(store, f"threaded-{i}") == stored(store, f"each-{i}"), f"run {i}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=6, unique=True), data=st.data())
+def test_a_workflow_snapshot_reads_back_as_the_workflow_whatever_its_step_names(names: list[str],
+                                                                                 data: st.DataObject) -> None:
+    # Plain ASCII names are quoted by concatenation, any other by the JSON encoder.
+    steps = [WorkflowStep(name=name, dependencies=data.draw(st.lists(st.sampled_from(names[:i]), unique=True))
+                          if i else []) for i, name in enumerate(names)]
+    workflow = Workflow(name="w", steps=steps)
+    text = workflow_json(workflow)
+    assert text.isascii()
+    assert Workflow.from_dict(json.loads(text)) == workflow
