@@ -79,6 +79,14 @@ _CANCEL_SLICE = 0.05
 # Bytes of stderr kept for the failure message.
 _STDERR_TAIL = 4096
 _READ_SIZE = 65536
+# How long a step's pipes may stay open after its main process exited before whatever
+# holds them counts as left behind. Not zero: another thread's spawn forks a child that
+# holds a copy of every descriptor open at that moment, this step's pipe ends included,
+# until it execs (close-on-exec), so a step that ends just then sees its end of file a
+# moment late. Without this, 6% of 600 `true` steps on 4 threads were taken for steps
+# that left processes running: each scanned /proc for its tree and noted a kill of
+# nothing in its log (and shell steps ran 1.34x slower than bare subprocess.run).
+_PIPE_LINGER = 0.25
 _POLL_IN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
@@ -537,6 +545,9 @@ class _Supervisor:
         self.kill_at: float | None = None
         self.killed_hard = False
         self.tree: dict[int, psutil.Process] = {}
+        # Set when the main process exited with the pipes still open: when whatever holds
+        # them counts as left behind (see ``_PIPE_LINGER``).
+        self.linger_until: float | None = None
 
     # -- reading
 
@@ -595,8 +606,11 @@ class _Supervisor:
         limits = []
         if self.kill_at is not None:
             limits.append(self.kill_at - now)
-        elif self.deadline is not None:
-            limits.append(self.deadline - now)
+        else:
+            if self.deadline is not None:
+                limits.append(self.deadline - now)
+            if self.linger_until is not None:
+                limits.append(self.linger_until - now)
         if self.cancel_event is not None and self.kill_at is None:
             limits.append(_CANCEL_SLICE)
         if self.pidfd is None and not self.exited:
@@ -611,7 +625,10 @@ class _Supervisor:
             if self.kill_at is None:
                 if self.exited and self.open_fds:
                     self._drain_ready()
-                    if self.open_fds:
+                    now = time.monotonic()
+                    if self.open_fds and self.linger_until is None:
+                        self.linger_until = now + _PIPE_LINGER
+                    elif self.open_fds and now >= self.linger_until:  # type: ignore[operator]
                         # The step is done but something it started still holds the pipes.
                         self.leftovers = True
                         self._terminate()
@@ -732,7 +749,8 @@ def run_process(
         proc.stdout.close()
         proc.stderr.close()
         if supervisor.leftovers:
-            log.note(f"killed {len(supervisor.killed)} process(es) the step left running")
+            log.note(f"killed {len(supervisor.killed)} process(es) the step left running" if supervisor.killed
+                     else "the step's output stayed open after it ended, held by no process of its own")
         log.close()
     return ProcessResult(
         pid=proc.pid,

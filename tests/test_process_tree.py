@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -96,6 +97,15 @@ def test_background_processes_left_holding_the_pipes_are_killed(tmp_path: Path) 
     assert result.leftovers_killed
     (pid,) = wait_for_lines(pid_file, 1)
     assert not alive(pid)
+
+
+def test_steps_ending_while_other_threads_spawn_are_not_taken_for_leaving_processes_behind() -> None:
+    # Another thread's spawn briefly holds a copy of this step's pipes (until its child
+    # execs): the end of file comes a moment after the exit, which is not a leftover.
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: run_process(["true"]), range(400)))
+    assert [r for r in results if r.leftovers_killed or r.killed_pids] == []
+    assert all(r.returncode == 0 for r in results)
 
 
 def test_exit_code_stdout_and_stderr_tail() -> None:
