@@ -10,8 +10,8 @@ streams go to the attempt's log file, capped at ``log_cap_bytes`` with a visible
 as the step's output. The log file is created on the first byte of output, so a silent
 step leaves none.
 
-Killing a tree (timeout, cancel, or processes left holding the pipes after the main
-process exited) is: collect the processes first (psutil descendants of the main
+Killing a tree (timeout, cancel, or processes left holding the pipes ``_PIPE_LINGER``
+seconds after the main process exited) is: collect the processes first (psutil descendants of the main
 process, members of its process group, and anything carrying this run's
 ``ORCHTUI_STEP_TOKEN`` environment marker, which catches grandchildren that double
 forked and called ``setsid``), SIGTERM them all, keep draining the pipes for
