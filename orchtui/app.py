@@ -170,6 +170,9 @@ class OrchTUIApp(App[None]):
         self._shown = DashboardState.empty()
         self._dag_key: tuple[str | None, str | None] = (None, None)  # selection the DAG shows
         self._dag_workflow: Workflow | None = None
+        # False while the DAG shows a stand-in for the selected run's own definition (the
+        # catalog's), which the model thread has not read from the store yet.
+        self._dag_settled = True
         self._filter_target = "projects"
         self._status_text = ""
         self.frames = 0  # states applied to the screen (tests and the benchmark read it)
@@ -295,29 +298,39 @@ class OrchTUIApp(App[None]):
             return state.focus
         return state.run(self.view_run)
 
-    def _workflow_for_view(self) -> Workflow | None:
+    def _workflow_for_view(self) -> tuple[Workflow | None, bool]:
+        """Return the workflow the DAG should show, and whether it is the final one.
+
+        A stored run's own definition is read from the store by the model thread (with
+        the run's steps, when the run becomes the focus), never here on the UI thread: a
+        10k-step run takes ~100 ms to read. Until it is known, the catalog's definition
+        of the same workflow stands in (not final).
+        """
+        catalog = self.model.state.catalog
         if self.view_run is not None:
             workflow = self.engine.workflow_for_run(self.view_run)
             if workflow is not None:
-                return workflow
+                return workflow, True
+            return (catalog.workflow(self.view_workflow) if self.view_workflow is not None else None), False
         if self.view_workflow is not None:
-            return self.model.state.catalog.workflow(self.view_workflow)
-        return None
+            return catalog.workflow(self.view_workflow), True
+        return None, True
 
     def _update_dag(self, state: DashboardState, now: float) -> None:
         dag = self.dag_view
         key = (self.view_workflow, self.view_run)
-        if key != self._dag_key:
-            # The selection changed: find its definition (a stored run may have its own).
+        if key != self._dag_key or not self._dag_settled:
+            # The selection changed (or its definition may have arrived): find its definition.
             self._dag_key = key
-            workflow = self._workflow_for_view()
-            if workflow is not None and workflow != self._dag_workflow:
+            workflow, self._dag_settled = self._workflow_for_view()
+            if workflow is not None and workflow is not self._dag_workflow:
                 # Same definition, new run: keep the layout (a 10k-step graph is not free).
-                try:
-                    dag.show(dag_model_from_workflow(workflow))
-                except OrchestrationError as exc:
-                    self.notify(exc.message, severity="error")
-                    dag.show(DagModel(workflow.name, (), {}, {}))
+                if workflow != self._dag_workflow:
+                    try:
+                        dag.show(dag_model_from_workflow(workflow))
+                    except OrchestrationError as exc:
+                        self.notify(exc.message, severity="error")
+                        dag.show(DagModel(workflow.name, (), {}, {}))
                 self._dag_workflow = workflow
             if workflow is not None:
                 dag.border_title = self._dag_title(workflow)
@@ -394,9 +407,14 @@ class OrchTUIApp(App[None]):
             _focus_now(dag)
 
     def _apply_now(self) -> None:
-        """Show the current selection at once instead of on the next frame."""
+        """Show the current selection at once instead of on the next frame.
+
+        With what the latest state already holds: the model thread, woken by the new
+        focus, reads the run's steps from the store and the next frame shows them. Not a
+        build here: it would read the store on the UI thread (~100 ms for a 10k-step run)
+        and wait for a build the model thread may be in the middle of.
+        """
         self.model.set_focus(self.view_run)
-        self.model.refresh()
         self._shown = DashboardState.empty()
         self._apply(self.model.state)
 
@@ -566,7 +584,7 @@ class OrchTUIApp(App[None]):
                                    locate=lambda: self.engine.latest_log(run_id, step)))
 
     def _open_details(self, step: str) -> None:
-        workflow = self._workflow_for_view()
+        workflow = self._workflow_for_view()[0]
         if workflow is None:
             return
         try:
@@ -584,7 +602,7 @@ class OrchTUIApp(App[None]):
         self.push_screen(DetailsScreen(detail, reload), after)
 
     def action_write_mermaid(self) -> None:
-        workflow = self._workflow_for_view()
+        workflow = self._workflow_for_view()[0]
         if workflow is None:
             self.notify("Pick a workflow or run first.", severity="warning")
             return

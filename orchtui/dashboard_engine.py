@@ -337,11 +337,13 @@ class DashboardEngine:
     # ----------------------------------------------------------------- queries
 
     def workflow_for_run(self, run_id: str) -> Workflow | None:
-        """Return the workflow definition a run used (as it was when it started), or None."""
+        """Return the workflow definition a run used (as it was when it started), or None
+        while it is not known: a stored run's is read by the store watcher on the model
+        thread, with the run's steps, once the run is the focus (never by this call)."""
         handle = self.manager.get_run(run_id)
         if handle is not None:
             return handle.workflow
-        definition = self.watcher.definition(run_id)
+        definition = self.watcher.known_definition(run_id)
         return definition if definition is not None else self._launched.get(run_id)
 
     def local_active_runs(self) -> list[str]:

@@ -118,11 +118,8 @@ class StoreWatcher:
         focus = self._focus
         return focus if focus is not None and focus.run_id == run_id else None
 
-    def definition(self, run_id: str) -> Workflow | None:
-        """Return the workflow run ``run_id`` used (read once, then cached), or None."""
-        if run_id not in self._definitions:
-            record = self.store.get_run(run_id)
-            if record is None:
-                return None  # not recorded yet: ask again later
-            self._definitions[run_id] = record.definition
-        return self._definitions[run_id]
+    def known_definition(self, run_id: str) -> Workflow | None:
+        """Return the workflow run ``run_id`` used, or None until a :meth:`poll` focused on
+        it has read it. Reads nothing: safe to call from the UI thread while the model
+        thread polls (a dict lookup)."""
+        return self._definitions.get(run_id)

@@ -106,6 +106,9 @@ async def _settle(pilot: Pilot[None]) -> None:
     app = pilot.app
     assert isinstance(app, OrchTUIApp)
     await wait_for(pilot, lambda: app.view_run == "run-snap-live" and app.model.state.focus is not None)
+    # The model thread read the focused run; the next frame shows it.
+    frames = app.frames
+    await wait_for(pilot, lambda: app.frames > frames)
     await pilot.pause()
 
 
