@@ -286,6 +286,10 @@ class OrchTUIApp(App[None]):
         self.runs_pane.show(state.runs, now)
         self._update_dag(state, now)
         self._update_status_bar(state)
+        if state.focus is not shown.focus and self.logs_pane.waiting and self.dag_view.cursor is not None:
+            # The Logs pane's note ("no log yet", "wrote no log") follows the step's status,
+            # which arrives with the focused run a frame or two after a selection.
+            self._follow_node_log(self.dag_view.cursor)
         self._shown = state
         self.frames += 1
 
