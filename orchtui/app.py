@@ -307,14 +307,17 @@ class OrchTUIApp(App[None]):
 
         A stored run's own definition is read from the store by the model thread (with
         the run's steps, when the run becomes the focus), never here on the UI thread: a
-        10k-step run takes ~100 ms to read. Until it is known, the catalog's definition
-        of the same workflow stands in (not final).
+        10k-step run takes ~100 ms to read. Until it is known, the graph already shown
+        for the same workflow, else the catalog's definition, stands in (not final).
         """
         catalog = self.model.state.catalog
         if self.view_run is not None:
             workflow = self.engine.workflow_for_run(self.view_run)
             if workflow is not None:
                 return workflow, True
+            shown = self._dag_workflow
+            if shown is not None and shown.name == self.view_workflow:
+                return shown, False  # most likely the same graph: keep it until the run's arrives
             return (catalog.workflow(self.view_workflow) if self.view_workflow is not None else None), False
         if self.view_workflow is not None:
             return catalog.workflow(self.view_workflow), True
