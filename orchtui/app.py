@@ -171,7 +171,7 @@ class OrchTUIApp(App[None]):
         self._dag_key: tuple[str | None, str | None] = (None, None)  # selection the DAG shows
         self._dag_workflow: Workflow | None = None
         # False while the DAG shows a stand-in for the selected run's own definition (the
-        # catalog's), which the model thread has not read from the store yet.
+        # graph already shown, or the catalog's), which the model thread has not read yet.
         self._dag_settled = True
         self._filter_target = "projects"
         self._status_text = ""
@@ -286,10 +286,15 @@ class OrchTUIApp(App[None]):
         self.runs_pane.show(state.runs, now)
         self._update_dag(state, now)
         self._update_status_bar(state)
-        if state.focus is not shown.focus and self.logs_pane.waiting and self.dag_view.cursor is not None:
+        cursor = self.dag_view.cursor
+        if cursor is not None and state.focus is not shown.focus and self.logs_pane.waiting:
             # The Logs pane's note ("no log yet", "wrote no log") follows the step's status,
-            # which arrives with the focused run a frame or two after a selection.
-            self._follow_node_log(self.dag_view.cursor)
+            # which arrives with the focused run a frame or two after a selection. Only on a
+            # change of that status: finding a log lists the run's log directory.
+            run, before = self._viewed_run(state), self._viewed_run(shown)
+            status = run.step_status.get(cursor) if run is not None else None
+            if status is not (before.step_status.get(cursor) if before is not None else None):
+                self._follow_node_log(cursor)
         self._shown = state
         self.frames += 1
 
