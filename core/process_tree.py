@@ -625,13 +625,13 @@ class _Supervisor:
             if self.kill_at is None:
                 if self.exited and self.open_fds:
                     self._drain_ready()
-                    now = time.monotonic()
-                    if self.open_fds and self.linger_until is None:
-                        self.linger_until = now + _PIPE_LINGER
-                    elif self.open_fds and now >= self.linger_until:  # type: ignore[operator]
-                        # The step is done but something it started still holds the pipes.
-                        self.leftovers = True
-                        self._terminate()
+                    if self.open_fds:
+                        if self.linger_until is None:
+                            self.linger_until = time.monotonic() + _PIPE_LINGER
+                        elif time.monotonic() >= self.linger_until:
+                            # The step is done but something it started still holds the pipes.
+                            self.leftovers = True
+                            self._terminate()
                 elif self.cancel_event is not None and self.cancel_event.is_set():
                     self.cancelled = True
                     self._terminate()

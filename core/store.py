@@ -69,7 +69,7 @@ from .store_records import (
 from .process_tree import kill_orphans, this_process
 from .store_history import HistoryEntry, derive_history
 from .store_recovery import host, mark_interrupted
-from .store_rows import PHASES, SETUP, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps, statements
+from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps
 from .store_schema import connect, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
 
@@ -119,7 +119,7 @@ class Store:
             conn.close()
             raise
         self._writer = GroupCommitWriter(
-            conn, self.db_path, statements=statements(), order=PHASES, values=VALUES_ROWS,
+            conn, self.db_path, statements=dict(STATEMENTS), order=PHASES, values=VALUES_ROWS,
             setup=SETUP, build=build_group, buffer=TransitionRows(self.runs_dir), delay=group_commit_delay,
         )
         self._record = self._writer.record  # bound once: record_transition is the hot path

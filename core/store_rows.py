@@ -31,8 +31,9 @@ import logging
 import operator
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .models import TaskStatus, TaskTransition, Workflow, WorkflowStatus, WorkflowStep
@@ -40,7 +41,7 @@ from .store_writer import Group
 
 log = logging.getLogger(__name__)
 
-__all__ = ["statements", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "TransitionRows",
+__all__ = ["STATEMENTS", "PHASES", "VALUES_ROWS", "SETUP", "TRANSITION_COLUMNS", "NewRun", "TransitionRows",
            "build_group", "dumps", "workflow_json"]
 
 # Identity, not equality: a str enum hashes through a Python-level ``__hash__``, an id
@@ -195,14 +196,9 @@ _STATEMENTS: dict[str, tuple[str, ...]] = {
 
 
 _STATEMENTS["retry_before"] = _STATEMENTS["retry"]
-
-
-def statements() -> dict[str, tuple[str, ...]]:
-    """Return the store's write statements, by key.
-
-    The VALUES statements keep their ``{values}`` placeholder for the writer.
-    """
-    return dict(_STATEMENTS)
+# The store's write statements, by key; the VALUES ones keep their ``{values}`` placeholder
+# for the writer.
+STATEMENTS: Mapping[str, tuple[str, ...]] = MappingProxyType(_STATEMENTS)
 
 
 # Keys whose rows are bound as multi-row VALUES (key -> columns per row); the rows of
