@@ -27,6 +27,7 @@ Durability and semantics:
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import os
@@ -449,10 +450,35 @@ class Store:
             runs = [run_from_row(r) for r in conn.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE version > ? ORDER BY created_at DESC, id", (version,)
             )]
-            _attach_all_steps(conn, runs if wanted is None else [r for r in runs if r.run_id in wanted])
-            return current, [run.to_view() for run in runs]
+            return current, [_view_with_steps(conn, run) if wanted is None or run.run_id in wanted else run.to_view()
+                             for run in runs]
 
         return self._read(read)
+
+    def get_run_view(self, run_id: str) -> RunView | None:
+        """Return run ``run_id`` as the faces show it, with its per-step maps, or None.
+
+        What a watcher reads many times a second: the step maps are filled straight from
+        the rows, without a record per step, so reading a 10k-step run leaves two dicts
+        behind rather than 10k objects for the garbage collector to trace.
+        """
+
+        def read(conn: sqlite3.Connection) -> RunView | None:
+            row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            return None if row is None else _view_with_steps(conn, run_from_row(row))
+
+        return self._read(read)
+
+    def definition_text(self, run_id: str) -> str | None:
+        """Return the JSON text of run ``run_id``'s workflow snapshot, or None.
+
+        For a watcher that keeps the workflows it parsed by their text: runs of an
+        unchanged workflow store the same text, and parsing a 10k-step snapshot again
+        would cost ~100 ms and 40k new objects.
+        """
+        row = self._read(lambda c: c.execute(
+            "SELECT workflow_json FROM run_definitions WHERE run_id = ?", (run_id,)).fetchone())
+        return None if row is None else str(row[0])
 
     def resolve_run_id(self, prefix: str) -> str:
         """Return the id of the one run whose id is ``prefix`` or starts with it.
@@ -686,10 +712,34 @@ def _attach_all_steps(conn: sqlite3.Connection, runs: list[RunRecord]) -> None:
     steps that have not started included, as PENDING, from the run's snapshot."""
     attach_steps(conn, runs)
     for run in runs:
-        names = [r[0] for r in conn.execute(
-            "SELECT json_extract(value, '$.name') FROM run_definitions AS d, json_each(d.workflow_json, '$.steps') "
-            "WHERE d.run_id = ? ORDER BY key", (run.run_id,))]
-        run.steps = _in_workflow_order(run.steps, names)
+        run.steps = _in_workflow_order(run.steps, _step_names(conn, run.run_id))
+
+
+def _step_names(conn: sqlite3.Connection, run_id: str) -> Iterable[str]:
+    """The step names of run ``run_id``'s workflow snapshot, in workflow order (a cursor)."""
+    return (name for name, in conn.execute(
+        "SELECT json_extract(value, '$.name') FROM run_definitions AS d, json_each(d.workflow_json, '$.steps') "
+        "WHERE d.run_id = ? ORDER BY key", (run_id,)))
+
+
+_STATUS_OF = {status.value: status for status in TaskStatus}
+
+
+def _view_with_steps(conn: sqlite3.Connection, run: RunRecord) -> RunView:
+    """Return ``run``'s view with its per-step maps, in workflow order, the steps that have
+    not started included, as PENDING, from the run's snapshot (then any step it lacks).
+
+    Rows are read one at a time into the two maps: each row dies at once, so a read
+    leaves no per-step objects behind for the garbage collector.
+    """
+    status: dict[str, TaskStatus] = dict.fromkeys(_step_names(conn, run.run_id), TaskStatus.PENDING)
+    started: dict[str, float] = {}
+    for name, value, started_at in conn.execute(
+            "SELECT step, status, started_at FROM steps WHERE run_id = ?", (run.run_id,)):
+        status[name] = _STATUS_OF[value]
+        if started_at is not None:
+            started[name] = started_at
+    return dataclasses.replace(run.to_view(), step_status=status, step_started_at=started)
 
 
 def _remove_log_dir(runs_dir: Path, run_id: str) -> None:

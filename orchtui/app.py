@@ -13,19 +13,21 @@ Time is injectable: ``frozen_time`` fixes the wall clock used for elapsed figure
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
+from textual.worker import get_current_worker
 
 from core.errors import OrchestrationError
 from core.models import TaskStatus, Workflow
@@ -34,7 +36,8 @@ from core.snapshot import RunView
 from .commands import CreateProjectCommands, OpenRunCommands, RunWorkflowCommands
 from .dashboard_engine import DashboardEngine
 from .dashboard_model import DashboardModel, DashboardState, MachineSource
-from .messages import NodeHighlighted, NodeOpened, RunChosen, WorkflowChosen
+from .heap import HeapFreezer
+from .messages import GraphBuilt, NodeHighlighted, NodeOpened, RunChosen, WorkflowChosen
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
 from .screens.forms import CreateProjectScreen, ParamFormScreen, ProjectRequest
@@ -69,6 +72,25 @@ _LOG_FOLLOW_DELAY = 0.15  # seconds the DAG cursor rests before the Logs pane fo
 _LOG_CHECK = 0.5  # seconds between looks for a log file (a new attempt's) the Logs pane does not show yet
 _NO_STATUSES: dict[str, TaskStatus] = {}
 _NO_STARTED: dict[str, float] = {}
+# Levelling a graph (``dag_model_from_workflow``) takes ~12 us a step: up to this many
+# steps it is built on the UI thread (~12 ms, and no frame of delay), a larger one on a
+# worker thread, so selecting a 10k-step workflow does not freeze the screen for ~150 ms.
+_INLINE_GRAPH_STEPS = 1000
+
+
+def _graph_model(workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> tuple[DagModel, str]:
+    """Return the Live DAG's model of ``workflow`` and an error ('' when there is none).
+
+    ``shown_model`` itself when ``workflow`` equals ``shown``, the workflow it was built
+    from (a new run of the same graph keeps its layout); an empty model and the reason
+    when the steps do not form a DAG.
+    """
+    if shown is not None and workflow == shown:
+        return shown_model, ""
+    try:
+        return dag_model_from_workflow(workflow), ""
+    except OrchestrationError as exc:
+        return DagModel(workflow.name, (), {}, {}), exc.message
 
 
 def _display_path(path: Path) -> str:
@@ -169,7 +191,8 @@ class OrchTUIApp(App[None]):
         self.filter_text = ""
         self._shown = DashboardState.empty()
         self._dag_key: tuple[str | None, str | None] = (None, None)  # selection the DAG shows
-        self._dag_workflow: Workflow | None = None
+        self._dag_workflow: Workflow | None = None  # the workflow whose graph the DAG shows
+        self._dag_pending: Workflow | None = None  # the one a worker is building the graph of
         # False while the DAG shows a stand-in for the selected run's own definition (the
         # graph already shown, or the catalog's), which the model thread has not read yet.
         self._dag_settled = True
@@ -179,6 +202,11 @@ class OrchTUIApp(App[None]):
         self._launch_check = 0.0
         self._log_check = 0.0
         self._log_follow: Timer | None = None
+        # A full collection traced the whole heap (100-150 ms for a 10k-step run): see
+        # orchtui.heap. A modal screen or a graph being built (networkx graphs are cyclic)
+        # holds cycles that will be dropped: no freeze meanwhile.
+        self._graph_builders: set[int] = set()  # threads building a graph now (set.add is atomic)
+        self.heap = HeapFreezer(lambda: len(self.screen_stack) == 1 and not self._graph_builders)
         if keymap:
             self.set_keymap(dict(keymap))
 
@@ -229,11 +257,14 @@ class OrchTUIApp(App[None]):
         self._show_key_hints()
         self.model.refresh()
         self._apply(self.model.state)
+        self.heap.install()
+        self.heap.freeze_now()  # the widget tree and the catalog live as long as the app
         self.model.start()
         self.set_interval(1.0 / self.refresh_rate, self._tick)
         self.projects_pane.focus()
 
     async def on_unmount(self) -> None:
+        self.heap.uninstall()
         self.model.stop()
         if self._owns_engine:
             self.engine.close()
@@ -335,16 +366,8 @@ class OrchTUIApp(App[None]):
             # The selection changed (or its definition may have arrived): find its definition.
             self._dag_key = key
             workflow, self._dag_settled = self._workflow_for_view()
-            if workflow is not None and workflow is not self._dag_workflow:
-                # Same definition, new run: keep the layout (a 10k-step graph is not free).
-                if workflow != self._dag_workflow:
-                    try:
-                        dag.show(dag_model_from_workflow(workflow))
-                    except OrchestrationError as exc:
-                        self.notify(exc.message, severity="error")
-                        dag.show(DagModel(workflow.name, (), {}, {}))
-                self._dag_workflow = workflow
             if workflow is not None:
+                self._show_graph(workflow)
                 dag.border_title = self._dag_title(workflow)
         run = self._viewed_run(state)
         if run is not None:
@@ -352,10 +375,55 @@ class OrchTUIApp(App[None]):
         else:
             dag.set_statuses(_NO_STATUSES, _NO_STARTED, now)
 
+    def _show_graph(self, workflow: Workflow) -> None:
+        """Show ``workflow``'s graph in the DAG: built here when small, else by a worker
+        thread while the pane keeps the graph it shows (see ``_INLINE_GRAPH_STEPS``)."""
+        if workflow is self._dag_workflow:
+            self._dag_pending = None  # back to the graph on screen: drop a build under way
+            return
+        if workflow is self._dag_pending:
+            return
+        self._dag_pending = workflow
+        if len(workflow.steps) <= _INLINE_GRAPH_STEPS:
+            self._graph_built(workflow, *self._graph_of(workflow, self._dag_workflow, self.dag_view.model))
+        else:
+            self._build_graph(workflow, self._dag_workflow, self.dag_view.model)
+
+    def _graph_of(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> tuple[DagModel, str]:
+        """``_graph_model`` on this thread, which holds off heap freezes meanwhile."""
+        builder = threading.get_ident()
+        self._graph_builders.add(builder)
+        try:
+            return _graph_model(workflow, shown, shown_model)
+        finally:
+            self._graph_builders.discard(builder)
+
+    @work(thread=True, exclusive=True, group="dag-graph")
+    def _build_graph(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> None:
+        model, error = self._graph_of(workflow, shown, shown_model)
+        if not get_current_worker().is_cancelled:
+            self.post_message(GraphBuilt(workflow, model, error))  # thread-safe, unlike the rest
+
+    def on_graph_built(self, message: GraphBuilt) -> None:
+        self._graph_built(message.workflow, message.model, message.error)
+
+    def _graph_built(self, workflow: Workflow, model: DagModel, error: str) -> None:
+        if workflow is not self._dag_pending:
+            return  # the selection moved on while it was built
+        self._dag_pending = None
+        if error:
+            self.notify(error, severity="error")
+        self.dag_view.show(model)
+        self._dag_workflow = workflow
+        self.dag_view.border_title = self._dag_title(workflow)
+        self.heap.request()  # the graph and its layout stay until another is chosen
+
     def _dag_title(self, workflow: Workflow) -> str:
-        if self.view_run is None:
-            return f"2 Live DAG · {workflow.name} (no run yet)"
-        return f"2 Live DAG · {workflow.name} · {self.view_run}"
+        title = f"2 Live DAG · {workflow.name}"
+        title += " (no run yet)" if self.view_run is None else f" · {self.view_run}"
+        if workflow is self._dag_pending:
+            title += f" · laying out {len(workflow.steps):,} steps…"
+        return title
 
     def _update_status_bar(self, state: DashboardState) -> None:
         active = len(state.active_runs)

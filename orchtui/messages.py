@@ -9,10 +9,16 @@ its attributes in ``__post_init__``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-__all__ = ["WorkflowChosen", "RunChosen", "NodeHighlighted", "NodeOpened", "FilterChanged"]
+if TYPE_CHECKING:  # the DAG widget imports this module
+    from core.models import Workflow
+
+    from .widgets.dag_view import DagModel
+
+__all__ = ["WorkflowChosen", "RunChosen", "NodeHighlighted", "NodeOpened", "FilterChanged", "GraphBuilt"]
 
 
 @dataclass
@@ -49,3 +55,13 @@ class FilterChanged(Message):
     """The filter bar's text changed (an empty string clears the filter)."""
 
     text: str
+
+
+@dataclass
+class GraphBuilt(Message):
+    """A worker thread built the Live DAG's graph of ``workflow`` (``error`` says why it is
+    empty when the workflow's steps do not form a DAG)."""
+
+    workflow: Workflow
+    model: DagModel
+    error: str = ""

@@ -18,8 +18,12 @@ from collections.abc import Callable
 from core.models import Workflow
 from core.snapshot import RunView
 from core.store import Store
+from core.store_records import workflow_or_none
 
 __all__ = ["StoreWatcher"]
+
+_PARSED_KEPT = 8  # distinct workflow snapshots kept parsed
+_UNREAD = object()
 
 
 def _without_steps(view: RunView) -> RunView:
@@ -63,8 +67,8 @@ class StoreWatcher:
         self._views: dict[str, RunView] = {}
         self._runs: tuple[RunView, ...] = ()
         self._focus: RunView | None = None
-        self._definitions: dict[str, Workflow | None] = {}
-        self._latest: dict[str, Workflow] = {}  # workflow name -> its definition read last
+        self._definitions: dict[str, Workflow | None] = {}  # run id -> its workflow
+        self._parsed: dict[str, Workflow | None] = {}  # snapshot text -> its workflow, least recent first
         self._next_read = 0.0
         self.reads = 0  # store reads so far (tests and the benchmark look)
 
@@ -107,25 +111,26 @@ class StoreWatcher:
         self._next_read = now + max(self.min_interval, cost / self.budget)
 
     def _read_focus(self, run_id: str) -> None:
-        record = self.store.get_run(run_id, with_attempts=False)  # the view shows states, not attempts
-        if record is None:
+        view = self.store.get_run_view(run_id)
+        if view is None:
             self._focus = None
             return
-        self._definitions[run_id] = self._shared(record.definition)
-        self._focus = record.to_view()
+        self._definitions[run_id] = self._definition(self.store.definition_text(run_id))
+        self._focus = view
 
-    def _shared(self, definition: Workflow | None) -> Workflow | None:
-        """Return the definition read last for the same workflow when equal to
-        ``definition``, else ``definition``: runs of an unchanged workflow then share one
-        object, which the UI thread recognises by identity instead of comparing 10k steps
-        (~13 ms alone, far more while this thread holds the GIL)."""
-        if definition is None:
+    def _definition(self, text: str | None) -> Workflow | None:
+        """Return the workflow stored as ``text``, parsed once per distinct text: runs of an
+        unchanged workflow store the same text and so share one object, which the UI
+        recognises by identity instead of comparing 10k steps (and parsing it again would
+        cost ~100 ms and 40k objects for the garbage collector to trace)."""
+        if text is None:
             return None
-        last = self._latest.get(definition.name)
-        if last is not None and len(last.steps) == len(definition.steps) and last == definition:
-            return last
-        self._latest[definition.name] = definition
-        return definition
+        known = self._parsed.pop(text, _UNREAD)
+        workflow = workflow_or_none(text) if known is _UNREAD else known
+        self._parsed[text] = workflow  # the most recent last
+        if len(self._parsed) > _PARSED_KEPT:
+            del self._parsed[next(iter(self._parsed))]
+        return workflow
 
     def focus_view(self, run_id: str) -> RunView | None:
         """Return the focused run with its per-step maps, or None if it is not ``run_id``."""

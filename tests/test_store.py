@@ -254,6 +254,32 @@ def test_changes_since_lists_steps_only_of_the_runs_asked_for(store: Store) -> N
     assert by_id["run-a"].step_status == {}
 
 
+def test_a_run_view_shows_each_step_as_the_full_record_does(store: Store) -> None:
+    store.create_run("r", make_workflow(steps=4))
+    complete(store, "r", "s1", 1)
+    store.record_transition(transition("r", "s2", TaskStatus.RUNNING))
+    store.flush()
+    view = store.get_run_view("r")
+    record = store.get_run("r")
+    assert view is not None and record is not None
+    assert view == record.to_view()
+    assert list(view.step_status) == ["s0", "s1", "s2", "s3"]  # workflow order, unstarted ones pending
+    assert view.step_status["s0"] is TaskStatus.PENDING and view.step_status["s2"] is TaskStatus.RUNNING
+    assert set(view.step_started_at) == {"s1", "s2"}
+
+
+def test_a_run_view_of_an_unknown_run_is_none(store: Store) -> None:
+    assert store.get_run_view("nope") is None
+
+
+def test_the_definition_text_reads_back_as_the_workflow(store: Store) -> None:
+    store.create_run("r", make_workflow(steps=3))
+    store.flush()
+    text = store.definition_text("r")
+    assert text is not None and Workflow.from_dict(json.loads(text)) == make_workflow(steps=3)
+    assert store.definition_text("nope") is None
+
+
 def test_another_process_sees_the_changes(store: Store) -> None:
     version = store.version()
     script = (

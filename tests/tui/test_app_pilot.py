@@ -6,6 +6,7 @@ cancels whatever it left running.
 
 from __future__ import annotations
 
+import gc
 import io
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from core.store import Store
 from orchtui.app import OrchTUIApp
 from orchtui.dashboard_engine import DashboardEngine
 from orchtui.dashboard_model import FixedMachine
+from orchtui.messages import WorkflowChosen
 from orchtui.screens.confirm import ConfirmScreen
 from orchtui.screens.details import DetailsScreen
 from orchtui.screens.forms import ParamFormScreen
@@ -322,3 +324,81 @@ async def test_quit_asks_while_an_inline_run_is_active(inline_engine: DashboardE
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_for(pilot, lambda: not app.is_running)
+
+
+def _write_chain(directory: Path, name: str, steps: int) -> None:
+    """Write workflow ``name``: ``steps`` no-op steps, each depending on the one before."""
+    lines = [f"name: {name}", "steps:"]
+    for i in range(steps):
+        lines += [f"  - name: s{i}", "    module: builtin", "    action: noop"]
+        if i:
+            lines.append(f"    dependencies: [s{i - 1}]")
+    (directory / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class TestLargeGraphs:
+    """A workflow too large to level within a frame is laid out by a worker thread."""
+
+    @pytest.fixture
+    def big_engine(self, inline_engine: DashboardEngine) -> DashboardEngine:
+        # Named to sort last: the Projects pane highlights (and so lays out) the first one.
+        _write_chain(inline_engine.workflows_dir, "zbig", 3000)
+        return inline_engine
+
+    async def test_selecting_a_large_workflow_returns_before_its_graph_is_built(self, big_engine: DashboardEngine) -> None:
+        app = _app(big_engine)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+            dag = app.query_one(DagView)
+            before = dag.model
+            app.on_workflow_chosen(WorkflowChosen("zbig"))
+            # The handler returned with the old graph still shown and a note in the border.
+            assert dag.model is before
+            assert "laying out 3,000 steps" in str(dag.border_title)
+            await wait_for(pilot, lambda: dag.model.size == 3000)
+            assert dag.model.title == "zbig"
+            assert "laying out" not in str(dag.border_title)
+
+    async def test_a_small_workflow_is_shown_by_the_selection_itself(self, big_engine: DashboardEngine) -> None:
+        app = _app(big_engine)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.state.catalog.workflow("demo") is not None)
+            app.on_workflow_chosen(WorkflowChosen("demo"))
+            dag = app.query_one(DagView)
+            assert dag.model.title == "demo" and dag.model.size > 0
+            assert "laying out" not in str(dag.border_title)
+
+    async def test_a_graph_built_after_the_selection_moved_on_is_not_shown(self, big_engine: DashboardEngine) -> None:
+        app = _app(big_engine)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+            app.on_workflow_chosen(WorkflowChosen("zbig"))
+            app.on_workflow_chosen(WorkflowChosen("demo"))
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            dag = app.query_one(DagView)
+            assert dag.model.title == "demo"
+            assert "demo" in str(dag.border_title) and "laying out" not in str(dag.border_title)
+
+    async def test_going_back_to_the_shown_graph_drops_the_build_under_way(self, big_engine: DashboardEngine) -> None:
+        app = _app(big_engine)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+            app.on_workflow_chosen(WorkflowChosen("demo"))
+            shown = app.query_one(DagView).model
+            app.on_workflow_chosen(WorkflowChosen("zbig"))
+            app.on_workflow_chosen(WorkflowChosen("demo"))
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.query_one(DagView).model is shown
+
+    async def test_a_shown_graph_is_frozen_and_handed_back_when_the_dashboard_exits(self, big_engine: DashboardEngine) -> None:
+        app = _app(big_engine)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+            app.on_workflow_chosen(WorkflowChosen("zbig"))
+            dag = app.query_one(DagView)
+            await wait_for(pilot, lambda: dag.model.size == 3000)
+            gc.collect()  # a full collection: the freeze asked for when the graph was shown
+            assert app.heap.freezes >= 1 and gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() == 0
