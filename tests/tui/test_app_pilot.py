@@ -6,10 +6,11 @@ cancels whatever it left running.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -336,6 +337,15 @@ def _write_chain(directory: Path, name: str, steps: int) -> None:
     (directory / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+@contextlib.asynccontextmanager
+async def _opened(engine: DashboardEngine, name: str) -> AsyncIterator[tuple[OrchTUIApp, Pilot[None]]]:
+    """The dashboard at 120x40, once its catalog lists workflow ``name``."""
+    app = _app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.model.state.catalog.workflow(name) is not None)
+        yield app, pilot
+
+
 class TestLargeGraphs:
     """A workflow too large to level within a frame is laid out by a worker thread."""
 
@@ -346,9 +356,7 @@ class TestLargeGraphs:
         return inline_engine
 
     async def test_selecting_a_large_workflow_returns_before_its_graph_is_built(self, big_engine: DashboardEngine) -> None:
-        app = _app(big_engine)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+        async with _opened(big_engine, "zbig") as (app, pilot):
             dag = app.query_one(DagView)
             before = dag.model
             app.on_workflow_chosen(WorkflowChosen("zbig"))
@@ -360,18 +368,14 @@ class TestLargeGraphs:
             assert "laying out" not in str(dag.border_title)
 
     async def test_a_small_workflow_is_shown_by_the_selection_itself(self, big_engine: DashboardEngine) -> None:
-        app = _app(big_engine)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.model.state.catalog.workflow("demo") is not None)
+        async with _opened(big_engine, "demo") as (app, _):
             app.on_workflow_chosen(WorkflowChosen("demo"))
             dag = app.query_one(DagView)
             assert dag.model.title == "demo" and dag.model.size > 0
             assert "laying out" not in str(dag.border_title)
 
     async def test_a_graph_built_after_the_selection_moved_on_is_not_shown(self, big_engine: DashboardEngine) -> None:
-        app = _app(big_engine)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+        async with _opened(big_engine, "zbig") as (app, pilot):
             app.on_workflow_chosen(WorkflowChosen("zbig"))
             app.on_workflow_chosen(WorkflowChosen("demo"))
             await app.workers.wait_for_complete()
@@ -381,9 +385,7 @@ class TestLargeGraphs:
             assert "demo" in str(dag.border_title) and "laying out" not in str(dag.border_title)
 
     async def test_going_back_to_the_shown_graph_drops_the_build_under_way(self, big_engine: DashboardEngine) -> None:
-        app = _app(big_engine)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+        async with _opened(big_engine, "zbig") as (app, pilot):
             app.on_workflow_chosen(WorkflowChosen("demo"))
             shown = app.query_one(DagView).model
             app.on_workflow_chosen(WorkflowChosen("zbig"))
@@ -393,12 +395,11 @@ class TestLargeGraphs:
             assert app.query_one(DagView).model is shown
 
     async def test_a_shown_graph_is_frozen_and_handed_back_when_the_dashboard_exits(self, big_engine: DashboardEngine) -> None:
-        app = _app(big_engine)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.model.state.catalog.workflow("zbig") is not None)
+        async with _opened(big_engine, "zbig") as (app, pilot):
+            assert app.heap.freezes == 1 and gc.get_freeze_count() > 0  # at startup
             app.on_workflow_chosen(WorkflowChosen("zbig"))
             dag = app.query_one(DagView)
             await wait_for(pilot, lambda: dag.model.size == 3000)
             gc.collect()  # a full collection: the freeze asked for when the graph was shown
-            assert app.heap.freezes >= 1 and gc.get_freeze_count() > 0
+            assert app.heap.freezes == 2
         assert gc.get_freeze_count() == 0
