@@ -78,21 +78,6 @@ _NO_STARTED: dict[str, float] = {}
 _INLINE_GRAPH_STEPS = 1000
 
 
-def _graph_model(workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> tuple[DagModel, str]:
-    """Return the Live DAG's model of ``workflow`` and an error ('' when there is none).
-
-    ``shown_model`` itself when ``workflow`` equals ``shown``, the workflow it was built
-    from (a new run of the same graph keeps its layout); an empty model and the reason
-    when the steps do not form a DAG.
-    """
-    if shown is not None and workflow == shown:
-        return shown_model, ""
-    try:
-        return dag_model_from_workflow(workflow), ""
-    except OrchestrationError as exc:
-        return DagModel(workflow.name, (), {}, {}), exc.message
-
-
 def _display_path(path: Path) -> str:
     """Return ``path`` relative to the working directory when inside it, else with ``~``."""
     try:
@@ -390,11 +375,21 @@ class OrchTUIApp(App[None]):
             self._build_graph(workflow, self._dag_workflow, self.dag_view.model)
 
     def _graph_of(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> tuple[DagModel, str]:
-        """``_graph_model`` on this thread, which holds off heap freezes meanwhile."""
+        """Return the Live DAG's model of ``workflow`` and an error ('' when there is none).
+
+        ``shown_model`` itself when ``workflow`` equals ``shown``, the workflow it was built
+        from (a new run of the same graph keeps its layout); an empty model and the reason
+        when the steps do not form a DAG. Runs on the UI thread or a worker; heap freezes
+        wait meanwhile (the networkx graph it builds and drops is cyclic).
+        """
+        if shown is not None and workflow == shown:
+            return shown_model, ""
         builder = threading.get_ident()
         self._graph_builders.add(builder)
         try:
-            return _graph_model(workflow, shown, shown_model)
+            return dag_model_from_workflow(workflow), ""
+        except OrchestrationError as exc:
+            return DagModel(workflow.name, (), {}, {}), exc.message
         finally:
             self._graph_builders.discard(builder)
 

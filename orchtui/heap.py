@@ -12,9 +12,9 @@ startup, after one full collection; later it freezes only right after a full col
 has finished anyway: everything alive at that instant is reachable, so no
 cyclic garbage is frozen (frozen objects are still freed by reference counting; only
 cycles among them would never be). The app requests a freeze when it has built
-something that will last (its first screen, a new graph), and says when a freeze would
-be unsafe (a modal screen or a graph build under way holds cyclic objects that will be
-dropped soon). On unmount everything frozen is handed back to the collector.
+something that will last (a new graph), and says when a freeze would be unsafe (a
+modal screen or a graph build under way holds cyclic objects that will be dropped
+soon). On unmount everything frozen is handed back to the collector.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class HeapFreezer:
         self._may_freeze = may_freeze
         self._requested = False
         self._installed = False
-        self.freezes = 0  # how many times it froze (tests and the benchmark read it)
+        self.freezes = 0  # how many times it froze (the tests read it)
 
     def install(self) -> None:
         """Start watching collections (idempotent)."""
