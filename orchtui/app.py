@@ -44,7 +44,7 @@ from .screens.forms import CreateProjectScreen, ParamFormScreen, ProjectRequest
 from .screens.help import HelpScreen
 from .screens.log_screen import LogScreen
 from .screens.main_screen import DashboardScreen
-from .widgets.dag_view import DagModel, DagView, dag_model_from_workflow
+from .widgets.dag_view import DagLayout, DagModel, DagView, dag_model_from_workflow
 from .widgets.key_hints import KeyHints
 from .widgets.logs import LogsPane
 from .widgets.projects import ProjectsPane
@@ -183,6 +183,7 @@ class OrchTUIApp(App[None]):
         self._dag_settled = True
         self._filter_target = "projects"
         self._status_text = ""
+        self._shown_dir: tuple[Path | None, str] = (None, "")  # the workflows directory, as the status bar says it
         self.frames = 0  # states applied to the screen (tests and the benchmark read it)
         self._launch_check = 0.0
         self._log_check = 0.0
@@ -372,7 +373,7 @@ class OrchTUIApp(App[None]):
         if len(workflow.steps) <= _INLINE_GRAPH_STEPS:
             self._graph_built(workflow, *self._graph_of(workflow, self._dag_workflow, self.dag_view.model))
         else:
-            self._build_graph(workflow, self._dag_workflow, self.dag_view.model)
+            self._build_graph(workflow, self._dag_workflow, self.dag_view.model, self.dag_view.layout_width())
 
     def _graph_of(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> tuple[DagModel, str]:
         """Return the Live DAG's model of ``workflow`` and an error ('' when there is none).
@@ -393,22 +394,27 @@ class OrchTUIApp(App[None]):
         finally:
             self._graph_builders.discard(builder)
 
-    @work(thread=True, exclusive=True, group="dag-graph")
-    def _build_graph(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> None:
+    # A fixed description: by default Textual describes a worker by the repr of its
+    # arguments, on the UI thread, and a 10k-step workflow's repr takes ~100 ms.
+    @work(thread=True, exclusive=True, group="dag-graph", description="laying out the Live DAG")
+    def _build_graph(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel, width: int) -> None:
         model, error = self._graph_of(workflow, shown, shown_model)
+        # Laid out here too, for the pane's width when the build began (the pane lays it
+        # out again in the rare case that the width changed meanwhile).
+        layout = DagLayout(model, width) if model is not shown_model else None
         if not get_current_worker().is_cancelled:
-            self.post_message(GraphBuilt(workflow, model, error))  # thread-safe, unlike the rest
+            self.post_message(GraphBuilt(workflow, model, error, layout))  # thread-safe, unlike the rest
 
     def on_graph_built(self, message: GraphBuilt) -> None:
-        self._graph_built(message.workflow, message.model, message.error)
+        self._graph_built(message.workflow, message.model, message.error, message.layout)
 
-    def _graph_built(self, workflow: Workflow, model: DagModel, error: str) -> None:
+    def _graph_built(self, workflow: Workflow, model: DagModel, error: str, layout: DagLayout | None = None) -> None:
         if workflow is not self._dag_pending:
             return  # the selection moved on while it was built
         self._dag_pending = None
         if error:
             self.notify(error, severity="error")
-        self.dag_view.show(model)
+        self.dag_view.show(model, layout)
         self._dag_workflow = workflow
         self.dag_view.border_title = self._dag_title(workflow)
         self.heap.request()  # the graph and its layout stay until another is chosen
@@ -432,7 +438,10 @@ class OrchTUIApp(App[None]):
             text.append(f"{run_glyph(run.status)} {run.run_id} {run.status.value}", run_style(run.status))
         if self.filter_text:
             text.append(f" │ filter: {self.filter_text}", "italic")
-        text.append(f" │ {_display_path(self.engine.workflows_dir)}", "dim")
+        directory = self.engine.workflows_dir
+        if directory != self._shown_dir[0]:  # resolving it stats every part of the path: once
+            self._shown_dir = (directory, _display_path(directory))
+        text.append(f" │ {self._shown_dir[1]}", "dim")
         if text.plain != self._status_text:  # repaint the bar only when its words change
             self._status_text = text.plain
             self.status_bar.update(text, layout=False)

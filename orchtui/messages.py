@@ -16,7 +16,7 @@ from textual.message import Message
 if TYPE_CHECKING:  # the DAG widget imports this module
     from core.models import Workflow
 
-    from .widgets.dag_view import DagModel
+    from .widgets.dag_view import DagLayout, DagModel
 
 __all__ = ["WorkflowChosen", "RunChosen", "NodeHighlighted", "NodeOpened", "FilterChanged", "GraphBuilt"]
 
@@ -60,8 +60,10 @@ class FilterChanged(Message):
 @dataclass
 class GraphBuilt(Message):
     """A worker thread built the Live DAG's graph of ``workflow`` (``error`` says why it is
-    empty when the workflow's steps do not form a DAG)."""
+    empty when the workflow's steps do not form a DAG), and laid it out (``layout``, for
+    the width the pane had when the build began; None when the graph on screen stands)."""
 
     workflow: Workflow
     model: DagModel
     error: str = ""
+    layout: DagLayout | None = None

@@ -367,6 +367,14 @@ class TestLargeGraphs:
             assert dag.model.title == "zbig"
             assert "laying out" not in str(dag.border_title)
 
+    async def test_the_graph_worker_is_not_described_by_the_workflows_repr(self, big_engine: DashboardEngine) -> None:
+        # Textual would otherwise repr the arguments on the UI thread: ~100 ms for 10k steps.
+        async with _opened(big_engine, "zbig") as (app, _):
+            app.on_workflow_chosen(WorkflowChosen("zbig"))
+            described = [worker.description for worker in app.workers if worker.group == "dag-graph"]
+            assert described == ["laying out the Live DAG"]
+            await app.workers.wait_for_complete()
+
     async def test_a_small_workflow_is_shown_by_the_selection_itself(self, big_engine: DashboardEngine) -> None:
         async with _opened(big_engine, "demo") as (app, _):
             app.on_workflow_chosen(WorkflowChosen("demo"))
