@@ -13,7 +13,8 @@ runs: a detached ``orchtui run FILE --run-id RID --json`` process
 
 Before the runs, the dashboard selects the workflow, as a user would: the time until its
 10k-step graph is on screen, and the longest the UI's event loop went without running
-meanwhile (a heartbeat task), are printed too.
+meanwhile (a heartbeat task), are printed too; and while the runs are watched, the
+garbage collector's pauses (every thread waits for a collection).
 
 Prints the ratios against the goals: key latency p95 < 50 ms; attached throughput at
 least 0.8x headless. ``--rounds N`` repeats both measurements alternately and reports
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import statistics
 import sys
@@ -127,6 +129,36 @@ class FrameClock:
         return None
 
 
+class CollectorPauses:
+    """Records how long each garbage collection held the dashboard's process (all threads
+    stop while the collector runs), between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._began = 0.0
+
+    def start(self) -> None:
+        gc.callbacks.append(self._collected)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._collected)
+
+    def _collected(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._began))
+
+    def summary(self) -> str:
+        """One line: how many collections, their total and longest pause, the full ones."""
+        if not self.pauses:
+            return "no collections"
+        ms = [seconds * 1000 for _, seconds in self.pauses]
+        full = sum(1 for generation, _ in self.pauses if generation == 2)
+        return (f"{len(ms)} collections ({full} full), {sum(ms):.0f} ms in all, longest {max(ms):.1f} ms, "
+                f"{sum(1 for m in ms if m > 15)} over 15 ms")
+
+
 class LoopStalls:
     """Measures how long the event loop goes without running a 5 ms heartbeat task."""
 
@@ -193,6 +225,8 @@ async def attached(root: Path, steps: int, workers: int, runs: int) -> tuple[lis
                   f"longest UI stall meanwhile {await stalls.stop() * 1000:.0f} ms")
             dag.focus()
             clock = FrameClock(app, dag)
+            pauses = CollectorPauses()
+            pauses.start()
             i = 0
             for _ in range(runs):
                 run_id = engine.start_run("noop10k", {})  # what r does: a detached process
@@ -222,9 +256,11 @@ async def attached(root: Path, steps: int, workers: int, runs: int) -> tuple[lis
                     latencies.append(shown - k0)
                     by_key.setdefault("j/k" if key in ("j", "k") else "pane keys", []).append(shown - k0)
                     await asyncio.sleep(PRESS_EVERY)
+            pauses.stop()
             frames = app.frames
     finally:
         engine.close()
+    print(f"  garbage collector while the runs were watched: {pauses.summary()}")
     rates = [run_rate(root / "state", run_id, steps) for run_id in run_ids]
     for kind, values in sorted(by_key.items()):
         ms = sorted(v * 1000 for v in values)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchtui.heap import HeapFreezer
+from orchtui.heap import YOUNG_THRESHOLD, HeapFreezer
 
 
 class Node:
@@ -97,3 +97,13 @@ def test_freezing_now_collects_first(freezer: list[HeapFreezer]) -> None:
     del node
     heap.freeze_now()
     assert heap.freezes == 1 and gc.get_freeze_count() > 0 and alive() is None
+
+
+def test_installing_widens_the_young_generation_and_uninstalling_restores_it(freezer: list[HeapFreezer]) -> None:
+    before = gc.get_threshold()
+    heap = HeapFreezer(lambda: True)
+    freezer.append(heap)
+    heap.install()
+    assert gc.get_threshold() == (max(before[0], YOUNG_THRESHOLD), *before[1:])
+    heap.uninstall()
+    assert gc.get_threshold() == before
