@@ -381,6 +381,14 @@ class Store:
 
         return self._read(read)
 
+    def step_attempt(self, run_id: str, step: str) -> int:
+        """Return the newest attempt recorded for one step of a run (0 when none is: the
+        step has not started, or no such run or step). One row by its key: cheap enough
+        for the UI thread, unlike anything that reads a whole run."""
+        row = self._read(lambda c: c.execute(
+            "SELECT attempt FROM steps WHERE run_id = ? AND step = ?", (run_id, step)).fetchone())
+        return 0 if row is None else int(row[0])
+
     def committed_outputs(self, run_id: str) -> dict[str, Any]:
         """Return ``{step: output}`` for every step of the run whose completion committed."""
         return self._read(lambda c: {

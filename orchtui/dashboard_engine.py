@@ -30,7 +30,7 @@ from typing import Any
 from core.config import Settings, load_settings
 from core.errors import OrchestrationError, StoreError, WorkflowExecutionError
 from core.live_state import LivePublisher, LiveProcess, LiveReader, request_cancel
-from core.logs import list_logs, log_path, read_log
+from core.logs import log_path, newest_log, read_log
 from core.models import Project, ResourceUsage, TaskPriority, TaskStatus, Workflow, new_id
 from core.project_manager import ProjectManager
 from core.resource_manager import ResourceManager
@@ -379,14 +379,17 @@ class DashboardEngine:
         return log_path(self.settings.runs_dir, run_id, step, attempt)
 
     def latest_log(self, run_id: str, step: str) -> tuple[Path | None, int]:
-        """Return ``(path, attempt)`` of the step's newest log file, or ``(None, 0)``."""
+        """Return ``(path, attempt)`` of the step's newest log file, or ``(None, 0)``.
+
+        The UI thread asks this whenever the DAG cursor rests, and twice a second while
+        the Logs pane waits for a log: so it reads one row of the store (the step's newest
+        attempt) and looks at that attempt's file names (:func:`core.logs.newest_log`),
+        never the run's whole log directory.
+        """
         try:
-            logs = list_logs(self.settings.runs_dir, run_id, step)
+            return newest_log(self.settings.runs_dir, run_id, step, self.store.step_attempt(run_id, step))
         except StoreError:
             return None, 0
-        if not logs:
-            return None, 0
-        return logs[-1].path, logs[-1].attempt
 
     def step_detail(self, workflow: Workflow, run_id: str | None, step_name: str) -> StepDetail:
         """Return what the details view shows of ``step_name`` (in run ``run_id`` if given).

@@ -18,6 +18,7 @@ from core.logs import (
     is_truncated,
     list_logs,
     log_path,
+    newest_log,
     read_log,
     run_log_dir,
     truncation_marker,
@@ -112,6 +113,35 @@ def test_list_logs_parses_names_with_dots(tmp_path: Path) -> None:
     assert found == [("a", 1), ("a", 2), ("v1.2.step", 1)]
     assert [f.attempt for f in list_logs(runs, "run-1", "a")] == [1, 2]
     assert list_logs(runs, "run-2") == []
+
+
+def _write_logs(runs: Path, *names: str) -> None:
+    directory = runs / "run-1"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / name).write_text("x")
+
+
+def test_the_newest_log_is_the_newest_attempt_that_wrote_one(tmp_path: Path) -> None:
+    _write_logs(tmp_path, "a.2.log", "b.1.log")  # a's first attempt wrote nothing, its third has not yet
+    assert newest_log(tmp_path, "run-1", "a", known_attempt=3) == (log_path(tmp_path, "run-1", "a", 2), 2)
+
+
+def test_the_newest_log_includes_attempts_newer_than_the_known_one(tmp_path: Path) -> None:
+    _write_logs(tmp_path, "a.1.log", "a.2.log")
+    assert newest_log(tmp_path, "run-1", "a", known_attempt=1) == (log_path(tmp_path, "run-1", "a", 2), 2)
+    assert newest_log(tmp_path, "run-1", "a") == (log_path(tmp_path, "run-1", "a", 2), 2)
+
+
+def test_a_step_that_wrote_no_log_has_no_newest_log(tmp_path: Path) -> None:
+    _write_logs(tmp_path, "b.1.log")
+    assert newest_log(tmp_path, "run-1", "a", known_attempt=2) == (None, 0)
+    assert newest_log(tmp_path, "run-2", "a") == (None, 0)
+
+
+def test_the_newest_log_of_an_unsafe_step_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        newest_log(tmp_path, "run-1", "../x", known_attempt=1)
 
 
 def test_follow_sees_lines_written_by_another_thread(tmp_path: Path) -> None:

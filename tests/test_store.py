@@ -272,6 +272,15 @@ def test_a_run_view_of_an_unknown_run_is_none(store: Store) -> None:
     assert store.get_run_view("nope") is None
 
 
+def test_a_steps_attempt_is_the_newest_one_recorded(store: Store) -> None:
+    store.create_run("r", make_workflow(steps=3))
+    complete(store, "r", "s1", 1, attempt=3)
+    store.flush()
+    assert store.step_attempt("r", "s1") == 3
+    assert store.step_attempt("r", "s0") == 0  # not started: no row yet
+    assert store.step_attempt("nope", "s1") == 0
+
+
 def test_the_definition_text_reads_back_as_the_workflow(store: Store) -> None:
     store.create_run("r", make_workflow(steps=3))
     store.flush()
