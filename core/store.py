@@ -310,6 +310,18 @@ class Store:
         except sqlite3.Error as exc:
             raise describe_error(exc, self.db_path, "read the run store") from None
 
+    def _read_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Return the first row of one SELECT, or None, without an explicit transaction: a
+        single statement reads one consistent snapshot anyway, and each statement saved
+        is a hand-back of the GIL saved, which matters to a UI thread polling this while
+        other threads run Python."""
+        conn = self._reader()
+        try:
+            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise describe_error(exc, self.db_path, "read the run store") from None
+        return row
+
     def version(self) -> int:
         """Return the change counter: it grows with every committed write group."""
         return self._read(lambda c: c.execute("SELECT version FROM counter").fetchone()[0])
@@ -347,7 +359,7 @@ class Store:
 
     def run_status(self, run_id: str) -> WorkflowStatus | None:
         """Return the status of run ``run_id`` (a cheap read for pollers), or None."""
-        row = self._read(lambda c: c.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone())
+        row = self._read_one("SELECT status FROM runs WHERE id = ?", (run_id,))
         return None if row is None else WorkflowStatus(row[0])
 
     def step_status(self, run_id: str, step: str) -> TaskStatus | None:
@@ -385,8 +397,7 @@ class Store:
         """Return the newest attempt recorded for one step of a run (0 when none is: the
         step has not started, or no such run or step). One row by its key: cheap enough
         for the UI thread, unlike anything that reads a whole run."""
-        row = self._read(lambda c: c.execute(
-            "SELECT attempt FROM steps WHERE run_id = ? AND step = ?", (run_id, step)).fetchone())
+        row = self._read_one("SELECT attempt FROM steps WHERE run_id = ? AND step = ?", (run_id, step))
         return 0 if row is None else int(row[0])
 
     def committed_outputs(self, run_id: str) -> dict[str, Any]:
