@@ -210,26 +210,16 @@ def test_a_tangled_gap_falls_back_to_one_focused_lane() -> None:
     assert all(len(lines) == 1 for lines in wide.gap_lines.values())
 
 
-async def test_show_takes_a_layout_made_for_the_model_and_the_panes_width() -> None:
+@pytest.mark.parametrize(("narrower_by", "taken"), [(0, True), (10, False)], ids=["same width", "other width"])
+async def test_show_takes_a_ready_layout_only_when_made_for_the_panes_width(narrower_by: int, taken: bool) -> None:
     app = DagApp(_diamond())
     async with app.run_test(size=(80, 12)) as pilot:
         dag = app.query_one(DagView)
         await pilot.pause()
         model = dag_model_from_workflow(_fan())
-        layout = DagLayout(model, dag.layout_width())
-        dag.show(model, layout)
-        assert dag.layout is layout
-
-
-async def test_show_lays_out_again_a_layout_made_for_another_width() -> None:
-    app = DagApp(_diamond())
-    async with app.run_test(size=(80, 12)) as pilot:
-        dag = app.query_one(DagView)
-        await pilot.pause()
-        model = dag_model_from_workflow(_fan())
-        narrow = DagLayout(model, dag.layout_width() - 10)
-        dag.show(model, narrow)
-        assert dag.layout is not narrow
+        ready = DagLayout(model, dag.layout_width() - narrower_by)
+        dag.show(model, ready)
+        assert (dag.layout is ready) is taken
         assert dag.layout is not None and dag.layout.model is model and dag.layout.width == dag.layout_width()
 
 
