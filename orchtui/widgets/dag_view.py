@@ -327,8 +327,11 @@ class DagView(ScrollView, can_focus=True):
         return self._model
 
     @property
-    def layout(self) -> DagLayout | None:
-        """The layout on screen (None before the first :meth:`show`)."""
+    def graph_layout(self) -> DagLayout | None:
+        """Where the graph's steps sit on screen (None before the first :meth:`show`).
+
+        Not ``layout``: that is Textual's (how a widget arranges its children).
+        """
         return self._layout
 
     def show(self, model: DagModel, layout: DagLayout | None = None) -> None:

@@ -219,8 +219,9 @@ async def test_show_takes_a_ready_layout_only_when_made_for_the_panes_width(narr
         model = dag_model_from_workflow(_fan())
         ready = DagLayout(model, dag.layout_width() - narrower_by)
         dag.show(model, ready)
-        assert (dag.layout is ready) is taken
-        assert dag.layout is not None and dag.layout.model is model and dag.layout.width == dag.layout_width()
+        assert (dag.graph_layout is ready) is taken
+        shown = dag.graph_layout
+        assert shown is not None and shown.model is model and shown.width == dag.layout_width()
 
 
 async def test_focused_lane_draws_the_cursors_edges_and_follows_it() -> None:
