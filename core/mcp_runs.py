@@ -244,9 +244,8 @@ def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: 
         hint = did_you_mean(step, run.steps, otherwise=f"its steps: {', '.join(run.steps)}")
         raise StoreError(f"run {run.run_id} has no step {step!r}; {hint}", error_code="STEP_NOT_FOUND",
                          details={"run_id": run.run_id, "step": step})
-    files = list_logs(store.runs_dir, run.run_id, step)
-    if attempt is not None:
-        files = [f for f in files if f.attempt == attempt]
+    every = list_logs(store.runs_dir, run.run_id, step)
+    files = every if attempt is None else [f for f in every if f.attempt == attempt]
     if not files:
         which = f"attempt {attempt} of step" if attempt is not None else "step"
         raise StoreError(
@@ -261,7 +260,7 @@ def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: 
         "step": step,
         "status": record.status.value,
         "attempt": chosen.attempt,
-        "attempts": sorted({f.attempt for f in list_logs(store.runs_dir, run.run_id, step)}),
+        "attempts": [f.attempt for f in every],  # list_logs sorts them
         "tail_lines": tail_lines,
         "truncated": is_truncated(chosen.path),
         "log": text,
