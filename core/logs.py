@@ -131,13 +131,26 @@ def _inside(root: Path, path: Path) -> Path:
     return path
 
 
+def _child(parent: Path, name: str, root: Path) -> Path:
+    """Return ``parent / name`` after checking that it stays under ``root``.
+
+    ``name`` is one validated component (no separator, not ``.`` or ``..``) and ``parent``
+    is ``root`` or was checked already, so the path can only lead outside through a
+    symbolic link: only a link is resolved. Resolving stats every component of the path,
+    and on a busy process each system call waits for the GIL again.
+    """
+    path = parent / name
+    return _inside(root, path) if path.is_symlink() else path
+
+
 def run_log_dir(runs_dir: Path, run_id: str) -> Path:
     """Return the directory holding every log of run ``run_id``.
 
     Raises:
-        StoreError: the run id is not a safe directory name.
+        StoreError: the run id is not a safe directory name, or it is a link that leads
+            outside ``runs_dir``.
     """
-    return _inside(runs_dir, runs_dir / validate_run_id(run_id))
+    return _child(runs_dir, validate_run_id(run_id), runs_dir)
 
 
 def log_file_name(step: str, attempt: int) -> str:
@@ -165,7 +178,7 @@ def log_path(runs_dir: Path, run_id: str, step: str, attempt: int) -> Path:
     if not isinstance(attempt, int) or attempt < 1:
         raise StoreError(f"invalid attempt number {attempt!r} for step {step!r}: attempts count from 1")
     directory = run_log_dir(runs_dir, run_id)
-    return _inside(runs_dir, directory / log_file_name(validate_step_name(step), attempt))
+    return _child(directory, log_file_name(validate_step_name(step), attempt), runs_dir)
 
 
 def list_logs(runs_dir: Path, run_id: str, step: str | None = None) -> list[LogFile]:
@@ -196,24 +209,29 @@ def list_logs(runs_dir: Path, run_id: str, step: str | None = None) -> list[LogF
 def newest_log(runs_dir: Path, run_id: str, step: str, known_attempt: int = 0) -> tuple[Path | None, int]:
     """Return ``(path, attempt)`` of the newest log file of ``step`` in run ``run_id``, or ``(None, 0)``.
 
-    Looks only at the step's own file names, a few ``stat`` calls, where :func:`list_logs`
-    lists the run's directory: a 10k-step run keeps 10k files there, and listing them
-    hands the GIL back and forth once per entry, ~8 ms on an idle process but 300+ ms
-    while another thread runs Python (a dashboard's model thread, say). ``known_attempt``
-    is the newest attempt the caller knows of (the store's record): a log file appears
-    only once an attempt writes output, so an earlier attempt may have none, and a newer
-    attempt than the record says may have started already.
+    Stats only the step's own file names, where :func:`list_logs` lists the run's
+    directory: a 10k-step run keeps 10k files there, and listing them hands the GIL back
+    and forth once per entry, ~8 ms on an idle process but 300+ ms while another thread
+    runs Python (a dashboard's model thread, say). ``known_attempt`` is the newest
+    attempt the caller knows of (the store's record): a log file appears only once an
+    attempt writes output, so an earlier attempt may have none, and a newer attempt than
+    the record says may have started already.
 
     Raises:
-        StoreError: the run id or step name is unsafe.
+        StoreError: the run id or step name is unsafe, or a link leads outside ``runs_dir``.
     """
+    directory = run_log_dir(runs_dir, run_id)
+    validate_step_name(step)
+
+    def written(attempt: int) -> bool:
+        return os.path.isfile(directory / log_file_name(step, attempt))
+
     attempt = max(known_attempt, 0)
-    while log_path(runs_dir, run_id, step, attempt + 1).is_file():
+    while written(attempt + 1):
         attempt += 1
     for candidate in range(attempt, 0, -1):
-        path = log_path(runs_dir, run_id, step, candidate)
-        if path.is_file():
-            return path, candidate
+        if written(candidate):
+            return log_path(runs_dir, run_id, step, candidate), candidate
     return None, 0
 
 

@@ -260,7 +260,7 @@ def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: 
         "step": step,
         "status": record.status.value,
         "attempt": chosen.attempt,
-        "attempts": [f.attempt for f in every],  # list_logs sorts them
+        "attempts": sorted({f.attempt for f in every}),
         "tail_lines": tail_lines,
         "truncated": is_truncated(chosen.path),
         "log": text,

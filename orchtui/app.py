@@ -399,10 +399,13 @@ class OrchTUIApp(App[None]):
     @work(thread=True, exclusive=True, group="dag-graph", description="laying out the Live DAG")
     def _build_graph(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel, width: int) -> None:
         model, error = self._graph_of(workflow, shown, shown_model)
+        worker = get_current_worker()
+        if worker.is_cancelled:  # a newer selection replaced it: skip the layout too
+            return
         # Laid out here too, for the pane's width when the build began (the pane lays it
         # out again in the rare case that the width changed meanwhile).
         layout = DagLayout(model, width) if model is not shown_model else None
-        if not get_current_worker().is_cancelled:
+        if not worker.is_cancelled:
             self.post_message(GraphBuilt(workflow, model, error, layout))  # thread-safe, unlike the rest
 
     def on_graph_built(self, message: GraphBuilt) -> None:

@@ -37,6 +37,28 @@ __all__ = ["HeapFreezer", "YOUNG_THRESHOLD"]
 
 YOUNG_THRESHOLD = 5_000  # allocations (net of frees) between young collections while installed
 
+# The thresholds are the process's, and freezers may overlap (several apps in one test
+# run): the first install widens, the last uninstall puts back what the first found.
+_widened_by = 0
+_thresholds_found = gc.get_threshold()
+
+
+def _widen_young_generation() -> None:
+    global _widened_by, _thresholds_found
+    if _widened_by == 0:
+        _thresholds_found = gc.get_threshold()
+        young, *older = _thresholds_found
+        if young:  # 0 means the host turned automatic collection off: leave it so
+            gc.set_threshold(max(young, YOUNG_THRESHOLD), *older)
+    _widened_by += 1
+
+
+def _restore_young_generation() -> None:
+    global _widened_by
+    _widened_by -= 1
+    if _widened_by == 0:
+        gc.set_threshold(*_thresholds_found)
+
 
 class HeapFreezer:
     """Freezes the heap after the next full collection, when asked and when allowed.
@@ -50,16 +72,13 @@ class HeapFreezer:
         self._may_freeze = may_freeze
         self._requested = False
         self._installed = False
-        self._thresholds = gc.get_threshold()  # the collector's, put back on uninstall
         self.freezes = 0  # how many times it froze (the tests read it)
 
     def install(self) -> None:
         """Start watching collections and widen the young generation (idempotent)."""
         if not self._installed:
             gc.callbacks.append(self._after_collection)
-            self._thresholds = gc.get_threshold()
-            young, *older = self._thresholds
-            gc.set_threshold(max(young, YOUNG_THRESHOLD), *older)
+            _widen_young_generation()
             self._installed = True
 
     def uninstall(self) -> None:
@@ -67,7 +86,7 @@ class HeapFreezer:
         object back to the collector."""
         if self._installed:
             gc.callbacks.remove(self._after_collection)
-            gc.set_threshold(*self._thresholds)
+            _restore_young_generation()
             self._installed = False
         if self.freezes:
             gc.unfreeze()

@@ -73,6 +73,18 @@ def test_a_symlinked_run_dir_cannot_escape(tmp_path: Path) -> None:
         log_path(runs, "run-1", "a", 1)
 
 
+def test_a_symlinked_log_file_cannot_escape(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (runs / "run-1").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    (runs / "run-1" / "a.1.log").symlink_to(secret)
+    with pytest.raises(StoreError, match="outside"):
+        log_path(runs, "run-1", "a", 1)
+    with pytest.raises(StoreError, match="outside"):
+        newest_log(runs, "run-1", "a", known_attempt=1)
+
+
 def test_read_log_whole_and_tail(tmp_path: Path) -> None:
     path = tmp_path / "a.1.log"
     path.write_text("".join(f"line {i}\n" for i in range(5000)))

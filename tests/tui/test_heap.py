@@ -107,3 +107,28 @@ def test_installing_widens_the_young_generation_and_uninstalling_restores_it(fre
     assert gc.get_threshold() == (max(before[0], YOUNG_THRESHOLD), *before[1:])
     heap.uninstall()
     assert gc.get_threshold() == before
+
+
+def test_overlapping_freezers_restore_the_thresholds_only_when_the_last_one_leaves(freezer: list[HeapFreezer]) -> None:
+    before = gc.get_threshold()
+    first, second = HeapFreezer(lambda: True), HeapFreezer(lambda: True)
+    freezer.extend([first, second])
+    first.install()
+    second.install()
+    first.uninstall()
+    assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+    second.uninstall()
+    assert gc.get_threshold() == before
+
+
+def test_a_collector_turned_off_stays_off(freezer: list[HeapFreezer]) -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(0, *before[1:])
+    try:
+        heap = HeapFreezer(lambda: True)
+        freezer.append(heap)
+        heap.install()
+        assert gc.get_threshold()[0] == 0
+        heap.uninstall()
+    finally:
+        gc.set_threshold(*before)
