@@ -387,6 +387,12 @@ class DagView(ScrollView, can_focus=True):
         self._lines.clear()
         self.virtual_size = Size(layout.width, layout.height)
 
+    def watch_show_vertical_scrollbar(self) -> None:
+        # The scrollbar takes its columns from the content without a Resize event: lay the
+        # graph out again for the width left (or regained), or the last column is cut.
+        if self._layout is not None and self._layout.width != self.layout_width():
+            self.on_resize()
+
     def on_resize(self) -> None:
         self._relayout()
         self._show_edges()

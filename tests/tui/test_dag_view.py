@@ -224,6 +224,19 @@ async def test_show_takes_a_ready_layout_only_when_made_for_the_panes_width(narr
         assert shown is not None and shown.model is model and shown.width == dag.layout_width()
 
 
+async def test_a_graph_that_brings_a_scrollbar_is_laid_out_for_the_width_left() -> None:
+    app = DagApp(_diamond())
+    async with app.run_test(size=(80, 20)) as pilot:
+        dag = app.query_one(DagView)
+        await pilot.pause()
+        assert not dag.show_vertical_scrollbar
+        dag.show(dag_model_from_workflow(_wide(400)))
+        await pilot.pause()
+        assert dag.show_vertical_scrollbar
+        shown = dag.graph_layout
+        assert shown is not None and shown.width == dag.layout_width() == dag.size.width - 2
+
+
 async def test_focused_lane_draws_the_cursors_edges_and_follows_it() -> None:
     app = DagApp(_crossed())
     async with app.run_test(size=(80, 8)) as pilot:
