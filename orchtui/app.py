@@ -44,7 +44,7 @@ from .screens.forms import CreateProjectScreen, ParamFormScreen, ProjectRequest
 from .screens.help import HelpScreen
 from .screens.log_screen import LogScreen
 from .screens.main_screen import DashboardScreen
-from .widgets.dag_view import DagLayout, DagModel, DagView, dag_model_from_workflow
+from .widgets.dag_view import DagLayout, DagModel, DagView, PaneFit, dag_model_from_workflow, fitted_layout
 from .widgets.key_hints import KeyHints
 from .widgets.logs import LogsPane
 from .widgets.projects import ProjectsPane
@@ -373,7 +373,7 @@ class OrchTUIApp(App[None]):
         if len(workflow.steps) <= _INLINE_GRAPH_STEPS:
             self._graph_built(workflow, *self._graph_of(workflow, self._dag_workflow, self.dag_view.model))
         else:
-            self._build_graph(workflow, self._dag_workflow, self.dag_view.model, self.dag_view.layout_width())
+            self._build_graph(workflow, self._dag_workflow, self.dag_view.model, self.dag_view.fit())
 
     def _graph_of(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel) -> tuple[DagModel, str]:
         """Return the Live DAG's model of ``workflow`` and an error ('' when there is none).
@@ -397,14 +397,14 @@ class OrchTUIApp(App[None]):
     # A fixed description: by default Textual describes a worker by the repr of its
     # arguments, on the UI thread, and a 10k-step workflow's repr takes ~100 ms.
     @work(thread=True, exclusive=True, group="dag-graph", description="laying out the Live DAG")
-    def _build_graph(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel, width: int) -> None:
+    def _build_graph(self, workflow: Workflow, shown: Workflow | None, shown_model: DagModel, fit: PaneFit) -> None:
         model, error = self._graph_of(workflow, shown, shown_model)
         worker = get_current_worker()
         if worker.is_cancelled:  # a newer selection replaced it: skip the layout too
             return
-        # Laid out here too, for the pane's width when the build began (the pane lays it
-        # out again in the rare case that the width changed meanwhile).
-        layout = DagLayout(model, width) if model is not shown_model else None
+        # Laid out here too, for the pane as it was when the build began (the pane lays it
+        # out again in the rare case that its size changed meanwhile).
+        layout = fitted_layout(model, fit) if model is not shown_model else None
         if not worker.is_cancelled:
             self.post_message(GraphBuilt(workflow, model, error, layout))  # thread-safe, unlike the rest
 

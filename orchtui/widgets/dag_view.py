@@ -41,7 +41,7 @@ from core.workflow_dag import WorkflowDAG
 from ..messages import NodeHighlighted, NodeOpened
 from .status import format_elapsed, task_glyph, task_style
 
-__all__ = ["DagModel", "DagLayout", "DagView", "dag_model_from_workflow"]
+__all__ = ["DagModel", "DagLayout", "PaneFit", "DagView", "dag_model_from_workflow", "fitted_layout"]
 
 _MIN_CELL, _MAX_CELL = 14, 30
 _HEADER_STYLE = Style(color="grey58")
@@ -294,6 +294,30 @@ class DagLayout:
         return None
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
+class PaneFit:
+    """The room a DAG pane gives a layout: its visible ``height``, and its content width
+    without (``wide``) and with (``narrow``) the vertical scrollbar."""
+
+    height: int
+    wide: int
+    narrow: int
+
+    def width_for(self, height: int) -> int:
+        """Return the width a layout ``height`` lines tall gets: narrow when it overflows."""
+        return self.narrow if height > self.height else self.wide
+
+
+def fitted_layout(model: DagModel, fit: PaneFit) -> DagLayout:
+    """Return ``model`` laid out for the pane ``fit`` describes: for the width the vertical
+    scrollbar leaves when the graph overflows the pane (safe on any thread)."""
+    if 2 * len(model.levels) <= fit.height:  # it may fit: every level takes two lines at least
+        layout = DagLayout(model, fit.wide)
+        if layout.height <= fit.height:
+            return layout
+    return DagLayout(model, fit.narrow)
+
+
 class DagView(ScrollView, can_focus=True):
     """The scrolling graph canvas. Feed it with :meth:`show` and :meth:`set_statuses`."""
 
@@ -343,8 +367,9 @@ class DagView(ScrollView, can_focus=True):
         if model is self._model:
             return
         self._model = model
-        if layout is None or layout.model is not model or layout.width != self.layout_width():
-            layout = DagLayout(model, self.layout_width())
+        fit = self.fit()
+        if layout is None or layout.model is not model or layout.width != fit.width_for(layout.height):
+            layout = fitted_layout(model, fit)
         if self.cursor not in layout.position:
             self.cursor = model.levels[0][0] if model.levels and model.levels[0] else None
         self._use_layout(layout)
@@ -375,12 +400,14 @@ class DagView(ScrollView, can_focus=True):
 
     # ----------------------------------------------------------------- layout
 
-    def layout_width(self) -> int:
-        """Return the width a layout of this pane is made for (its content width now)."""
-        return max(1, self.scrollable_content_region.width or self.size.width)
+    def fit(self) -> PaneFit:
+        """Return the room this pane gives a layout now (read it on the UI thread)."""
+        wide = max(1, self.content_region.width or self.size.width)
+        narrow = max(1, wide - self.styles.scrollbar_size_vertical)
+        return PaneFit(self.content_region.height, wide, narrow)
 
     def _relayout(self) -> None:
-        self._use_layout(DagLayout(self._model, self.layout_width()))
+        self._use_layout(fitted_layout(self._model, self.fit()))
 
     def _use_layout(self, layout: DagLayout) -> None:
         self._layout = layout
@@ -388,9 +415,11 @@ class DagView(ScrollView, can_focus=True):
         self.virtual_size = Size(layout.width, layout.height)
 
     def watch_show_vertical_scrollbar(self) -> None:
-        # The scrollbar takes its columns from the content without a Resize event: lay the
-        # graph out again for the width left (or regained), or the last column is cut.
-        if self._layout is not None and self._layout.width != self.layout_width():
+        # The scrollbar takes its columns from the content without a Resize event. A
+        # fitted layout expected it; any other (the pane's height changed, say) is laid
+        # out again for the width left or regained, or its last column would be cut.
+        layout = self._layout
+        if layout is not None and layout.width != self.scrollable_content_region.width:
             self.on_resize()
 
     def on_resize(self) -> None:

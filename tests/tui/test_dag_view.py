@@ -8,7 +8,7 @@ from textual.strip import Strip
 
 from core.models import TaskStatus, Workflow, WorkflowStep
 from orchtui.messages import NodeOpened
-from orchtui.widgets.dag_view import DagLayout, DagView, dag_model_from_workflow
+from orchtui.widgets.dag_view import DagLayout, DagView, dag_model_from_workflow, fitted_layout
 
 
 def _diamond() -> Workflow:
@@ -210,18 +210,19 @@ def test_a_tangled_gap_falls_back_to_one_focused_lane() -> None:
     assert all(len(lines) == 1 for lines in wide.gap_lines.values())
 
 
-@pytest.mark.parametrize(("narrower_by", "taken"), [(0, True), (10, False)], ids=["same width", "other width"])
-async def test_show_takes_a_ready_layout_only_when_made_for_the_panes_width(narrower_by: int, taken: bool) -> None:
+@pytest.mark.parametrize(("narrower_by", "taken"), [(0, True), (10, False)], ids=["fitting width", "other width"])
+async def test_show_takes_a_ready_layout_only_when_made_for_the_pane(narrower_by: int, taken: bool) -> None:
     app = DagApp(_diamond())
     async with app.run_test(size=(80, 12)) as pilot:
         dag = app.query_one(DagView)
         await pilot.pause()
         model = dag_model_from_workflow(_fan())
-        ready = DagLayout(model, dag.layout_width() - narrower_by)
+        fitting = fitted_layout(model, dag.fit())
+        ready = fitting if not narrower_by else DagLayout(model, fitting.width - narrower_by)
         dag.show(model, ready)
         assert (dag.graph_layout is ready) is taken
         shown = dag.graph_layout
-        assert shown is not None and shown.model is model and shown.width == dag.layout_width()
+        assert shown is not None and shown.model is model and shown.width == fitting.width
 
 
 async def test_a_graph_that_brings_a_scrollbar_is_laid_out_for_the_width_left() -> None:
@@ -231,10 +232,14 @@ async def test_a_graph_that_brings_a_scrollbar_is_laid_out_for_the_width_left() 
         await pilot.pause()
         assert not dag.show_vertical_scrollbar
         dag.show(dag_model_from_workflow(_wide(400)))
+        shown = dag.graph_layout  # laid out for the width the scrollbar will leave
         await pilot.pause()
         assert dag.show_vertical_scrollbar
-        shown = dag.graph_layout
-        assert shown is not None and shown.width == dag.layout_width() == dag.size.width - 2
+        assert dag.graph_layout is shown
+        assert shown is not None and shown.width == dag.scrollable_content_region.width == dag.size.width - 2
+        dag.show(dag_model_from_workflow(_wide(300)))  # the scrollbar is there already
+        again = dag.graph_layout
+        assert again is not None and again.width == dag.scrollable_content_region.width
 
 
 async def test_focused_lane_draws_the_cursors_edges_and_follows_it() -> None:
