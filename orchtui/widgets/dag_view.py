@@ -362,7 +362,8 @@ class DagView(ScrollView, can_focus=True):
         """Display ``model``; keeps the cursor on the same step name when it still exists.
 
         ``layout``, when given, is ``model`` laid out already (off the UI thread: 10k steps
-        take ~40 ms); it is used when it was made for this model and the pane's width.
+        take ~40 ms); it is used when it was made for this model and for the width the pane
+        gives a graph of its height (see :func:`fitted_layout`).
         """
         if model is self._model:
             return
@@ -402,9 +403,9 @@ class DagView(ScrollView, can_focus=True):
 
     def fit(self) -> PaneFit:
         """Return the room this pane gives a layout now (read it on the UI thread)."""
-        wide = max(1, self.content_region.width or self.size.width)
-        narrow = max(1, wide - self.styles.scrollbar_size_vertical)
-        return PaneFit(self.content_region.height, wide, narrow)
+        region = self.content_region  # scrollbars included: ``narrow`` takes them off
+        wide = max(1, region.width or self.size.width)
+        return PaneFit(region.height, wide, max(1, wide - self.styles.scrollbar_size_vertical))
 
     def _relayout(self) -> None:
         self._use_layout(fitted_layout(self._model, self.fit()))
