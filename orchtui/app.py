@@ -69,7 +69,6 @@ _REMAP_HINT = (
     "`orchtui.run: ctrl+r`."
 )
 _LOG_FOLLOW_DELAY = 0.15  # seconds the DAG cursor rests before the Logs pane follows it
-_LOG_CHECK = 0.5  # seconds between looks for a log file (a new attempt's) the Logs pane does not show yet
 _NO_STATUSES: dict[str, TaskStatus] = {}
 _NO_STARTED: dict[str, float] = {}
 # Levelling a graph (``dag_model_from_workflow``) takes ~12 us a step: up to this many
@@ -186,7 +185,6 @@ class OrchTUIApp(App[None]):
         self._shown_dir: tuple[Path | None, str] = (None, "")  # the workflows directory, as the status bar says it
         self.frames = 0  # states applied to the screen (tests and the benchmark read it)
         self._launch_check = 0.0
-        self._log_check = 0.0
         self._log_follow: Timer | None = None
         # A full collection traced the whole heap (100-150 ms for a 10k-step run): see
         # orchtui.heap. A modal screen or a graph being built (networkx graphs are cyclic)
@@ -284,9 +282,6 @@ class OrchTUIApp(App[None]):
         now = time.monotonic()
         if self.logs_pane.display:
             self.logs_pane.poll()
-            if now - self._log_check >= _LOG_CHECK:
-                self._log_check = now
-                self._check_log_attempt()
         if now - self._launch_check >= 1.0:
             self._launch_check = now
             for message in self.engine.launch_failures():
@@ -303,15 +298,8 @@ class OrchTUIApp(App[None]):
         self.runs_pane.show(state.runs, now)
         self._update_dag(state, now)
         self._update_status_bar(state)
-        cursor = self.dag_view.cursor
-        if cursor is not None and state.focus is not shown.focus and self.logs_pane.waiting:
-            # The Logs pane's note ("no log yet", "wrote no log") follows the step's status,
-            # which arrives with the focused run a frame or two after a selection. Only on a
-            # change of that status: finding a log lists the run's log directory.
-            run, before = self._viewed_run(state), self._viewed_run(shown)
-            status = run.step_status.get(cursor) if run is not None else None
-            if status is not (before.step_status.get(cursor) if before is not None else None):
-                self._follow_node_log(cursor)
+        if state.log is not shown.log or (state.focus is not shown.focus and self.logs_pane.waiting):
+            self._show_log(state)
         self._shown = state
         self.frames += 1
 
@@ -506,41 +494,33 @@ class OrchTUIApp(App[None]):
         self._apply(self.model.state)
 
     def _follow_node_log(self, step: str) -> None:
-        logs = self.logs_pane
-        if not logs.display:
-            return
-        if self.view_run is None:
-            logs.follow_file(None, None, "no run selected")
-            return
-        path, attempt = self.engine.latest_log(self.view_run, step)
-        logs.follow_file(path, (self.view_run, step, attempt), "" if path else self._no_log_note(step))
+        """Have the Logs pane follow ``step`` of the viewed run.
 
-    def _no_log_note(self, step: str) -> str:
-        run = self._viewed_run()
+        The model thread finds the step's newest log from now on, at every build (so a
+        retry's new file is picked up too), and :meth:`_show_log` shows what it found:
+        until then the pane keeps what it showed.
+        """
+        self.model.set_log_focus(self.view_run, step)
+        if self.view_run is None:
+            self.logs_pane.follow_file(None, None, "no run selected")
+
+    def _show_log(self, state: DashboardState) -> None:
+        """Point the Logs pane at ``state.log`` when it is the log of the step under the cursor
+        (with a note on why there is none, which follows the step's status)."""
+        log, step = state.log, self.dag_view.cursor
+        if log is None or step is None or (log.run_id, log.step) != (self.view_run, step):
+            return
+        note = "" if log.path is not None else self._no_log_note(step, state)
+        self.logs_pane.follow_file(log.path, (log.run_id, step, log.attempt), note)
+
+    def _no_log_note(self, step: str, state: DashboardState | None = None) -> str:
+        run = self._viewed_run(state)
         status = run.step_status.get(step, TaskStatus.PENDING) if run is not None else TaskStatus.PENDING
         if status is TaskStatus.SKIPPED:
             return f"{step} was skipped: it has no log"
         if status.is_terminal:
             return f"{step} wrote no log ({status.value})"
         return f"{step}: no log yet; it shows here as soon as the step writes one"
-
-    def _check_log_attempt(self) -> None:
-        """Switch the Logs pane to a log that appeared since it was chosen.
-
-        A step's log file appears only when the step starts (in whichever process runs
-        it), and a retry writes a new file; one ``stat`` of the next attempt's file per
-        check keeps this cheap for a 10k-step run.
-        """
-        source = self.logs_pane.source
-        step = self.dag_view.cursor
-        if source is None or self.view_run is None or source[:2] != (self.view_run, step) or step is None:
-            return
-        try:
-            appeared = self.engine.log_path(self.view_run, step, source[2] + 1).exists()
-        except OrchestrationError:
-            return
-        if appeared or self.logs_pane.waiting:
-            self._follow_node_log(step)  # a no-op while nothing it shows changed
 
     # ---------------------------------------------------------------- actions
 
@@ -663,12 +643,21 @@ class OrchTUIApp(App[None]):
         if self.view_run is None or step is None:
             self.notify("Select a step of a run first.", severity="warning")
             return
-        path, attempt = self.engine.latest_log(self.view_run, step)
+        path, attempt = self.engine.latest_log(self.view_run, step)  # once, for a key press
         note = "" if path is not None else self._no_log_note(step)
         log_file = path or self.engine.log_path(self.view_run, step, max(1, attempt))
         run_id = self.view_run
+        self.model.set_log_focus(run_id, step)  # the model thread looks for newer logs meanwhile
         self.push_screen(LogScreen(log_file, (run_id, step, max(1, attempt)), rate=self.refresh_rate, note=note,
-                                   locate=lambda: self.engine.latest_log(run_id, step)))
+                                   locate=lambda: self._located_log(run_id, step)))
+
+    def _located_log(self, run_id: str, step: str) -> tuple[Path | None, int]:
+        """Return the newest log of ``step`` in ``run_id`` that the model thread found, or
+        ``(None, 0)`` when its latest state holds no look at that step."""
+        log = self.model.state.log
+        if log is None or (log.run_id, log.step) != (run_id, step):
+            return None, 0
+        return log.path, log.attempt
 
     def _open_details(self, step: str) -> None:
         workflow = self._workflow_for_view()[0]

@@ -381,10 +381,10 @@ class DashboardEngine:
     def latest_log(self, run_id: str, step: str) -> tuple[Path | None, int]:
         """Return ``(path, attempt)`` of the step's newest log file, or ``(None, 0)``.
 
-        The UI thread asks this whenever the DAG cursor rests, and twice a second while
-        the Logs pane waits for a log: so it reads one row of the store (the step's newest
-        attempt) and looks at that attempt's file names (:func:`core.logs.newest_log`),
-        never the run's whole log directory.
+        The model thread asks this at every build for the step the Logs pane follows,
+        and the UI thread once per key that opens a log: so it reads one row of the
+        store (the step's newest attempt) and looks at that attempt's file names
+        (:func:`core.logs.newest_log`), never the run's whole log directory.
         """
         try:
             return newest_log(self.settings.runs_dir, run_id, step, self.store.step_attempt(run_id, step))

@@ -6,6 +6,12 @@ A background thread (memray's live view works the same way) asks a
 over as the *same object*, so the UI, which polls :attr:`DashboardModel.state` on its
 own timer, redraws a pane only when ``new.part is not old.part``. Neither side ever
 calls into the other per task, so the UI's cost does not grow with the task rate.
+
+The thread also finds the newest log of the step the Logs pane follows
+(:meth:`DashboardModel.set_log_focus`): a store row and a few ``stat`` calls, each of
+which waits for the GIL once, so on the UI thread they cost 6-16 ms a look while
+another thread runs Python, and the pane looks again at every build to catch a retry's
+new file.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from core.live_state import LiveProcess
@@ -25,6 +32,7 @@ from core.snapshot import OrchestratorSnapshot, RunView
 __all__ = [
     "CatalogView",
     "MachineView",
+    "LogLocation",
     "DashboardState",
     "StateSource",
     "MachineSource",
@@ -67,6 +75,17 @@ class MachineView:
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
+class LogLocation:
+    """The newest log file of step ``step`` in run ``run_id``: ``path`` is None (and
+    ``attempt`` 0) while no attempt of the step has written one."""
+
+    run_id: str
+    step: str
+    path: Path | None
+    attempt: int
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
 class DashboardState:
     """Everything the dashboard shows, at one instant. Parts are shared between versions."""
 
@@ -79,6 +98,7 @@ class DashboardState:
     runs: tuple[RunView, ...]
     focus: RunView | None = None  # the run the DAG shows, with its per-step maps
     processes: tuple[LiveProcess, ...] = ()  # the other processes running workflows here
+    log: LogLocation | None = None  # the newest log of the log focus (set_log_focus)
 
     @property
     def active_runs(self) -> tuple[RunView, ...]:
@@ -111,6 +131,8 @@ class StateSource(Protocol):
     def run_views(self, focus: str | None = None) -> tuple[RunView, ...]: ...
 
     def focus_view(self, run_id: str, snapshot: OrchestratorSnapshot) -> RunView | None: ...
+
+    def latest_log(self, run_id: str, step: str) -> tuple[Path | None, int]: ...
 
 
 class MachineSource(Protocol):
@@ -184,6 +206,7 @@ class DashboardModel:
         self._thread: threading.Thread | None = None
         self._state = DashboardState.empty()
         self._focus: str | None = None
+        self._log_focus: tuple[str, str] | None = None
         self.builds = 0
         self.errors = 0
         self.last_error = ""
@@ -207,6 +230,12 @@ class DashboardModel:
     def set_focus(self, run_id: str | None) -> None:
         """Choose the run whose per-step statuses each state carries (the one the DAG shows)."""
         self._focus = run_id
+        self._wake.set()
+
+    def set_log_focus(self, run_id: str | None, step: str | None) -> None:
+        """Choose the step whose newest log each state carries (``state.log``); None for
+        either stops the lookups. The next build, started at once, has it."""
+        self._log_focus = (run_id, step) if run_id is not None and step is not None else None
         self._wake.set()
 
     def poke(self) -> None:
@@ -268,6 +297,7 @@ class DashboardModel:
             machine = MachineView(cpu, memory, tuple(self._cpu), tuple(self._memory))
             if machine == prev.machine:
                 machine = prev.machine
+        log = self._locate_log(prev.log)
         changed = (
             catalog is not prev.catalog
             or orchestrator is not prev.orchestrator
@@ -276,6 +306,7 @@ class DashboardModel:
             or runs is not prev.runs
             or focus is not prev.focus
             or machine is not prev.machine
+            or log is not prev.log
         )
         return DashboardState(
             version=prev.version + 1 if changed else prev.version,
@@ -287,4 +318,18 @@ class DashboardModel:
             runs=runs,
             focus=focus,
             processes=processes,
+            log=log,
         )
+
+    def _locate_log(self, prev: LogLocation | None) -> LogLocation | None:
+        """Return where the log focus's newest log is (``prev`` itself when unchanged).
+
+        Looked up after the run's statuses: a step that a state shows ended has its last
+        log on disk by then.
+        """
+        focus = self._log_focus
+        if focus is None:
+            return None
+        path, attempt = self._source.latest_log(*focus)
+        log = LogLocation(focus[0], focus[1], path, attempt)
+        return prev if log == prev else log

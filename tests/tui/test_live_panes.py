@@ -19,6 +19,7 @@ import pytest
 from dashboard_fixtures import REPO, make_workflows_dir, wait_for
 from textual import events
 from textual.app import App, ComposeResult
+from textual.widgets import Static
 
 from core.live_state import snapshot_to_dict
 from core.models import ResourceType, ResourceUsage, TaskPriority, TaskStatus, TaskTransition, WorkflowStatus
@@ -28,6 +29,7 @@ from core.workflow_file import load_workflow
 from orchtui.app import OrchTUIApp
 from orchtui.dashboard_engine import DashboardEngine
 from orchtui.dashboard_model import FixedMachine, MachineView
+from orchtui.screens.log_screen import LogScreen
 from orchtui.widgets.logs import LogsPane
 from orchtui.widgets.queues import render_queues
 from orchtui.widgets.resources import ResourcesPane, render_resources
@@ -86,6 +88,52 @@ async def test_logs_pane_shows_a_log_that_appears_after_the_run_was_opened(engin
         engine.log_path(run_id, "start", 2).write_text("second attempt\n", encoding="utf-8")
         await wait_for(pilot, lambda: any("second attempt" in line for line in pane.lines))
         assert pane.border_subtitle == "start #2"
+
+
+async def test_logs_pane_moves_to_a_retry_log_past_an_attempt_that_wrote_none(engine: DashboardEngine) -> None:
+    run_id = "run-logs-retry"
+    _record_running_demo(engine, run_id)
+    first = engine.log_path(run_id, "start", 1)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_text("first try\n", encoding="utf-8")
+    app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run(run_id)
+        pane = app.query_one("#logs", LogsPane)
+        await wait_for(pilot, lambda: any("first try" in line for line in pane.lines))
+        # Attempt 2 fails before printing anything (no file); attempt 3 starts and prints.
+        for attempt in (2, 3):
+            engine.store.record_transition(TaskTransition(
+                task_id="t-start", name="start", status=TaskStatus.RUNNING, at=time.time(), run_id=run_id,
+                attempt=attempt))
+        assert engine.store.flush()
+        engine.log_path(run_id, "start", 3).write_text("third try\n", encoding="utf-8")
+        await wait_for(pilot, lambda: any("third try" in line for line in pane.lines))
+        assert pane.source == (run_id, "start", 3) and pane.border_subtitle == "start #3"
+
+
+async def test_log_screen_moves_to_a_retry_log_past_an_attempt_that_wrote_none(engine: DashboardEngine) -> None:
+    run_id = "run-log-screen-retry"
+    _record_running_demo(engine, run_id)
+    first = engine.log_path(run_id, "start", 1)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_text("first try\n", encoding="utf-8")
+    app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run(run_id)
+        await wait_for(pilot, lambda: app.dag_view.cursor == "start")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
+        pane = app.screen.query_one(LogsPane)
+        await wait_for(pilot, lambda: any("first try" in line for line in pane.lines))
+        for attempt in (2, 3):
+            engine.store.record_transition(TaskTransition(
+                task_id="t-start", name="start", status=TaskStatus.RUNNING, at=time.time(), run_id=run_id,
+                attempt=attempt))
+        assert engine.store.flush()
+        engine.log_path(run_id, "start", 3).write_text("third try\n", encoding="utf-8")
+        await wait_for(pilot, lambda: any("third try" in line for line in pane.lines))
+        assert "attempt 3" in str(app.screen.query_one("#log-title", Static).render())
 
 
 class _RunsApp(App[None]):
