@@ -35,7 +35,7 @@ from core.snapshot import RunView
 
 from .commands import CreateProjectCommands, OpenRunCommands, RunWorkflowCommands
 from .dashboard_engine import DashboardEngine
-from .dashboard_model import DashboardModel, DashboardState, MachineSource
+from .dashboard_model import DashboardModel, DashboardState, LogLocation, MachineSource
 from .heap import HeapFreezer
 from .messages import GraphBuilt, NodeHighlighted, NodeOpened, RunChosen, WorkflowChosen
 from .screens.confirm import ConfirmScreen
@@ -186,6 +186,9 @@ class OrchTUIApp(App[None]):
         self.frames = 0  # states applied to the screen (tests and the benchmark read it)
         self._launch_check = 0.0
         self._log_follow: Timer | None = None
+        # What the Logs pane was last pointed at from a state: its log location, and the
+        # focused run whose step status its "no log" note followed.
+        self._log_seen: tuple[LogLocation | None, RunView | None] = (None, None)
         # A full collection traced the whole heap (100-150 ms for a 10k-step run): see
         # orchtui.heap. A modal screen or a graph being built (networkx graphs are cyclic)
         # holds cycles that will be dropped: no freeze meanwhile.
@@ -277,8 +280,10 @@ class OrchTUIApp(App[None]):
     # --------------------------------------------------------- applying state
 
     def _tick(self) -> None:
+        state = self.model.state
         if not self.paused:
-            self._apply(self.model.state)
+            self._apply(state)
+        self._sync_log(state)  # paused too: the Logs pane follows the cursor, and its step's logs
         now = time.monotonic()
         if self.logs_pane.display:
             self.logs_pane.poll()
@@ -298,8 +303,6 @@ class OrchTUIApp(App[None]):
         self.runs_pane.show(state.runs, now)
         self._update_dag(state, now)
         self._update_status_bar(state)
-        if state.log is not shown.log or (state.focus is not shown.focus and self.logs_pane.waiting):
-            self._show_log(state)
         self._shown = state
         self.frames += 1
 
@@ -497,21 +500,28 @@ class OrchTUIApp(App[None]):
         """Have the Logs pane follow ``step`` of the viewed run.
 
         The model thread finds the step's newest log from now on, at every build (so a
-        retry's new file is picked up too), and :meth:`_show_log` shows what it found:
-        until then the pane keeps what it showed.
+        retry's new file is picked up too), and :meth:`_sync_log` shows what it found at
+        the next frame: until then the pane keeps what it showed.
         """
         self.model.set_log_focus(self.view_run, step)
         if self.view_run is None:
             self.logs_pane.follow_file(None, None, "no run selected")
+        else:
+            self._sync_log(self.model.state)
 
-    def _show_log(self, state: DashboardState) -> None:
-        """Point the Logs pane at ``state.log`` when it is the log of the step under the cursor
-        (with a note on why there is none, which follows the step's status)."""
-        log, step = state.log, self.dag_view.cursor
-        if log is None or step is None or (log.run_id, log.step) != (self.view_run, step):
+    def _sync_log(self, state: DashboardState) -> None:
+        """Point the Logs pane at ``state.log`` when that is news and the log of the step under
+        the cursor; a pane without a log also takes the note that the step's status gives."""
+        seen_log, seen_focus = self._log_seen
+        log = state.log
+        if log is seen_log and (state.focus is seen_focus or not self.logs_pane.waiting):
             return
+        step = self.dag_view.cursor
+        if log is None or step is None or (log.run_id, log.step) != (self.view_run, step):
+            return  # the cursor moved on: the model's next look is at its step
         note = "" if log.path is not None else self._no_log_note(step, state)
         self.logs_pane.follow_file(log.path, (log.run_id, step, log.attempt), note)
+        self._log_seen = (log, state.focus)
 
     def _no_log_note(self, step: str, state: DashboardState | None = None) -> str:
         run = self._viewed_run(state)
@@ -643,21 +653,29 @@ class OrchTUIApp(App[None]):
         if self.view_run is None or step is None:
             self.notify("Select a step of a run first.", severity="warning")
             return
-        path, attempt = self.engine.latest_log(self.view_run, step)  # once, for a key press
-        note = "" if path is not None else self._no_log_note(step)
-        log_file = path or self.engine.log_path(self.view_run, step, max(1, attempt))
         run_id = self.view_run
-        self.model.set_log_focus(run_id, step)  # the model thread looks for newer logs meanwhile
-        self.push_screen(LogScreen(log_file, (run_id, step, max(1, attempt)), rate=self.refresh_rate, note=note,
-                                   locate=lambda: self._located_log(run_id, step)))
+        # The model's look when it is at this step (the cursor rested), else one look now.
+        path, attempt = self._located_log(run_id, step) or self.engine.latest_log(run_id, step)
+        note = "" if path is not None else self._no_log_note(step)
+        log_file = path or self.engine.log_path(run_id, step, max(1, attempt))
+        screen = LogScreen(log_file, (run_id, step, max(1, attempt)), rate=self.refresh_rate, note=note,
+                           locate=lambda: self._located_log(run_id, step) or (None, 0))
+        self.push_screen(screen, lambda _: self._log_screen_closed())
 
-    def _located_log(self, run_id: str, step: str) -> tuple[Path | None, int]:
-        """Return the newest log of ``step`` in ``run_id`` that the model thread found, or
-        ``(None, 0)`` when its latest state holds no look at that step."""
+    def _located_log(self, run_id: str, step: str) -> tuple[Path | None, int] | None:
+        """Return ``(path or None, attempt)`` of the newest log of ``step`` in ``run_id`` as the
+        model thread found it, or None when its latest state holds no look at that step;
+        the model then looks at that step from its next build on."""
         log = self.model.state.log
         if log is None or (log.run_id, log.step) != (run_id, step):
-            return None, 0
+            self.model.set_log_focus(run_id, step)
+            return None
         return log.path, log.attempt
+
+    def _log_screen_closed(self) -> None:
+        """Give the log focus back to the cursor (the log screen may have taken it elsewhere)."""
+        if self.dag_view.cursor is not None:
+            self._follow_node_log(self.dag_view.cursor)
 
     def _open_details(self, step: str) -> None:
         workflow = self._workflow_for_view()[0]

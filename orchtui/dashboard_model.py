@@ -330,6 +330,11 @@ class DashboardModel:
         focus = self._log_focus
         if focus is None:
             return None
-        path, attempt = self._source.latest_log(*focus)
+        try:
+            path, attempt = self._source.latest_log(*focus)
+        except Exception as exc:  # one pane's lookup must not hold back the rest of the state
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return prev
         log = LogLocation(focus[0], focus[1], path, attempt)
         return prev if log == prev else log

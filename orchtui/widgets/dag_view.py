@@ -359,7 +359,8 @@ class DagView(ScrollView, can_focus=True):
         return self._layout
 
     def show(self, model: DagModel, layout: DagLayout | None = None) -> None:
-        """Display ``model``; keeps the cursor on the same step name when it still exists.
+        """Display ``model``; keeps the cursor on the same step name when it still exists
+        (else puts it on the first step, and says so with :class:`NodeHighlighted`).
 
         ``layout``, when given, is ``model`` laid out already (off the UI thread: 10k steps
         take ~40 ms); it is used when it was made for this model and for the width the pane
@@ -371,11 +372,14 @@ class DagView(ScrollView, can_focus=True):
         fit = self.fit()
         if layout is None or layout.model is not model or layout.width != fit.width_for(layout.height):
             layout = fitted_layout(model, fit)
-        if self.cursor not in layout.position:
+        moved = self.cursor not in layout.position
+        if moved:
             self.cursor = model.levels[0][0] if model.levels and model.levels[0] else None
         self._use_layout(layout)
         self._show_edges()
         self.refresh()
+        if moved and self.cursor is not None:  # what follows the cursor (the Logs pane) must hear of it
+            self.post_message(NodeHighlighted(self.cursor))
 
     def set_statuses(self, statuses: Mapping[str, TaskStatus], started: Mapping[str, float], now: float) -> None:
         """Update step statuses and the time used for elapsed figures; repaints visible lines only."""

@@ -7,7 +7,7 @@ from textual.app import App, ComposeResult
 from textual.strip import Strip
 
 from core.models import TaskStatus, Workflow, WorkflowStep
-from orchtui.messages import NodeOpened
+from orchtui.messages import NodeHighlighted, NodeOpened
 from orchtui.widgets.dag_view import DagLayout, DagView, dag_model_from_workflow, fitted_layout
 
 
@@ -77,6 +77,7 @@ class DagApp(App[None]):
         super().__init__()
         self.workflow = workflow
         self.opened: list[str] = []
+        self.highlighted: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield CountingDag(id="dag")
@@ -88,6 +89,9 @@ class DagApp(App[None]):
 
     def on_node_opened(self, message: NodeOpened) -> None:
         self.opened.append(message.step)
+
+    def on_node_highlighted(self, message: NodeHighlighted) -> None:
+        self.highlighted.append(message.step)
 
 
 async def test_keys_move_cursor_and_enter_opens() -> None:
@@ -104,6 +108,29 @@ async def test_keys_move_cursor_and_enter_opens() -> None:
         await pilot.press("k", "enter")
         await pilot.pause()
         assert app.opened == ["left"]
+
+
+async def test_a_graph_without_the_cursor_step_puts_the_cursor_on_its_first_step_and_says_so() -> None:
+    app = DagApp(_diamond())
+    async with app.run_test(size=(80, 12)) as pilot:
+        dag = app.query_one(DagView)
+        await pilot.press("j")
+        await pilot.pause()
+        assert app.highlighted == ["fetch", "left"]  # the first graph's cursor, then the key
+        dag.show(dag_model_from_workflow(_wide(5)))  # no step "left" there
+        await pilot.pause()
+        assert dag.cursor == "root" and app.highlighted[-1] == "root"
+
+
+async def test_a_graph_with_the_cursor_step_keeps_the_cursor_without_a_message() -> None:
+    app = DagApp(_diamond())
+    async with app.run_test(size=(80, 12)) as pilot:
+        dag = app.query_one(DagView)
+        await pilot.pause()
+        before = list(app.highlighted)
+        dag.show(dag_model_from_workflow(Workflow(name="again", steps=list(_diamond().steps))))
+        await pilot.pause()
+        assert dag.cursor == "fetch" and app.highlighted == before
 
 
 async def test_glyphs_carry_status_and_elapsed_shows_for_running() -> None:

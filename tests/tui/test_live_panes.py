@@ -112,28 +112,56 @@ async def test_logs_pane_moves_to_a_retry_log_past_an_attempt_that_wrote_none(en
         assert pane.source == (run_id, "start", 3) and pane.border_subtitle == "start #3"
 
 
-async def test_log_screen_moves_to_a_retry_log_past_an_attempt_that_wrote_none(engine: DashboardEngine) -> None:
+def _record_start(engine: DashboardEngine, run_id: str, step: str, attempt: int) -> None:
+    engine.store.record_transition(TaskTransition(task_id=f"t-{step}", name=step, status=TaskStatus.RUNNING,
+                                                  at=time.time(), run_id=run_id, attempt=attempt))
+    assert engine.store.flush()
+
+
+def _write_log(engine: DashboardEngine, run_id: str, step: str, attempt: int, text: str) -> None:
+    path = engine.log_path(run_id, step, attempt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+async def test_log_screen_opened_before_the_cursor_rests_follows_that_steps_retries(engine: DashboardEngine) -> None:
     run_id = "run-log-screen-retry"
     _record_running_demo(engine, run_id)
-    first = engine.log_path(run_id, "start", 1)
-    first.parent.mkdir(parents=True, exist_ok=True)
-    first.write_text("first try\n", encoding="utf-8")
     app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run(run_id)
-        await wait_for(pilot, lambda: app.dag_view.cursor == "start")
-        await pilot.press("l")
+        pane = app.query_one("#logs", LogsPane)
+        await wait_for(pilot, lambda: pane.source == (run_id, "start", 0))
+        await pilot.press("j", "l")  # l before the cursor rests on the next step
         await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
-        pane = app.screen.query_one(LogsPane)
-        await wait_for(pilot, lambda: any("first try" in line for line in pane.lines))
-        for attempt in (2, 3):
-            engine.store.record_transition(TaskTransition(
-                task_id="t-start", name="start", status=TaskStatus.RUNNING, at=time.time(), run_id=run_id,
-                attempt=attempt))
-        assert engine.store.flush()
-        engine.log_path(run_id, "start", 3).write_text("third try\n", encoding="utf-8")
-        await wait_for(pilot, lambda: any("third try" in line for line in pane.lines))
+        step = app.dag_view.cursor
+        assert step is not None and step != "start"
+        _record_start(engine, run_id, step, 1)
+        _write_log(engine, run_id, step, 1, "first try\n")
+        screen_pane = app.screen.query_one(LogsPane)
+        await wait_for(pilot, lambda: any("first try" in line for line in screen_pane.lines))
+        _record_start(engine, run_id, step, 2)  # attempt 2 fails before printing anything
+        _record_start(engine, run_id, step, 3)
+        _write_log(engine, run_id, step, 3, "third try\n")
+        await wait_for(pilot, lambda: any("third try" in line for line in screen_pane.lines))
         assert "attempt 3" in str(app.screen.query_one("#log-title", Static).render())
+
+
+async def test_logs_pane_follows_the_cursor_while_the_dashboard_is_paused(engine: DashboardEngine) -> None:
+    run_id = "run-logs-paused"
+    _record_running_demo(engine, run_id)
+    app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run(run_id)
+        pane = app.query_one("#logs", LogsPane)
+        await wait_for(pilot, lambda: pane.source == (run_id, "start", 0))
+        await pilot.press("space")
+        assert app.paused
+        await pilot.press("j")
+        step = app.dag_view.cursor
+        _write_log(engine, run_id, step, 1, "seen while paused\n")
+        await wait_for(pilot, lambda: any("seen while paused" in line for line in pane.lines))
+        assert pane.source == (run_id, step, 1)
 
 
 class _RunsApp(App[None]):

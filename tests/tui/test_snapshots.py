@@ -129,7 +129,9 @@ class TestMainScreen:
             await wait_for(pilot, lambda: snapshot_app.view_run == "run-snap-failed" and snapshot_app.model.state.focus is not None
                            and snapshot_app.model.state.focus.run_id == "run-snap-failed")
             await pilot.press("right", "right", "right")
-            await pilot.pause(0.3)  # the Logs pane follows the cursor once it rests
+            # The Logs pane follows the cursor once it rests and the model thread has looked.
+            await wait_for(pilot, lambda: snapshot_app.logs_pane.source is not None and snapshot_app.logs_pane.source[:2]
+                           == ("run-snap-failed", snapshot_app.dag_view.cursor))
 
         assert snap_compare(snapshot_app, terminal_size=(120, 40), run_before=open_failed)  # type: ignore[operator]
 
