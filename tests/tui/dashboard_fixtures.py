@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
+
+from core.models import TaskStatus, TaskTransition
+from orchtui.dashboard_engine import DashboardEngine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,3 +70,18 @@ async def wait_for(pilot: Pilot[object], predicate: Callable[[], bool], *, attem
             return
         await pilot.pause(step)
     assert predicate(), "condition not reached while the app ran"
+
+
+def record_attempt_start(engine: DashboardEngine, run_id: str, step: str, attempt: int) -> None:
+    """Record, committed, that ``attempt`` of ``step`` started, as the process running it would."""
+    engine.store.record_transition(TaskTransition(task_id=f"t-{step}", name=step, status=TaskStatus.RUNNING,
+                                                  at=time.time(), run_id=run_id, attempt=attempt))
+    assert engine.store.flush()
+
+
+def write_step_log(engine: DashboardEngine, run_id: str, step: str, attempt: int, text: str) -> Path:
+    """Write ``text`` as the log of ``attempt`` of ``step``, as that attempt would; return its path."""
+    path = engine.log_path(run_id, step, attempt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import REPO, make_workflows_dir
+from dashboard_fixtures import REPO, make_workflows_dir, record_attempt_start, write_step_log
 
-from core.models import TaskStatus, TaskTransition, WorkflowStatus
+from core.models import TaskStatus, WorkflowStatus
 from core.workflow_file import load_workflow
 from core.resource_manager import ResourceManager
 from orchtui.dashboard_engine import DashboardEngine
@@ -92,20 +92,6 @@ def test_background_thread_publishes_and_stops(engine: DashboardEngine) -> None:
     assert model.errors == 0
 
 
-def _record_attempt_start(engine: DashboardEngine, run_id: str, step: str, attempt: int) -> None:
-    """Record that ``attempt`` of ``step`` started, as the process running it would."""
-    engine.store.record_transition(TaskTransition(task_id=f"t-{step}", name=step, status=TaskStatus.RUNNING,
-                                                  at=time.time(), run_id=run_id, attempt=attempt))
-    assert engine.store.flush()
-
-
-def _write_log(engine: DashboardEngine, run_id: str, step: str, attempt: int, text: str) -> Path:
-    path = engine.log_path(run_id, step, attempt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_the_state_carries_no_log_without_a_log_focus(engine: DashboardEngine) -> None:
     model = DashboardModel(engine, machine=FixedMachine(), clock=lambda: 5.0)
     assert model.refresh().log is None
@@ -121,20 +107,20 @@ def test_the_state_carries_the_log_focus_step_without_a_log_until_it_writes_one(
     before = model.refresh()
     assert before.log == LogLocation(run_id, "start", None, 0)
     assert model.refresh().log is before.log  # unchanged: the same object
-    _record_attempt_start(engine, run_id, "start", 1)
-    path = _write_log(engine, run_id, "start", 1, "first\n")
+    record_attempt_start(engine, run_id, "start", 1)
+    path = write_step_log(engine, run_id, "start", 1, "first\n")
     assert model.refresh().log == LogLocation(run_id, "start", path, 1)
 
 
 def test_the_state_moves_to_a_retry_log_past_an_attempt_that_wrote_none(engine: DashboardEngine) -> None:
     run_id = "run-log-retry"
     engine.store.create_run(run_id, load_workflow(REPO / "workflows" / "demo.yaml"), {})
-    _record_attempt_start(engine, run_id, "start", 1)
-    _write_log(engine, run_id, "start", 1, "first try\n")
+    record_attempt_start(engine, run_id, "start", 1)
+    write_step_log(engine, run_id, "start", 1, "first try\n")
     model = DashboardModel(engine, machine=FixedMachine(), clock=lambda: 5.0)
     model.set_log_focus(run_id, "start")
     assert model.refresh().log.attempt == 1
-    _record_attempt_start(engine, run_id, "start", 2)  # attempt 2 fails before printing anything
-    _record_attempt_start(engine, run_id, "start", 3)
-    third = _write_log(engine, run_id, "start", 3, "third try\n")
+    record_attempt_start(engine, run_id, "start", 2)  # attempt 2 fails before printing anything
+    record_attempt_start(engine, run_id, "start", 3)
+    third = write_step_log(engine, run_id, "start", 3, "third try\n")
     assert model.refresh().log == LogLocation(run_id, "start", third, 3)

@@ -7,22 +7,24 @@ test is fast and deterministic while nothing of ours is replaced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from dashboard_fixtures import REPO, make_workflows_dir, wait_for
+from dashboard_fixtures import REPO, make_workflows_dir, record_attempt_start, wait_for, write_step_log
 from textual import events
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from core.live_state import snapshot_to_dict
-from core.models import ResourceType, ResourceUsage, TaskPriority, TaskStatus, TaskTransition, WorkflowStatus
+from core.models import ResourceType, ResourceUsage, TaskPriority, TaskStatus, WorkflowStatus
 from core.resource_manager import ResourceManager
 from core.snapshot import OrchestratorSnapshot, RunView, TaskView
 from core.workflow_file import load_workflow
@@ -62,104 +64,77 @@ def _record_running_demo(engine: DashboardEngine, run_id: str) -> None:
     demo = load_workflow(REPO / "workflows" / "demo.yaml")
     store = engine.store
     store.create_run(run_id, demo, demo.param_defaults())
-    now = time.time()
-    store.record_transition(TaskTransition(task_id="t-start", name="start", status=TaskStatus.RUNNING, at=now,
-                                           run_id=run_id, attempt=1))
-    assert store.flush()
+    record_attempt_start(engine, run_id, "start", 1)
 
 
-async def test_logs_pane_shows_a_log_that_appears_after_the_run_was_opened(engine: DashboardEngine) -> None:
-    run_id = "run-logs-later"
+@contextlib.asynccontextmanager
+async def _dashboard_on_a_running_demo(engine: DashboardEngine,
+                                       run_id: str) -> AsyncIterator[tuple[OrchTUIApp, Pilot[None], LogsPane]]:
+    """The dashboard showing a recorded demo run whose first step started: its Logs pane is
+    on that step, which has no log yet."""
     _record_running_demo(engine, run_id)
     app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run(run_id)
         pane = app.query_one("#logs", LogsPane)
         await wait_for(pilot, lambda: app.dag_view.cursor == "start" and pane.source == (run_id, "start", 0))
+        yield app, pilot, pane
+
+
+async def _retry_past_a_silent_attempt(pilot: Pilot[None], engine: DashboardEngine, run_id: str, step: str,
+                                       pane: LogsPane) -> None:
+    """Attempt 1 of ``step`` prints, attempt 2 fails before printing anything (no log
+    file), attempt 3 prints: wait until ``pane`` has shown each printed log."""
+    write_step_log(engine, run_id, step, 1, "first try\n")
+    await wait_for(pilot, lambda: any("first try" in line for line in pane.lines))
+    record_attempt_start(engine, run_id, step, 2)
+    record_attempt_start(engine, run_id, step, 3)
+    write_step_log(engine, run_id, step, 3, "third try\n")
+    await wait_for(pilot, lambda: any("third try" in line for line in pane.lines))
+
+
+async def test_logs_pane_shows_a_log_that_appears_after_the_run_was_opened(engine: DashboardEngine) -> None:
+    run_id = "run-logs-later"
+    async with _dashboard_on_a_running_demo(engine, run_id) as (_app, pilot, pane):
         assert any("no log yet" in line for line in pane.lines)
         assert pane.border_subtitle == "start"  # no "#0": there is no attempt 0
         # The runner process starts the step: its log file appears, then grows.
-        log = engine.log_path(run_id, "start", 1)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("hello from the runner\n", encoding="utf-8")
+        write_step_log(engine, run_id, "start", 1, "hello from the runner\n")
         await wait_for(pilot, lambda: any("hello from the runner" in line for line in pane.lines))
         assert pane.source == (run_id, "start", 1) and pane.border_subtitle == "start #1"
         # A retry writes attempt 2's log: the pane moves on to it.
-        engine.log_path(run_id, "start", 2).write_text("second attempt\n", encoding="utf-8")
+        write_step_log(engine, run_id, "start", 2, "second attempt\n")
         await wait_for(pilot, lambda: any("second attempt" in line for line in pane.lines))
         assert pane.border_subtitle == "start #2"
 
 
 async def test_logs_pane_moves_to_a_retry_log_past_an_attempt_that_wrote_none(engine: DashboardEngine) -> None:
     run_id = "run-logs-retry"
-    _record_running_demo(engine, run_id)
-    first = engine.log_path(run_id, "start", 1)
-    first.parent.mkdir(parents=True, exist_ok=True)
-    first.write_text("first try\n", encoding="utf-8")
-    app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.open_run(run_id)
-        pane = app.query_one("#logs", LogsPane)
-        await wait_for(pilot, lambda: any("first try" in line for line in pane.lines))
-        # Attempt 2 fails before printing anything (no file); attempt 3 starts and prints.
-        for attempt in (2, 3):
-            engine.store.record_transition(TaskTransition(
-                task_id="t-start", name="start", status=TaskStatus.RUNNING, at=time.time(), run_id=run_id,
-                attempt=attempt))
-        assert engine.store.flush()
-        engine.log_path(run_id, "start", 3).write_text("third try\n", encoding="utf-8")
-        await wait_for(pilot, lambda: any("third try" in line for line in pane.lines))
+    async with _dashboard_on_a_running_demo(engine, run_id) as (_app, pilot, pane):
+        await _retry_past_a_silent_attempt(pilot, engine, run_id, "start", pane)
         assert pane.source == (run_id, "start", 3) and pane.border_subtitle == "start #3"
-
-
-def _record_start(engine: DashboardEngine, run_id: str, step: str, attempt: int) -> None:
-    engine.store.record_transition(TaskTransition(task_id=f"t-{step}", name=step, status=TaskStatus.RUNNING,
-                                                  at=time.time(), run_id=run_id, attempt=attempt))
-    assert engine.store.flush()
-
-
-def _write_log(engine: DashboardEngine, run_id: str, step: str, attempt: int, text: str) -> None:
-    path = engine.log_path(run_id, step, attempt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 async def test_log_screen_opened_before_the_cursor_rests_follows_that_steps_retries(engine: DashboardEngine) -> None:
     run_id = "run-log-screen-retry"
-    _record_running_demo(engine, run_id)
-    app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.open_run(run_id)
-        pane = app.query_one("#logs", LogsPane)
-        await wait_for(pilot, lambda: pane.source == (run_id, "start", 0))
+    async with _dashboard_on_a_running_demo(engine, run_id) as (app, pilot, _pane):
         await pilot.press("j", "l")  # l before the cursor rests on the next step
         await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
         step = app.dag_view.cursor
         assert step is not None and step != "start"
-        _record_start(engine, run_id, step, 1)
-        _write_log(engine, run_id, step, 1, "first try\n")
-        screen_pane = app.screen.query_one(LogsPane)
-        await wait_for(pilot, lambda: any("first try" in line for line in screen_pane.lines))
-        _record_start(engine, run_id, step, 2)  # attempt 2 fails before printing anything
-        _record_start(engine, run_id, step, 3)
-        _write_log(engine, run_id, step, 3, "third try\n")
-        await wait_for(pilot, lambda: any("third try" in line for line in screen_pane.lines))
+        record_attempt_start(engine, run_id, step, 1)
+        await _retry_past_a_silent_attempt(pilot, engine, run_id, step, app.screen.query_one(LogsPane))
         assert "attempt 3" in str(app.screen.query_one("#log-title", Static).render())
 
 
 async def test_logs_pane_follows_the_cursor_while_the_dashboard_is_paused(engine: DashboardEngine) -> None:
     run_id = "run-logs-paused"
-    _record_running_demo(engine, run_id)
-    app = OrchTUIApp(engine, refresh=20, machine=FixedMachine())
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.open_run(run_id)
-        pane = app.query_one("#logs", LogsPane)
-        await wait_for(pilot, lambda: pane.source == (run_id, "start", 0))
+    async with _dashboard_on_a_running_demo(engine, run_id) as (app, pilot, pane):
         await pilot.press("space")
         assert app.paused
         await pilot.press("j")
         step = app.dag_view.cursor
-        _write_log(engine, run_id, step, 1, "seen while paused\n")
+        write_step_log(engine, run_id, step, 1, "seen while paused\n")
         await wait_for(pilot, lambda: any("seen while paused" in line for line in pane.lines))
         assert pane.source == (run_id, step, 1)
 
