@@ -8,10 +8,9 @@ own timer, redraws a pane only when ``new.part is not old.part``. Neither side e
 calls into the other per task, so the UI's cost does not grow with the task rate.
 
 The thread also finds the newest log of the step the Logs pane follows
-(:meth:`DashboardModel.set_log_focus`): a store row and a few ``stat`` calls, each of
-which waits for the GIL once, so on the UI thread they cost 6-16 ms a look while
-another thread runs Python, and the pane looks again at every build to catch a retry's
-new file.
+(:meth:`DashboardModel.set_log_focus`): a store row and a few ``stat`` calls, which on
+the UI thread cost 6-16 ms a look while another thread runs Python (each waits for the
+GIL once). Looking again at every build is what catches a retry's new file.
 """
 
 from __future__ import annotations
