@@ -10,8 +10,8 @@ import pytest
 from dashboard_fixtures import REPO, make_workflows_dir, record_attempt_start, write_step_log
 
 from core.models import TaskStatus, WorkflowStatus
-from core.workflow_file import load_workflow
 from core.resource_manager import ResourceManager
+from core.workflow_file import load_workflow
 from orchtui.dashboard_engine import DashboardEngine
 from orchtui.dashboard_model import DashboardModel, FixedMachine, LogLocation
 
