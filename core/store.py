@@ -527,6 +527,18 @@ class Store:
                              error_code="RUN_AMBIGUOUS", details={"run_id": text, "matches": matches[:5]})
         return matches[0]
 
+    def require_unused_run_id(self, run_id: str) -> None:
+        """Return None when no stored run has the id ``run_id``.
+
+        Raises:
+            StoreError: a run with that id is stored (RUN_ID_TAKEN): a second run under
+                its id would overwrite that run's record and write into its logs.
+        """
+        if self._read_one("SELECT 1 FROM runs WHERE id = ?", (run_id,)) is not None:
+            raise StoreError(f"run id {run_id!r} is taken by a stored run (orchtui show {run_id}); "
+                             "pick another id or leave --run-id out", error_code="RUN_ID_TAKEN",
+                             details={"run_id": run_id})
+
     def resumed_by(self, run_id: str) -> list[str]:
         """Return the ids of the runs that resumed (or reran) ``run_id``, oldest first."""
         return self._read(lambda c: [r[0] for r in c.execute(

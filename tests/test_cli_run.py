@@ -143,7 +143,13 @@ def test_run_by_name_from_the_workflows_dir_and_bad_input(tmp_path: Path, cli_en
     assert missing.returncode == 1 and "no such workflow file" in missing.stderr
 
 
-def test_ctrl_c_cancels_the_run_and_leaves_no_process_behind(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+@pytest.mark.parametrize(("stop", "code", "said"), [
+    (signal.SIGINT, 130, "Ctrl-C"),  # a terminal's Ctrl-C
+    (signal.SIGTERM, 143, "SIGTERM"),  # timeout, cron wrappers, systemd, kill
+    (signal.SIGHUP, 129, "SIGHUP"),  # a closed terminal or a dropped SSH connection
+])
+def test_a_stop_signal_cancels_the_run_and_leaves_no_process_behind(
+        stop: signal.Signals, code: int, said: str, tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
     pidfile = tmp_path / "sleep.pid"
     command = f"sleep 300 & echo $! > {shlex.quote(str(pidfile))}; wait"
     wf = write(tmp_path / "sleepy.yaml", (
@@ -165,7 +171,7 @@ def test_ctrl_c_cancels_the_run_and_leaves_no_process_behind(tmp_path: Path, cli
         while psutil.Process(sleep_pid).name() != "sleep":  # forked, not yet exec'd
             assert time.monotonic() < deadline, "the background sleep never started"
             time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, stop)
         out, err = proc.communicate(timeout=WAIT)
     finally:
         if proc.poll() is None:  # the test failed early: still leave nothing behind
@@ -174,9 +180,24 @@ def test_ctrl_c_cancels_the_run_and_leaves_no_process_behind(tmp_path: Path, cli
                 proc.communicate(timeout=WAIT)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    assert proc.returncode == 130, (out, err)
-    assert "Ctrl-C: cancelling" in out and "sleepy: cancelled" in out and "Traceback" not in err
+    assert proc.returncode == code, (out, err)
+    assert f"{said}: cancelling" in out and "sleepy: cancelled" in out and "Traceback" not in err
     assert not _alive(sleep_pid)
+    runs = json.loads(run_cli(orchtui_cmd, cli_env, "runs", "--json").stdout)
+    assert [r["status"] for r in runs] == ["cancelled"]  # recorded as such, not left "running"
+
+
+def test_a_run_id_of_a_stored_run_is_refused_and_that_run_is_left_intact(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    first = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--run-id", "run-mine", "--json")
+    assert first.returncode == 0, first.stderr
+    again = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--run-id", "run-mine", "-p", "who=intruder")
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert "run id 'run-mine' is taken by a stored run" in again.stderr and "hello" not in again.stdout
+    shown = json.loads(run_cli(orchtui_cmd, cli_env, "show", "run-mine", "--json").stdout)
+    assert shown["params"]["who"] == "world"
+    assert shown["steps"]["after"]["output"] == "hello world x1"
 
 
 def _alive(pid: int) -> bool:

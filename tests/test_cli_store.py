@@ -125,6 +125,15 @@ def test_prune_parses_ages_and_deletes_logs(history: Path, cli_env: dict[str, st
     assert json.loads(cli(["runs", "--json"], cli_env, tmp_path).stdout) == []
 
 
+def test_resume_refuses_a_new_run_id_a_stored_run_has(history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    out = cli(["resume", "run-aaa222", "--run-id", "run-bbb333"], cli_env, tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "run id 'run-bbb333' is taken by a stored run" in out.stderr
+    taken = json.loads(cli(["show", "run-bbb333", "--json"], cli_env, tmp_path).stdout)
+    assert taken["workflow"] == "report" and taken["status"] == "completed"
+    assert list(taken["steps"]) == ["render"]
+
+
 def test_parse_age_units() -> None:
     from orchtui.cli.store_cmds import parse_age
 

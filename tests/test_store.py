@@ -316,6 +316,15 @@ def test_resolve_run_id_by_unique_prefix(store: Store) -> None:
     assert store.resolve_run_id("run_") == "run_x"
 
 
+def test_require_unused_run_id_refuses_only_a_stored_id(store: Store) -> None:
+    store.create_run("run-taken", make_workflow())
+    store.flush()
+    store.require_unused_run_id("run-free")
+    with pytest.raises(StoreError, match="'run-taken' is taken by a stored run") as caught:
+        store.require_unused_run_id("run-taken")
+    assert caught.value.error_code == "RUN_ID_TAKEN"
+
+
 def test_prune_deletes_old_finished_runs_and_their_logs(tmp_path: Path) -> None:
     clock = ManualClock()
     with Store(tmp_path / "o.db", clock=clock) as store:

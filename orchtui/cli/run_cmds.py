@@ -1,19 +1,15 @@
 """``orchtui run`` (headless run with live progress), ``orchtui status`` and ``orchtui health``.
 
 ``run`` exit codes: 0 the run completed; 1 it failed, or the workflow or its parameters
-are invalid; 130 it was cancelled with Ctrl-C. Ctrl-C cancels the run: running steps'
-process trees get SIGTERM, then SIGKILL after their grace period, and the command
-returns only when they are gone. A second Ctrl-C stops waiting for the grace period.
+are invalid; 130 it was cancelled with Ctrl-C, 143 by SIGTERM, 129 by SIGHUP. Each of
+them cancels the run cleanly (see :mod:`orchtui.cli.foreground`).
 """
 
 from __future__ import annotations
 
 import difflib
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -22,13 +18,11 @@ from rich.console import Console
 from core.config import Settings, load_settings
 from core.errors import OrchestrationError, StoreError, WorkflowNotFoundError, WorkflowValidationError
 from core.models import Workflow, WorkflowExecution, WorkflowStatus
-from core.workflow_run import RunHandle
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
+from .foreground import Interrupts, final_execution, follow_run
 
-__all__ = ["register", "EXIT_INTERRUPTED"]
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+__all__ = ["register"]
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -89,26 +83,6 @@ def _recorder(settings: Settings, resources: Any) -> tuple[list[Any], Any]:
     return [StoreRecorder(store, resource_manager=resources)], store
 
 
-class _Interrupts:
-    """SIGINT handler: the first Ctrl-C asks for a clean cancel, the second stops waiting."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self._previous: Any = None
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested.is_set():
-            raise KeyboardInterrupt
-        self.requested.set()
-
-    def __enter__(self) -> _Interrupts:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
-
-
 def _close_store(store: Any) -> None:
     """Commit the run's last writes; a write that failed is reported, not hidden."""
     try:
@@ -119,27 +93,18 @@ def _close_store(store: Any) -> None:
         store.close()
 
 
-def _interrupted_before_end(handle: RunHandle, requested: threading.Event) -> bool:
-    """Wait for the run to end; True when Ctrl-C came first."""
-    while handle.wait(0.1) is None:
-        if requested.is_set():
-            return True
-    return False
-
-
 def _execute(
     workflow: Workflow, params: dict[str, Any], *, settings: Settings, max_workers: int | None,
     console: Console, quiet: bool, record: bool, run_id: str | None = None,
     executor: str = "thread", scheduler: str | None = None,
-) -> tuple[WorkflowExecution, bool, list[Any], str | None]:
-    """Run ``workflow`` to its end; returns (execution, interrupted, progress rows, log dir)."""
+) -> tuple[WorkflowExecution, int, list[Any], str | None]:
+    """Run ``workflow`` to its end; returns (execution, the exit code of the signal that
+    cancelled it or 0, progress rows, log dir)."""
     from core.executors import create_backend
     from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
-
-    from ..progress import RunProgress
 
     resources = ResourceManager()
     workers = max_workers or settings.max_workers
@@ -154,37 +119,24 @@ def _execute(
                               observers=observers, autoload=False)
     interrupted = False
     try:
+        if store is not None and run_id is not None:
+            store.require_unused_run_id(run_id)  # before anything runs or is written
         # The live file lets dashboards show this run's queues and cancel it from elsewhere.
-        with _Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
-                                                        label=f"orchtui run {workflow.name}"):
+        with Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
+                                                       label=f"orchtui run {workflow.name}"):
             handle = manager.start_workflow(workflow, params, run_id=run_id)
             if store is not None and not quiet:
                 console.print(f"run id: {handle.run_id}", highlight=False)
-            try:
-                if quiet:
-                    if _interrupted_before_end(handle, interrupts.requested):
-                        interrupted = handle.cancel()
-                        handle.wait()
-                else:
-                    with RunProgress(handle, console=console, snapshot=orchestrator.snapshot) as progress:
-                        if progress.follow(should_stop=interrupts.requested.is_set) is None:
-                            interrupted = handle.cancel()
-                            progress.set_notice("Ctrl-C: cancelling the run (Ctrl-C again to stop waiting)")
-                            progress.follow()
-            except KeyboardInterrupt:
-                interrupted = True
-                handle.cancel()
+            interrupted = follow_run(handle, interrupts, quiet=quiet, console=console,
+                                     snapshot=orchestrator.snapshot)
     finally:
         # Kills whatever still runs (second Ctrl-C) and waits for the process trees to go.
         orchestrator.shutdown(wait=True, cancel_running=True)
         if store is not None:
             _close_store(store)
-    execution = handle.execution
-    if not handle.done():  # stopped waiting: the run never saw its last transition
-        execution.status = WorkflowStatus.CANCELLED
-        execution.error = execution.error or f"run {handle.run_id} was cancelled"
+    execution = final_execution(handle)
     rows = handle.step_progress()
-    return execution, interrupted, rows, str(handle.log_dir) if handle.log_dir else None
+    return execution, interrupts.exit_code if interrupted else 0, rows, str(handle.log_dir) if handle.log_dir else None
 
 
 @click.command("run", context_settings=CONTEXT_SETTINGS)
@@ -208,10 +160,12 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     """Run a workflow headless, showing each step's progress live.
 
     FILE|NAME is a workflow file, or the name of a workflow in the workflows
-    directory. Ctrl-C cancels the run cleanly (no step process is left behind).
+    directory. Ctrl-C, SIGTERM or SIGHUP cancels the run cleanly (no step process
+    is left behind); a second one stops waiting for the steps' grace period.
 
     \b
-    Exit codes: 0 completed, 1 failed or invalid, 130 cancelled with Ctrl-C.
+    Exit codes: 0 completed, 1 failed or invalid, 130 cancelled with Ctrl-C,
+    143 by SIGTERM, 129 by SIGHUP.
     """
     from core.workflow_params import coerce_cli_params, resolve_params
     from ..progress import summary_table
@@ -234,7 +188,7 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     execution, interrupted, rows, log_dir = _execute(
         workflow, values, settings=settings, max_workers=max_workers, console=console, quiet=as_json,
         record=not no_record, run_id=run_id, executor=executor, scheduler=scheduler)
-    code = EXIT_OK if execution.success else (EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+    code = EXIT_OK if execution.success else (interrupted or EXIT_FAILED)
     if as_json:
         emit_json(execution.to_dict() | {"log_dir": log_dir})
         sys.exit(code)

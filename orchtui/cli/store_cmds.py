@@ -32,10 +32,10 @@ from core.store_records import RunRecord
 from core.text import format_duration
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
+from .foreground import Interrupts, final_execution, follow_run
 
 __all__ = ["register", "parse_age"]
 
-EXIT_INTERRUPTED = 130
 _AGE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _STATUS_STYLE = {
@@ -309,7 +309,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
 
-    from ..progress import RunProgress, summary_table
+    from ..progress import summary_table
 
     settings = load_settings()
     if from_step is None:
@@ -317,6 +317,8 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     else:
         workflow, params, preset = plan_rerun_from(store, run_id, from_step)
     parent = store.get_run(run_id)
+    if new_run_id is not None:
+        store.require_unused_run_id(new_run_id)
     new_run = new_run_id or new_id("run")
     resources = ResourceManager()
     recorder = StoreRecorder(store, resource_manager=resources)
@@ -326,29 +328,23 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
                               observers=[recorder], autoload=False)
     console = Console(highlight=False)
     interrupted = False
-    publisher = LivePublisher(orchestrator, manager, settings.state_dir, label=f"orchtui resume {run_id}")
-    publisher.start()  # dashboards show this run's queues and can cancel it
-    try:
-        handle = manager.start_workflow(workflow, params, run_id=new_run, preset_outputs=preset,
-                                        session_id=parent.session_id if parent is not None else None)
-        if not as_json:
-            verb = f"rerunning {run_id} from step {from_step}" if from_step else f"resuming {run_id}"
-            console.print(f"{verb} as run {new_run} (reusing {len(preset)} completed step(s))")
+    # The live file lets dashboards show this run's queues and cancel it from elsewhere.
+    with Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
+                                                   label=f"orchtui resume {run_id}"):
         try:
-            if as_json:
-                handle.wait()
-            else:
-                with RunProgress(handle, console=console, snapshot=orchestrator.snapshot) as progress:
-                    progress.follow()
-        except KeyboardInterrupt:
-            interrupted = handle.cancel()
-            handle.wait(30)
-    finally:
-        publisher.stop()
-        orchestrator.shutdown(wait=True, cancel_running=True)
-        store.flush()
-    execution = handle.execution
-    code = EXIT_OK if execution.success else (EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+            handle = manager.start_workflow(workflow, params, run_id=new_run, preset_outputs=preset,
+                                            session_id=parent.session_id if parent is not None else None)
+            if not as_json:
+                verb = f"rerunning {run_id} from step {from_step}" if from_step else f"resuming {run_id}"
+                console.print(f"{verb} as run {new_run} (reusing {len(preset)} completed step(s))")
+            interrupted = follow_run(handle, interrupts, quiet=as_json, console=console,
+                                     snapshot=orchestrator.snapshot)
+        finally:
+            # Kills whatever still runs (a second signal) and waits for the process trees to go.
+            orchestrator.shutdown(wait=True, cancel_running=True)
+            store.flush()
+    execution = final_execution(handle)
+    code = EXIT_OK if execution.success else (interrupts.exit_code if interrupted else EXIT_FAILED)
     if as_json:
         emit_json(execution.to_dict() | {"resumed_from": run_id, "reused_steps": sorted(preset)})
         sys.exit(code)
@@ -378,7 +374,8 @@ def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, as_
     downstream of them. The resume is a new run that names RUN as its parent.
 
     \b
-    Exit codes: 0 completed, 1 failed or not resumable, 130 cancelled with Ctrl-C.
+    Exit codes: 0 completed, 1 failed or not resumable, 130 cancelled with Ctrl-C,
+    143 by SIGTERM, 129 by SIGHUP.
     """
     with _store() as store:
         _start(store, store.resolve_run_id(run_id), None, max_workers, as_json, new_run_id)
@@ -395,7 +392,8 @@ def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, new_run_id: 
     """Run STEP of RUN and everything downstream of it again, reusing the other outputs.
 
     \b
-    Exit codes: 0 completed, 1 failed or not rerunnable, 130 cancelled with Ctrl-C.
+    Exit codes: 0 completed, 1 failed or not rerunnable, 130 cancelled with Ctrl-C,
+    143 by SIGTERM, 129 by SIGHUP.
     """
     with _store() as store:
         _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json, new_run_id)

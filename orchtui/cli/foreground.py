@@ -1,0 +1,110 @@
+"""Following a run in the foreground: its progress, and the signals that stop it.
+
+``orchtui run``, ``resume`` and ``rerun`` run a workflow in the command's own process.
+Whatever ends that process early must first cancel the run, or its step processes
+outlive it and its record says "running" until another orchtui process notices: Ctrl-C
+(SIGINT) from a terminal, SIGTERM from ``timeout``, cron wrappers, systemd or ``kill``,
+and SIGHUP from a closed terminal or a dropped SSH connection. The first of them asks
+for a clean cancel (running steps' process trees get SIGTERM, then SIGKILL after their
+grace period, and the command returns once they are gone); a second one stops waiting.
+A signal that was ignored when the command started (``nohup`` ignores SIGHUP) stays
+ignored.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from core.models import WorkflowExecution, WorkflowStatus
+from core.workflow_run import RunHandle
+
+__all__ = ["Interrupts", "follow_run", "final_execution"]
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupts:
+    """Signal handlers for a command that runs a workflow (see the module docstring).
+
+    ``requested`` is set by the first signal, ``received`` names it; a second signal
+    raises KeyboardInterrupt in the main thread. Install with ``with Interrupts() as i``
+    (from the main thread).
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    @property
+    def exit_code(self) -> int:
+        """What a shell reports for a command the received signal ended: 128 + its number."""
+        return 128 + int(self.received or signal.SIGINT)
+
+    @property
+    def label(self) -> str:
+        """How the user knows the received signal: "Ctrl-C" for SIGINT, else its name."""
+        return "Ctrl-C" if self.received in (None, signal.SIGINT) else self.received.name
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum)
+        self.requested.set()
+
+    def __enter__(self) -> Interrupts:
+        for number in _STOP_SIGNALS:
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+
+def follow_run(handle: RunHandle, interrupts: Interrupts, *, quiet: bool, console: Console,
+               snapshot: Callable[[], Any]) -> bool:
+    """Wait for the run of ``handle`` to end, showing its progress unless ``quiet``;
+    return True when a signal cancelled it first.
+
+    ``snapshot`` gives the orchestrator's state for the progress view.
+    """
+    from ..progress import RunProgress
+
+    interrupted = False
+    try:
+        if quiet:
+            while handle.wait(0.1) is None:
+                if interrupts.requested.is_set():
+                    interrupted = handle.cancel()
+                    handle.wait()
+                    break
+        else:
+            with RunProgress(handle, console=console, snapshot=snapshot) as progress:
+                if progress.follow(should_stop=interrupts.requested.is_set) is None:
+                    interrupted = handle.cancel()
+                    progress.set_notice(f"{interrupts.label}: cancelling the run "
+                                        f"({interrupts.label} again to stop waiting)")
+                    progress.follow()
+    except KeyboardInterrupt:  # the second signal: stop waiting (the caller kills what still runs)
+        interrupted = True
+        handle.cancel()
+    return interrupted
+
+
+def final_execution(handle: RunHandle) -> WorkflowExecution:
+    """Return the run's execution after the command stopped following it; a run whose end
+    it stopped waiting for (a second signal) never saw its last transition and is
+    reported cancelled."""
+    execution = handle.execution
+    if not handle.done():
+        execution.status = WorkflowStatus.CANCELLED
+        execution.error = execution.error or f"run {handle.run_id} was cancelled"
+    return execution
