@@ -289,6 +289,10 @@ class _Checker:
     def check_step(self, raw: dict[Any, Any], path: str) -> WorkflowStep | None:
         values = self.check_fields(raw, STEP_FIELDS, path, "step")
         name = raw.get("name")
+        if "name" in raw and not isinstance(name, str):
+            # YAML reads `name: 123`, `name: true` or `name: 2024-01-01` as no string at all.
+            self.add(f"step name must be a string, not {_describe(name)}", self.loc.value(raw, "name"),
+                     f"{path}.name", "quote the value, e.g. `name: \"step_1\"`; names start with a letter or '_'")
         ok = isinstance(name, str) and self.check_name(raw, path)
         if "dependencies" in raw and not self.check_value(raw, _STEP_SPEC["dependencies"], path):
             ok = False

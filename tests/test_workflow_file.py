@@ -149,6 +149,22 @@ def test_wrong_types_are_all_reported_with_locations() -> None:
     assert only(problems, "'continue_on_failure' must be true or false").line == 7
 
 
+@pytest.mark.parametrize(("written", "described"), [
+    ("123", "an integer"), ("true", "a boolean"), ("null", "null"), ("1.5", "a number"), ("[x]", "a list"),
+    ("{a: 1}", "a mapping"), ("2024-01-01", "a date"),
+])
+def test_a_step_name_that_is_no_string_is_reported_not_dropped(written: str, described: str) -> None:
+    text = f"name: w\nsteps:\n  - name: a\n    module: builtin\n    action: noop\n  - name: {written}\n"
+    problem = only(problems_of(text), "step name must be a string")
+    assert problem.message == f"step name must be a string, not {described}"
+    assert (problem.line, problem.path) == (6, "steps[1].name") and "quote the value" in problem.hint
+
+
+def test_a_json_step_name_that_is_no_string_is_reported() -> None:
+    problem = only(problems_of('{"name": "w", "steps": [{"name": 7}]}'), "step name must be a string")
+    assert (problem.line, problem.column) == (1, 34)
+
+
 def test_unknown_key_did_you_mean() -> None:
     problem = only(problems_of("name: a\nsteps:\n  - name: s\n    depends_on: [x]\n    timeot: 3\n"), "'timeot'")
     assert problem.hint == "did you mean 'timeout'?" and (problem.line, problem.column) == (5, 5)
