@@ -30,6 +30,8 @@ from .workflow_validate import Locations, infer_param_type, validate_workflow_da
 
 __all__ = [
     "MAX_WORKFLOW_BYTES",
+    "MAX_NESTING",
+    "MAX_EXPANDED_VALUES",
     "WORKFLOW_SUFFIXES",
     "LocatingLoader",
     "load_workflow",
@@ -44,6 +46,8 @@ __all__ = [
 
 MAX_WORKFLOW_BYTES = 10 * 1024 * 1024
 WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_NESTING = 100  # mappings and lists inside one another
+MAX_EXPANDED_VALUES = 1_000_000  # values in the document once every alias is expanded
 
 # libyaml's parser is an order of magnitude faster; the constructor (what turns nodes
 # into Python objects, and decides what is safe) is PyYAML's SafeConstructor either way.
@@ -104,6 +108,56 @@ LocatingLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 def _problem(message: str, filename: str | None, line: int | None = None, column: int | None = None, hint: str = "") -> WorkflowValidationError:
     return WorkflowValidationError([ValidationProblem(message, filename, line, column, "", hint)])
+
+
+_OPENS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSES = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _shape_problem(text: str, filename: str | None) -> WorkflowValidationError | None:
+    """Return the problem of a document that nests deeper than :data:`MAX_NESTING` or whose
+    aliases expand it past :data:`MAX_EXPANDED_VALUES` values, else None (also for text
+    that is no YAML: the loader reports that).
+
+    Read from the parser's events, an iterative pass, before anything is composed:
+    libyaml's composer recurses once per level with no limit (200 KB of brackets crashed
+    the process), Python's walks raise RecursionError, and a 500-byte file of aliases of
+    aliases expands to 10^10 values for whatever walks it (checking references did, for
+    hours).
+    """
+    total = 0
+    sizes: dict[str, int] = {}  # anchor -> how many values it expands to
+    opened: list[tuple[int, str | None]] = []  # (total when it opened, its anchor)
+    try:
+        for event in yaml.parse(text, Loader=_SafeBase):
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                total += 1
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            elif kind is yaml.AliasEvent:
+                total += sizes.get(event.anchor, 1)
+            elif kind in _OPENS:
+                if len(opened) >= MAX_NESTING:
+                    mark = event.start_mark
+                    return _problem(f"values nest more than {MAX_NESTING} levels deep here", filename,
+                                    mark.line + 1, mark.column + 1, "flatten the structure")
+                opened.append((total, event.anchor))
+                total += 1
+            elif kind in _CLOSES:
+                start, anchor = opened.pop()
+                if anchor:
+                    sizes[anchor] = total - start
+            else:
+                continue
+            if total > MAX_EXPANDED_VALUES:
+                mark = event.start_mark
+                return _problem(f"with its aliases expanded the document holds more than {MAX_EXPANDED_VALUES:,} "
+                                "values", filename, mark.line + 1, mark.column + 1,
+                                "use fewer aliases (*name) of large anchored values")
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -186,6 +240,9 @@ def parse_workflow_text(text: str, *, filename: str | None = None) -> Workflow:
         raise _problem(f"the workflow text is larger than {MAX_WORKFLOW_BYTES // 1024 // 1024} MB", filename)
     if not text.strip():
         raise _problem("the file is empty", filename, 1, 1, "a workflow needs at least `name:` and `steps:`")
+    shape = _shape_problem(text, filename)
+    if shape is not None:
+        raise shape
     if text.lstrip().startswith("{"):
         data = _plain_json(text)
         if data is not None:
@@ -230,7 +287,7 @@ def _plain_json(text: str) -> Any:
     """Parse JSON quickly (no positions); None when it is not clean JSON."""
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
-    except (ValueError, _DuplicateKey):
+    except (ValueError, _DuplicateKey, RecursionError):
         return None
 
 

@@ -12,6 +12,8 @@ import yaml
 from core.errors import ValidationProblem, WorkflowValidationError
 from core.models import TaskPriority
 from core.workflow_file import (
+    MAX_EXPANDED_VALUES,
+    MAX_NESTING,
     MAX_WORKFLOW_BYTES,
     dump_workflow,
     find_workflow_files,
@@ -163,6 +165,39 @@ def test_a_step_name_that_is_no_string_is_reported_not_dropped(written: str, des
 def test_a_json_step_name_that_is_no_string_is_reported() -> None:
     problem = only(problems_of('{"name": "w", "steps": [{"name": 7}]}'), "step name must be a string")
     assert (problem.line, problem.column) == (1, 34)
+
+
+_ONE_STEP = "name: w\nsteps:\n  - name: a\n    module: builtin\n    action: echo\n"
+
+
+def test_values_nested_too_deep_are_a_located_problem_not_a_crash() -> None:
+    depth = 5000  # libyaml composes recursively in C: far deeper, the process crashed
+    text = _ONE_STEP + "    parameters: {message: " + "[" * depth + "x" + "]" * depth + "}\n"
+    problem = only(problems_of(text), "levels deep")
+    assert problem.message == f"values nest more than {MAX_NESTING} levels deep here"
+    assert problem.line == 6
+
+
+def test_json_nested_too_deep_is_a_located_problem() -> None:
+    depth = 600  # parsed by json, then walked by Python: RecursionError before
+    text = ('{"name": "w", "steps": [{"name": "a", "module": "builtin", "action": "echo", "parameters": '
+            '{"message": ' + "[" * depth + "1" + "]" * depth + "}}]}")
+    assert only(problems_of(text), "levels deep").line == 1
+
+
+def test_aliases_that_expand_past_the_limit_are_a_problem() -> None:
+    lines = ["name: w", "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]  # 10^7 values
+    text = "\n".join(lines) + "\n" + _ONE_STEP.split("\n", 1)[1] + "    parameters: {message: *a6}\n"
+    problem = only(problems_of(text), "aliases expanded")
+    assert f"more than {MAX_EXPANDED_VALUES:,} values" in problem.message and problem.line is not None
+
+
+def test_a_few_aliases_of_small_values_are_fine() -> None:
+    text = ("name: w\nmetadata: {env: &env {A: '1', B: '2'}}\nsteps:\n"
+            "  - {name: a, module: builtin, action: echo, parameters: {message: *env}}\n"
+            "  - {name: b, module: builtin, action: echo, parameters: {message: *env}}\n")
+    assert load_workflow(text).step("b").parameters == {"message": {"A": "1", "B": "2"}}
 
 
 def test_unknown_key_did_you_mean() -> None:
