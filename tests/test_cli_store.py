@@ -191,6 +191,19 @@ def test_rerun_from_a_step(cli_env: dict[str, str], tmp_path: Path, isolated_sta
     assert len(shown["resumed_by"]) == 1
 
 
+def _first_recorded_run(state: Path) -> str:
+    """Wait until a run is recorded in the store under ``state`` (by another process); return its id."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (state / "orchtui.db").exists():
+            with Store(state / "orchtui.db", recover=False) as store:
+                runs = store.list_runs()
+                if runs:
+                    return runs[0].run_id
+        time.sleep(0.05)
+    raise AssertionError("no run was recorded within 60 s")
+
+
 @pytest.mark.slow
 def test_logs_follow_a_step_run_by_another_process(cli_env: dict[str, str], tmp_path: Path,
                                                    isolated_state: Path) -> None:
@@ -198,15 +211,7 @@ def test_logs_follow_a_step_run_by_another_process(cli_env: dict[str, str], tmp_
     run = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(write_chain(tmp_path, block=True)), "--json"],
                            env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        run_id = None
-        while run_id is None and time.monotonic() < deadline:
-            if (isolated_state / "orchtui.db").exists():
-                with Store(isolated_state / "orchtui.db", recover=False) as store:
-                    runs = store.list_runs()
-                    run_id = runs[0].run_id if runs else None
-            time.sleep(0.05)
-        assert run_id is not None
+        run_id = _first_recorded_run(isolated_state)
         errors = tmp_path / "follower.err"
         with errors.open("w") as err:
             follower = subprocess.Popen([sys.executable, "-m", "orchtui", "logs", run_id, "second", "-f"],
@@ -222,3 +227,30 @@ def test_logs_follow_a_step_run_by_another_process(cli_env: dict[str, str], tmp_
         out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
     assert json.loads(out)["success"]
+
+
+@pytest.mark.slow
+def test_logs_follow_ends_when_the_process_running_the_step_is_killed(cli_env: dict[str, str], tmp_path: Path,
+                                                                      isolated_state: Path) -> None:
+    (tmp_path / "gate").touch()  # never removed: the step would run forever
+    run = subprocess.Popen([sys.executable, "-m", "orchtui", "run", str(write_chain(tmp_path, block=True)),
+                            "--run-id", "run-killed"], env=cli_env, cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    follower = None
+    try:
+        assert _first_recorded_run(isolated_state) == "run-killed"
+        follower = subprocess.Popen([sys.executable, "-m", "orchtui", "logs", "run-killed", "second", "-f"],
+                                    env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "talk 1\n"  # the step is running
+        run.kill()  # kill -9: the run's process cannot say anything
+        run.wait(timeout=60)
+        out, err = follower.communicate(timeout=60)  # ends by itself
+    finally:
+        run.kill()
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, err
+    assert "run run-killed was interrupted" in err and "orchtui resume run-killed" in err
+    assert "Traceback" not in err

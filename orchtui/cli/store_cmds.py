@@ -9,6 +9,7 @@ one) in this process and show its progress like ``orchtui run``; their exit code
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
@@ -202,8 +203,27 @@ def show_cmd(run_id: str, with_history: bool, as_json: bool) -> None:
 # ----------------------------------------------------------------------- logs
 
 
-def _attempt_over(store: Store, run_id: str, step: str, attempt: int) -> bool:
+class _OwnerCheck:
+    """Marks runs whose owner process died INTERRUPTED (``Store.recover_interrupted``), at
+    most once a second: a followed run whose process was killed then ends the follow,
+    where it would otherwise stay "running" until some other orchtui process opened the
+    store."""
+
+    def __init__(self, store: Store, every: float = 1.0) -> None:
+        self._store = store
+        self._every = every
+        self._last = time.monotonic()  # opening the store just did it
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            self._store.recover_interrupted()
+
+
+def _attempt_over(store: Store, run_id: str, step: str, attempt: int, check_owner: _OwnerCheck) -> bool:
     """True once attempt ``attempt`` of ``step`` ended, or the step or run ended without it."""
+    check_owner()
     for record in store.get_attempts(run_id, step):
         if record.attempt == attempt:
             return record.status is not TaskStatus.RUNNING
@@ -221,9 +241,10 @@ def _latest_attempt(store: Store, run_id: str, step: str) -> int:
     return attempts[-1].attempt if attempts else 1
 
 
-def _next_attempt(store: Store, run_id: str, step: str, after: int) -> int | None:
+def _next_attempt(store: Store, run_id: str, step: str, after: int, check_owner: _OwnerCheck) -> int | None:
     """Wait for an attempt of ``step`` numbered above ``after``; None if none will come."""
     while True:
+        check_owner()
         later = [a.attempt for a in store.get_attempts(run_id, step) if a.attempt > after]
         if later:
             return min(later)
@@ -234,15 +255,17 @@ def _next_attempt(store: Store, run_id: str, step: str, after: int) -> int | Non
         time.sleep(_POLL)  # a failed attempt waits for its retry
 
 
-def _follow_step(store: Store, run_id: str, step: str, attempt: int | None, prefix: str) -> None:
+def _follow_step(store: Store, run_id: str, step: str, attempt: int | None, prefix: str,
+                 check_owner: _OwnerCheck) -> None:
     number = attempt or _latest_attempt(store, run_id, step)
     while True:
         path = log_path(store.runs_dir, run_id, step, number)
-        for line in follow_log(path, lambda n=number: _attempt_over(store, run_id, step, n), poll_interval=_POLL):
+        over = functools.partial(_attempt_over, store, run_id, step, number, check_owner)
+        for line in follow_log(path, over, poll_interval=_POLL):
             click.echo(prefix + line)
         if attempt is not None:
             return
-        following = _next_attempt(store, run_id, step, number)
+        following = _next_attempt(store, run_id, step, number, check_owner)
         if following is None:
             return
         click.echo(f"{prefix}--- attempt {following} ---")
@@ -270,10 +293,14 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
             raise StoreError(f"run {run_id} has no step {step!r}; its steps: {', '.join(run.steps)}")
         steps = [step] if step is not None else list(run.steps)
         if follow:
+            check_owner = _OwnerCheck(store)
             for name in steps:
                 if step is None and run.steps[name].status is TaskStatus.SKIPPED:
                     continue
-                _follow_step(store, run_id, name, attempt, "" if step is not None else f"[{name}] ")
+                _follow_step(store, run_id, name, attempt, "" if step is not None else f"[{name}] ", check_owner)
+            if store.run_status(run_id) is WorkflowStatus.INTERRUPTED:
+                click.echo(f"run {run_id} was interrupted: its process ended before the run did; "
+                           f"`orchtui resume {run_id}` finishes it", err=True)
             return
         # One listing of the run's log directory for all its steps: a listing per step
         # took minutes for a 10k-step run (10k listings of 10k files).
