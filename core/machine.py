@@ -17,7 +17,7 @@ import psutil
 
 from .models import Resource, ResourceType
 
-__all__ = ["GB", "detect_machine_resources", "detect_gpu_count", "system_load"]
+__all__ = ["GB", "detect_machine_resources", "detect_gpu_count", "disk_capacity_gb", "system_load"]
 
 GB = 1024**3
 # nvidia-smi can hang for seconds when a driver is wedged; detection must stay quick.
@@ -51,7 +51,7 @@ def detect_machine_resources(state_dir: Path | None = None) -> list[Resource]:
         found.append(_detected("memory", "Memory", ResourceType.MEMORY, {"gb": round(total / GB, 2)}, "psutil"))
     free = _free_disk_bytes(state_dir or Path.cwd())
     if free:
-        found.append(_detected("disk", "Free disk", ResourceType.DISK, {"gb": round(free / GB, 2)}, "disk_usage"))
+        found.append(_detected("disk", "Free disk", ResourceType.DISK, {"gb": disk_capacity_gb(free)}, "disk_usage"))
     gpus = detect_gpu_count()
     if gpus:
         found.append(_detected("gpu", "GPUs", ResourceType.GPU, {"units": float(gpus)}, "gpu"))
@@ -101,6 +101,14 @@ def system_load() -> dict[str, float]:
         "memory_percent": float(memory.percent),
         "memory_available_gb": round(memory.available / GB, 2),
     }
+
+
+def disk_capacity_gb(free_bytes: int) -> float:
+    """Return the ``disk`` resource's capacity for ``free_bytes`` (> 0) of free space: GB
+    rounded to hundredths, like the other capacities, but never down to 0 (under 5 MB
+    free): a capacity must be positive, and a zero refused every run, even of workflows
+    that need no disk."""
+    return round(free_bytes / GB, 2) or free_bytes / GB
 
 
 def _free_disk_bytes(path: Path) -> int:

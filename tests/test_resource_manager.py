@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from core.clock import ManualClock
 from core.errors import ConfigError, ResourceAllocationError
-from core.machine import GB, detect_gpu_count
+from core.machine import GB, detect_gpu_count, disk_capacity_gb
 from core.models import Resource, ResourceAllocation, ResourceLimits, ResourceStatus, ResourceType
 from core.resource_manager import ResourceManager
 
@@ -67,6 +67,17 @@ def test_detection_reads_cpu_memory_and_disk_from_the_machine(tmp_path: Path) ->
     assert cpu.capacity == {"cores": float(os.cpu_count() or 0)}
     assert memory is not None and memory.capacity["gb"] == pytest.approx(psutil.virtual_memory().total / GB, abs=0.01)
     assert disk is not None and 0 < disk.capacity["gb"] <= psutil.disk_usage(str(tmp_path)).total / GB
+
+
+@pytest.mark.parametrize(("free", "gb"), [(5 * GB, 5.0), (int(1.234 * GB), 1.23), (3 * 1024**2, 3 / 1024)])
+def test_disk_capacity_is_rounded_but_never_to_zero(free: int, gb: float) -> None:
+    assert disk_capacity_gb(free) == pytest.approx(gb)
+
+
+def test_a_nearly_full_disk_is_still_a_resource_that_can_be_registered() -> None:
+    rm = manager()
+    disk = rm.register_resource("disk", ResourceType.DISK, {"gb": disk_capacity_gb(3 * 1024**2)})
+    assert disk.capacity["gb"] > 0
 
 
 def test_detect_false_starts_empty() -> None:
