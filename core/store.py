@@ -322,6 +322,25 @@ class Store:
             raise describe_error(exc, self.db_path, "read the run store") from None
         return row
 
+    def integrity_problem(self) -> str | None:
+        """Return SQLite's first complaint about the database file's structure (a
+        ``PRAGMA quick_check``, which reads every page), or None when it is sound.
+
+        Raises:
+            StoreError: the file cannot be read at all.
+        """
+        row = self._read_one("PRAGMA quick_check(1)", ())
+        return None if row is None or row[0] == "ok" else str(row[0])
+
+    def require_writable(self) -> None:
+        """Return None once an (empty) write group commits.
+
+        Raises:
+            StoreError: it cannot: a read-only file or directory, a full disk, a lock
+                held too long.
+        """
+        self._writer.call(lambda conn, touched: None)
+
     def version(self) -> int:
         """Return the change counter: it grows with every committed write group."""
         return self._read(lambda c: c.execute("SELECT version FROM counter").fetchone()[0])

@@ -26,6 +26,7 @@ so two processes opening an old database at once upgrade it once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -209,9 +210,11 @@ def describe_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
         message = f"cannot {doing} in {path}: the disk (or the database size cap) is full; free space and retry"
         code = "STORE_FULL"
     elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")) or "readonly" in text:
+        part = _read_only_part(path)
+        what = "the state directory" if part == path.parent else part.name
         message = (
-            f"cannot {doing} in {path}: the state directory is not writable; "
-            "fix its permissions or set ORCHTUI_DIR to a writable directory"
+            f"cannot {doing} in {path}: {what} is not writable; "
+            f"fix its permissions (chmod u+w {part}) or set ORCHTUI_DIR to a writable directory"
         )
         code = "STORE_READ_ONLY"
     elif name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in text or "malformed" in text:
@@ -227,6 +230,17 @@ def describe_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
         message = f"cannot {doing} in {path}: {text}"
         code = "STORE_ERROR"
     return StoreError(message, error_code=code, details={"path": str(path), "sqlite_error": name or text})
+
+
+def _read_only_part(path: Path) -> Path:
+    """Return the first of the database file, its ``-wal`` and ``-shm`` files that exists and
+    this process may not write, else the directory holding them. (SQLite creates the
+    ``-shm`` file with the database file's mode: a read-only database leaves a read-only
+    ``-shm`` behind, which still fails once the database file is writable again.)"""
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if candidate.exists() and not os.access(candidate, os.W_OK):
+            return candidate
+    return path.parent
 
 
 def is_busy(exc: sqlite3.Error) -> bool:

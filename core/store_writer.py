@@ -26,7 +26,8 @@ Failure handling, so that what was committed before is never harmed:
 * one write is bad (say a duplicate run id): the group is rolled back and replayed one
   write at a time, each in a savepoint, so only that write is lost and it is reported;
 * the disk is full or the file turns unwritable: the group is rolled back and dropped,
-  the failure is kept and raised from the next :meth:`GroupCommitWriter.flush`.
+  the failure is kept and raised from the next :meth:`GroupCommitWriter.flush` (and
+  logged), unless the group held only calls: their callers get it, and nobody else.
 
 Each committed group also bumps the store's change counter and stamps the runs it
 touched with the new value; that is what ``Store.changes_since`` watches.
@@ -346,7 +347,8 @@ class GroupCommitWriter:
                 except Exception as exc:  # the writer must outlive any one bad group
                     self._rollback()
                     error = StoreError(f"cannot save run state to {self._path}: {exc}")
-                    self._fail(error)
+                    if writes or any(rows.values()):
+                        self._fail(error)
                     for call in calls:
                         if not call.future.done():
                             call.future.set_exception(error)
@@ -395,7 +397,8 @@ class GroupCommitWriter:
                     delay = min(delay * 2, 2.0)
                     continue
                 error = describe_error(exc, self._path, "save run state")
-                self._fail(error)
+                if writes or any(buffered[1].values()):  # a call's own failure reaches its caller alone
+                    self._fail(error)
                 for call in calls:
                     call.future.set_exception(error)
                 return

@@ -219,8 +219,23 @@ def test_status_and_health_json(tmp_path: Path, cli_env: dict[str, str], orchtui
     assert health.returncode == 0, health.stderr
     report = json.loads(health.stdout)
     assert report["overall_status"] in ("healthy", "degraded") and "resource_manager" in report["components"]
+    assert report["components"]["store"]["status"] == "healthy"
     plain = run_cli(orchtui_cmd, cli_env, "health", cwd=tmp_path)
     assert plain.returncode == 0 and plain.stdout.startswith("overall: ")
+
+
+def test_health_reports_a_damaged_store_as_unhealthy(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    assert run_cli(orchtui_cmd, cli_env, "run", str(wf)).returncode == 0
+    db = Path(cli_env["ORCHTUI_DIR"]) / "orchtui.db"
+    with db.open("r+b") as fh:  # the page after the first: the schema's tables live there
+        fh.seek(4096)
+        fh.write(os.urandom(4096))
+    health = run_cli(orchtui_cmd, cli_env, "health", "--json", cwd=tmp_path)
+    assert health.returncode == 1 and "Traceback" not in health.stderr
+    report = json.loads(health.stdout)
+    assert report["overall_status"] == "unhealthy" and report["components"]["store"]["status"] == "unhealthy"
+    assert any(issue.startswith("store: ") and "orchtui.db" in issue for issue in report["issues"])
 
 
 @pytest.mark.parametrize("args", [["run", "--help"], ["status", "--help"], ["health", "--help"]])

@@ -405,6 +405,18 @@ def test_full_database_is_one_clear_error_and_keeps_committed_rows(tmp_path: Pat
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_require_writable_passes_when_a_write_commits(store: Store) -> None:
+    version = store.version()
+    store.require_writable()
+    assert store.version() == version + 1  # an empty group, committed
+
+
+def test_integrity_problem_is_none_for_a_sound_store(store: Store) -> None:
+    store.create_run("run-1", make_workflow())
+    store.flush()
+    assert store.integrity_problem() is None
+
+
 def test_group_commit_batches_many_writes_into_one_transaction(tmp_path: Path) -> None:
     with Store(tmp_path / "o.db", group_commit_delay=30.0) as store:
         store.create_run("run-1", make_workflow(steps=50))

@@ -270,6 +270,26 @@ def _store_runs(limit: int = 20) -> list[dict[str, Any]] | None:
              "finished_at": v.finished_at, "error": v.error} for v in views]
 
 
+def _store_health(settings: Settings) -> dict[str, Any]:
+    """The run store as a health component: unhealthy when it cannot open, cannot be
+    written (read-only file or directory, full disk) or its file is damaged."""
+    from core.store import Store
+
+    details: dict[str, Any] = {"path": str(settings.db_path)}
+    if not settings.db_path.exists():
+        return {"status": "healthy", "details": details | {"runs": 0, "note": "no run recorded yet"}}
+    try:
+        with Store.open(settings, recover=False) as store:
+            problem = store.integrity_problem()
+            if problem is None:
+                store.require_writable()
+    except OrchestrationError as exc:
+        problem = exc.message
+    if problem is not None:
+        return {"status": "unhealthy", "details": details | {"error": problem}}
+    return {"status": "healthy", "details": details}
+
+
 @click.command("health", context_settings=CONTEXT_SETTINGS)
 @json_option
 @handle_errors
@@ -280,6 +300,11 @@ def health_cmd(as_json: bool) -> None:
         health = engine.health_check()
     finally:
         engine.shutdown()
+    store = _store_health(load_settings())
+    health["components"]["store"] = store
+    if store["status"] != "healthy":
+        health["overall_status"] = "unhealthy"
+        health["issues"].append(f"store: {store['details']['error']}")
     if as_json:
         emit_json(health)
     else:
