@@ -112,6 +112,8 @@ def shell_run(ctx: ActionContext, params: dict[str, Any]) -> Any:
     except OSError as exc:
         raise ActionError(f"shell.run: cannot start {argv[0]!r}: {exc.strerror or exc}") from None
     ctx.metadata.update(pid=result.pid, log_truncated=result.log_truncated, output_truncated=result.stdout_truncated)
+    if result.log_error:
+        ctx.metadata["log_error"] = result.log_error
     if result.killed_pids:
         ctx.metadata["killed_pids"] = result.killed_pids
     if result.timed_out:
@@ -130,7 +132,8 @@ def shell_run(ctx: ActionContext, params: dict[str, Any]) -> Any:
                 output=stdout,
             )
         how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
-        raise ActionError(f"command {how}" + (f": {tail}" if tail else ""), exit_code=code, output=stdout)
+        also = f" ({result.log_error})" if result.log_error else ""
+        raise ActionError(f"command {how}" + (f": {tail}" if tail else "") + also, exit_code=code, output=stdout)
     ctx.exit_code = code
     if params.get("parse_json"):
         try:

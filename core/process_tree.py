@@ -115,6 +115,7 @@ class ProcessResult:
     log_bytes: int
     log_truncated: bool
     timed_out: bool = False
+    log_error: str = ""  # why the log stopped being written (a full disk, say), if it did
     cancelled: bool = False
     killed_pids: list[int] = dataclasses.field(default_factory=list)
     leftovers_killed: bool = False
@@ -131,6 +132,8 @@ class CappedLog:
     The file (and its directory) is created on the first write, so a step that prints
     nothing costs no file creation and leaves no empty log. ``path=None`` keeps only
     the accounting. The file is unbuffered so a reader tailing it sees output at once.
+    A log that cannot be written (a full disk, say) stops being written and says why in
+    ``error``; it never raises, so the step it records goes on and ends on its own terms.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None, cap_bytes: int) -> None:
@@ -138,14 +141,29 @@ class CappedLog:
         self.cap = max(0, int(cap_bytes))
         self.truncated = False
         self.written = 0
+        self.error = ""  # why the log stopped being written, when it did
         self._file: IO[bytes] | None = None
 
     def _open(self) -> IO[bytes] | None:
-        if self._file is None and self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        if self._file is None and self.path is not None and not self.error:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                self._failed(exc)
+                return None
             self.written += self._file.tell()  # bytes already there count against the cap
         return self._file
+
+    def _failed(self, exc: OSError) -> None:
+        self.error = f"cannot write the log {self.path}: {exc.strerror or exc}"
+        self.close()
+
+    def _append(self, sink: IO[bytes], data: bytes) -> None:
+        try:
+            sink.write(data)
+        except OSError as exc:
+            self._failed(exc)
 
     def write(self, data: bytes) -> None:
         """Append ``data``, or the part of it that fits, then the truncation marker once."""
@@ -157,20 +175,23 @@ class CappedLog:
             data = data[: max(0, room)]
             self.truncated = True
         if sink is not None and data:
-            sink.write(data)
+            self._append(sink, data)
         self.written += len(data)
-        if self.truncated and sink is not None:
-            sink.write(f"\n[orchtui: log truncated at {self.cap} bytes]\n".encode())
+        if self.truncated and self._file is not None:
+            self._append(self._file, f"\n[orchtui: log truncated at {self.cap} bytes]\n".encode())
 
     def note(self, text: str) -> None:
         """Append an orchtui remark (never counted against, nor blocked by, the cap)."""
         sink = self._open()
         if sink is not None:
-            sink.write(f"[orchtui: {text}]\n".encode())
+            self._append(sink, f"[orchtui: {text}]\n".encode())
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # unbuffered: nothing was left to write
+                pass
             self._file = None
 
 
@@ -764,4 +785,5 @@ def run_process(
         cancelled=supervisor.cancelled,
         killed_pids=sorted(supervisor.killed),
         leftovers_killed=supervisor.leftovers,
+        log_error=log.error,
     )

@@ -145,6 +145,30 @@ def test_capped_log_counts_what_the_file_already_holds(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"12345abc\n[orchtui: log truncated at 8 bytes]")
 
 
+FULL_DISK = Path("/dev/full")  # every write fails with ENOSPC, as on a full disk
+
+
+def test_a_log_on_a_full_disk_says_why_and_never_raises() -> None:
+    sink = CappedLog(FULL_DISK, 1000)
+    sink.write(b"lost")
+    sink.note("also lost")
+    sink.close()
+    assert sink.error == f"cannot write the log {FULL_DISK}: No space left on device"
+
+
+def test_a_log_whose_directory_cannot_be_made_says_why(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    sink = CappedLog(tmp_path / "file" / "step.1.log", 1000)
+    sink.write(b"lost")
+    assert sink.error.startswith("cannot write the log") and not (tmp_path / "file").is_dir()
+
+
+def test_a_command_whose_log_cannot_be_written_still_runs_to_its_end() -> None:
+    result = run_process(["/bin/sh", "-c", "echo printed; echo more >&2; exit 4"], log_path=FULL_DISK)
+    assert result.returncode == 4 and result.stdout == b"printed\n" and result.stderr_lines() == ["more"]
+    assert "No space left on device" in result.log_error
+
+
 def test_memory_limit_makes_a_runaway_child_fail() -> None:
     script = "bytearray(2 * 1024 ** 3)"
     result = run_process([sys.executable, "-c", script], memory_limit_bytes=200 * 1024 * 1024)
