@@ -288,6 +288,7 @@ class DaskBackend:
         self, scheduler: str | None, max_workers: int, cluster_kwargs: Mapping[str, Any] | None, timeout: float
     ) -> distributed.Client:
         if scheduler:
+            _check_scheduler_address(scheduler)
             try:
                 return distributed.Client(scheduler, timeout=timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
@@ -564,3 +565,26 @@ def _largest(workers: list[dict[str, Any]]) -> dict[str, float]:
         for name, amount in worker["resources"].items():
             offered[name] = max(offered.get(name, 0.0), amount)
     return offered
+
+
+def _check_scheduler_address(address: str) -> None:
+    """Return None when ``address`` can name a Dask scheduler.
+
+    Checked before a ``Client`` is made: one made for a malformed address fails, and its
+    finaliser then waits 10 s to close and prints a traceback.
+
+    Raises:
+        OrchestrationError: the scheme is unknown, or a host or port is missing.
+    """
+    from distributed.comm import get_address_host_port
+
+    try:
+        get_address_host_port(address)
+    except ValueError as exc:
+        if "know how to extract" in str(exc):  # a scheme without host and port (inproc, ucx)
+            return
+        raise OrchestrationError(
+            f"the Dask scheduler address {address!r} is not valid ({exc}); write it as tcp://HOST:PORT",
+            error_code="DASK_SCHEDULER_ADDRESS", details={"scheduler": address},
+        ) from None
+

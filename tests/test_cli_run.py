@@ -125,6 +125,16 @@ def test_an_unreachable_dask_scheduler_fails_with_one_sentence(tmp_path: Path, c
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("address", "reason"), [("garbage", "missing port number"), ("foo://x", "unknown address scheme")])
+def test_a_malformed_dask_scheduler_address_fails_at_once_with_one_sentence(
+        address: str, reason: str, tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    done = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--executor", "dask", "--scheduler", address)
+    assert done.returncode == 1
+    assert f"the Dask scheduler address {address!r} is not valid ({reason}" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
 def test_run_by_name_from_the_workflows_dir_and_bad_input(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
     folder = tmp_path / "wfs"
     folder.mkdir()
