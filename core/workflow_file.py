@@ -166,6 +166,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         if path.is_dir():
             raise _problem("is a directory, not a workflow file", name, hint="give the path of a .yaml or .json file")
+        if path.exists() and not path.is_file():  # a FIFO or a device: reading it would block, or never end
+            raise _problem("is not a regular file (a pipe or a device)", name,
+                           hint="give the path of a .yaml or .json file")
         size = path.stat().st_size
         if size > MAX_WORKFLOW_BYTES:
             raise _problem(f"the file is {size / 1024 / 1024:.1f} MB; workflow files may be at most "

@@ -125,6 +125,16 @@ def test_an_unreachable_dask_scheduler_fails_with_one_sentence(tmp_path: Path, c
     assert "Traceback" not in done.stderr
 
 
+def test_run_of_a_pipe_or_a_symlink_loop_says_what_it_is(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    fifo, loop = tmp_path / "flow.yaml", tmp_path / "loop.yaml"
+    os.mkfifo(fifo)
+    loop.symlink_to(loop)
+    piped = run_cli(orchtui_cmd, cli_env, "run", str(fifo))
+    assert piped.returncode == 1 and "is not a regular file (a pipe or a device)" in piped.stderr
+    looped = run_cli(orchtui_cmd, cli_env, "run", str(loop))
+    assert looped.returncode == 1 and "Too many levels of symbolic links" in looped.stderr
+
+
 @pytest.mark.parametrize(("address", "reason"), [("garbage", "missing port number"), ("foo://x", "unknown address scheme")])
 def test_a_malformed_dask_scheduler_address_fails_at_once_with_one_sentence(
         address: str, reason: str, tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 
 from core.clock import ManualClock
@@ -138,6 +139,21 @@ def test_parse_age_units() -> None:
     from orchtui.cli.store_cmds import parse_age
 
     assert [parse_age(t) for t in ("45s", "90m", "12h", "30d", "2w", "1.5h")] == [45, 5400, 43200, 2592000, 1209600, 5400]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1h30m", 5400), ("1d 12h", 129600), ("2w1d", 1296000)])
+def test_parse_age_takes_a_sum_of_units_as_prune_prints_it(text: str, seconds: float) -> None:
+    from orchtui.cli.store_cmds import parse_age
+
+    assert parse_age(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["abc", "1h x", "", "h1", "30"])
+def test_parse_age_refuses_what_is_not_an_age(text: str) -> None:
+    from orchtui.cli.store_cmds import parse_age
+
+    with pytest.raises(click.BadParameter, match="is not an age"):
+        parse_age(text)
 
 
 def test_prune_keeps_recent_runs(isolated_state: Path, cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -125,6 +126,12 @@ def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     assert problems_of(tmp_path / "nope.yaml")[0].message == "no such file"
     assert "directory" in problems_of(tmp_path)[0].message
+
+
+def test_a_pipe_is_refused_without_blocking_on_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "flow.yaml"
+    os.mkfifo(fifo)  # no writer: reading it would wait forever
+    assert problems_of(fifo)[0].message == "is not a regular file (a pipe or a device)"
 
 
 def test_duplicate_keys_report_both_lines() -> None:

@@ -36,9 +36,11 @@ def _find_workflow(target: str, settings: Settings) -> Workflow:
     from core.workflow_file import find_workflow_files, load_workflow
 
     path = Path(target)
-    if path.is_file():
-        return load_workflow(path)
-    if path.suffix.lower() in _FILE_SUFFIXES or "/" in target or path.is_dir():
+    looks_like_a_file = path.suffix.lower() in _FILE_SUFFIXES or "/" in target
+    if path.exists() or path.is_symlink():
+        if looks_like_a_file or not path.is_dir():  # a bare word naming a directory here is a workflow name
+            return load_workflow(path)  # which says what is wrong with anything but a regular file
+    elif looks_like_a_file:
         raise WorkflowNotFoundError(f"{target}: no such workflow file; give a .yaml/.json file or a workflow name")
     directory = settings.workflows_dir
     files = find_workflow_files(directory) if directory.is_dir() else []

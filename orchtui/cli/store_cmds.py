@@ -50,15 +50,17 @@ _POLL = 0.1  # seconds between looks at a followed log and at the store
 
 
 def parse_age(text: str) -> float:
-    """Return the seconds in an age such as ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``.
+    """Return the seconds in an age such as ``30d``, ``12h``, ``90m``, ``45s``, ``2w``, or a
+    sum of them such as ``1h30m`` (the way ``prune`` prints an age).
 
     Raises:
-        click.BadParameter: the text is not a number followed by one of s, m, h, d, w.
+        click.BadParameter: the text is not one or more numbers each followed by one of
+            s, m, h, d, w.
     """
-    match = _AGE_RE.fullmatch(text)
-    if match is None:
-        raise click.BadParameter(f"{text!r} is not an age; write a number and a unit, e.g. 30d, 12h, 90m")
-    return float(match[1]) * _AGE_UNITS[match[2].lower()]
+    parts = _AGE_RE.findall(text)
+    if not parts or "".join(f"{number}{unit}" for number, unit in parts) != re.sub(r"\s+", "", text):
+        raise click.BadParameter(f"{text!r} is not an age; write a number and a unit, e.g. 30d, 12h, 90m, 1h30m")
+    return sum(float(number) * _AGE_UNITS[unit.lower()] for number, unit in parts)
 
 
 @contextmanager
