@@ -108,8 +108,8 @@ def test_logs_of_a_step_of_a_run_and_tails(history: Path, cli_env: dict[str, str
     assert one.returncode == 0 and one.stdout == "".join(f"load line {i}\n" for i in range(5))
     every = cli(["logs", "run-aaa111", "--tail", "1"], cli_env, tmp_path)
     assert every.stdout == "==> extract (attempt 1) <==\nextract line 4\n==> load (attempt 1) <==\nload line 4\n"
-    nothing = cli(["logs", "run-aaa111", "load", "--attempt", "2"], cli_env, tmp_path)
-    assert nothing.returncode == 0 and "no logs for step 'load' of run run-aaa111 yet (attempt 2)" in nothing.stderr
+    never = cli(["logs", "run-aaa111", "load", "--attempt", "2"], cli_env, tmp_path)  # a finished run's
+    assert never.returncode == 1 and "step 'load' of run run-aaa111 has no attempt 2: it made 1 attempt(s)" in never.stderr
     bad = cli(["logs", "run-aaa111", "lod"], cli_env, tmp_path)
     assert bad.returncode == 1 and "has no step 'lod'" in bad.stderr
 

@@ -293,6 +293,10 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
         assert run is not None
         if step is not None and step not in run.steps:
             raise StoreError(f"run {run_id} has no step {step!r}; its steps: {', '.join(run.steps)}")
+        if step is not None and attempt is not None and run.status.is_terminal and attempt > run.steps[step].attempt:
+            ran = run.steps[step].attempt
+            raise StoreError(f"step {step!r} of run {run_id} has no attempt {attempt}: it made "
+                             + (f"{ran} attempt(s)" if ran else "none"))
         steps = [step] if step is not None else list(run.steps)
         if follow:
             check_owner = _OwnerCheck(store)
