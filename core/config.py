@@ -18,7 +18,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "state_dir", "RESOURCE_CONFIG_NAME"]
+__all__ = ["Settings", "load_settings", "state_dir", "RESOURCE_CONFIG_NAME", "parse_config_text"]
 
 # Pools and locks the workflows of a directory use live beside them under this name, so a
 # workflows directory that needs a lock runs as it is (ORCHTUI_RESOURCE_CONFIG overrides).
@@ -55,15 +55,33 @@ _FLOAT_KEYS = {"session_timeout", "cleanup_interval"}
 _PATH_KEYS = {"state_dir", "workflows_dir", "projects_dir", "templates_dir", "resource_config"}
 
 
+def parse_config_text(text: str, path: Path, what: str) -> Any:
+    """Parse a config file's ``text`` (JSON for a ``.json`` ``path``, else YAML, safely).
+
+    Raises:
+        ConfigError: one line, ``path:line:col: what is not valid YAML/JSON: the problem``.
+    """
+    is_json = path.suffix.lower() == ".json"
+    try:
+        return json.loads(text) if is_json else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        where, problem = f"{path}:{exc.lineno}:{exc.colno}", exc.msg
+    except ValueError as exc:
+        where, problem = str(path), str(exc)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    raise ConfigError(f"{where}: {what} is not valid {'JSON' if is_json else 'YAML'}: {problem}",
+                      details={"file": str(path)}) from None
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file named by ORCHTUI_CONFIG ({exc.strerror})") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: the config file is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    data = parse_config_text(text, path, "the config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

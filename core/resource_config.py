@@ -17,14 +17,13 @@ as capacity means that many of the type's usual unit (cores, gb, connections, un
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from .config import parse_config_text
 from .errors import ConfigError
 from .models import Resource, ResourceLimits, ResourceStatus, ResourceType
 from .text import did_you_mean
@@ -183,15 +182,7 @@ def load_resource_config(path: Path) -> list[Resource]:
             f"{path}: cannot read the resource config file ({exc.strerror}); fix ORCHTUI_RESOURCE_CONFIG or create the file",
             details={"file": str(path)},
         ) from None
-    is_json = path.suffix.lower() == ".json"
-    try:
-        data = json.loads(text) if is_json else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        reason = " ".join(str(exc).split())
-        raise ConfigError(
-            f"{path}: the resource config file is not valid {'JSON' if is_json else 'YAML'} ({reason})",
-            details={"file": str(path)},
-        ) from None
+    data = parse_config_text(text, path, "the resource config file")
     if data is None:
         return []
     if isinstance(data, dict):

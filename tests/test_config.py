@@ -51,6 +51,15 @@ def test_malformed_config_file_names_the_file(tmp_path: Path):
         load_settings(tmp_path, env={"ORCHTUI_CONFIG": str(cfg)})
 
 
+def test_a_config_file_that_is_not_json_is_one_line_at_file_line_column(tmp_path: Path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"max_workers": 2,}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path, env={"ORCHTUI_CONFIG": str(cfg)})
+    assert caught.value.message.startswith(f"{cfg}:1:19: the config file is not valid JSON: ")
+    assert "\n" not in caught.value.message
+
+
 def test_a_resources_file_beside_the_workflows_is_the_default_resource_config(tmp_path: Path):
     (tmp_path / "workflows").mkdir()
     assert load_settings(tmp_path, env={}).resource_config is None

@@ -156,6 +156,14 @@ def test_config_errors_name_the_file_and_the_entry(tmp_path: Path, text: str, ex
     assert expected in caught.value.message
 
 
+def test_a_resource_config_that_is_not_yaml_is_one_line_at_file_line_column(tmp_path: Path) -> None:
+    config = write(tmp_path / "resources.yaml", "resources:\n  - {id: a, type: lock\n")
+    with pytest.raises(ConfigError) as caught:
+        ResourceManager(detect=False, config_path=config)
+    message = caught.value.message
+    assert message.startswith(f"{config}:3:1: the resource config file is not valid YAML: ") and "\n" not in message
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the resource config file"):
         ResourceManager(detect=False, config_path=tmp_path / "absent.yaml")
