@@ -95,12 +95,18 @@ class LogsPane(Log):
         self._tail = LogTail(path) if path is not None else None
         self.clear()
         if placeholder:
-            self.write_line(placeholder)
+            self._write_note(placeholder)
         if source is None:
             self.border_subtitle = ""
         else:
             self.border_subtitle = f"{source[1]} #{source[2]}" if source[2] else source[1]
         self.poll()
+
+    def _write_note(self, text: str) -> None:
+        """Show one line of orchtui's own. Not ``write_line``: that measures the line on a
+        thread worker, which fails (and takes the app down) when the app has just exited,
+        and a note is written on every selection of a step without a log."""
+        self.write(text + "\n")
 
     def poll(self) -> bool:
         """Append what the file gained since the last poll; returns True when text was added."""
@@ -110,7 +116,7 @@ class LogsPane(Log):
             text, restarted = self._tail.read_new()
         except StoreError as exc:
             self.clear()
-            self.write_line(exc.message)
+            self._write_note(exc.message)
             self._tail = None
             return True
         if restarted:
