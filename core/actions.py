@@ -186,6 +186,8 @@ class ActionContext:
             sink.write(text.encode("utf-8", errors="replace"))
         finally:
             sink.close()
+        if sink.error:  # a full disk, say: the step goes on, and its result says what was lost
+            self.metadata["log_error"] = sink.error
 
 
 ActionFn = Callable[[ActionContext, dict[str, Any]], Any]

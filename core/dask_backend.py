@@ -587,4 +587,3 @@ def _check_scheduler_address(address: str) -> None:
             f"the Dask scheduler address {address!r} is not valid ({exc}); write it as tcp://HOST:PORT",
             error_code="DASK_SCHEDULER_ADDRESS", details={"scheduler": address},
         ) from None
-

@@ -290,6 +290,7 @@ def _stand_in(child: int, lifeline_fd: int, alive_r: int, grace: float) -> None:
     # act on; the stand-in ends with it, or by SIGKILL with the child's tree.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _close_all_but(lifeline_fd, alive_r)  # hold none of the child's pipes open past its end
     ends = select.poll()  # poll, not select: the descriptors may be numbered past select's limit
     ends.register(lifeline_fd, select.POLLIN)
@@ -375,8 +376,10 @@ def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, 
     adopt_owner(*owner)
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: cancel.set())
-    # Ctrl-C in a terminal reaches the whole foreground group; the parent decides.
+    # Ctrl-C, and a closed terminal's SIGHUP, reach the whole foreground group; the
+    # parent decides (orchtui.cli.foreground) and cancels this child's step.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     timeout = invocation.timeout if invocation.timeout and invocation.timeout > 0 else None
 
     def on_alarm(_signum: int, _frame: Any) -> None:
@@ -440,6 +443,27 @@ class _ProcessAttempt:
         self.monitor: threading.Thread | None = None
 
 
+def _start_forkserver_deaf_to_hangups() -> None:
+    """Start multiprocessing's fork server now, with SIGHUP ignored (from the main thread).
+
+    A closed terminal sends SIGHUP to its whole foreground group, the fork server
+    included; a fork server that dies takes the exit status of every child it forked
+    with it (they are reported dead, exit code 255, while still running). An ignored
+    signal stays ignored through the exec that starts the server, so it outlives the
+    hangup and the run is cancelled cleanly (orchtui.cli.foreground). Off the main
+    thread, where no handler can be set, the server starts on first use as before.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import forkserver
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 class ProcessBackend:
     """Runs every invocation in its own child process.
 
@@ -477,6 +501,7 @@ class ProcessBackend:
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload([invoke_target.partition(":")[0]])
+            _start_forkserver_deaf_to_hangups()
         self._invoke_target = invoke_target
         self._kill_grace = kill_grace
         self._lock = threading.Lock()

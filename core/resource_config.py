@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-
 from .config import parse_config_text
 from .errors import ConfigError
 from .models import Resource, ResourceLimits, ResourceStatus, ResourceType

@@ -166,7 +166,8 @@ def launch_resume(
 def reap_children() -> list[tuple[str, int]]:
     """Collect the runner processes started here that ended; return ``(run_id, exit code)`` for each.
 
-    Exit codes are ``orchtui run``'s: 0 completed, 1 failed or invalid, 130 cancelled.
+    Exit codes are ``orchtui run``'s: 0 completed, 1 failed or invalid, 130/143/129 cancelled by
+    SIGINT/SIGTERM/SIGHUP.
     """
     ended: list[tuple[str, int]] = []
     with _children_lock:

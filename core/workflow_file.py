@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,11 @@ __all__ = [
 MAX_WORKFLOW_BYTES = 10 * 1024 * 1024
 WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_NESTING = 100  # mappings and lists inside one another
-MAX_EXPANDED_VALUES = 1_000_000  # values in the document once every alias is expanded
+# Values that aliases (*name) may add to a document, beyond those written out: the larger
+# of this and ALIAS_FACTOR times the written ones (a merge key per step of a big file
+# adds many, legitimately; a 500-byte file of aliases of aliases adds 10^10).
+MAX_EXPANDED_VALUES = 1_000_000
+ALIAS_FACTOR = 50
 
 # libyaml's parser is an order of magnitude faster; the constructor (what turns nodes
 # into Python objects, and decides what is safe) is PyYAML's SafeConstructor either way.
@@ -116,8 +121,9 @@ _CLOSES = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 def _shape_problem(text: str, filename: str | None) -> WorkflowValidationError | None:
     """Return the problem of a document that nests deeper than :data:`MAX_NESTING` or whose
-    aliases expand it past :data:`MAX_EXPANDED_VALUES` values, else None (also for text
-    that is no YAML: the loader reports that).
+    aliases add more values than :data:`MAX_EXPANDED_VALUES` (or :data:`ALIAS_FACTOR`
+    times the written ones, if more), else None (also for text that is no YAML: the
+    loader reports that).
 
     Read from the parser's events, an iterative pass, before anything is composed:
     libyaml's composer recurses once per level with no limit (200 KB of brackets crashed
@@ -125,7 +131,7 @@ def _shape_problem(text: str, filename: str | None) -> WorkflowValidationError |
     aliases expands to 10^10 values for whatever walks it (checking references did, for
     hours).
     """
-    total = 0
+    total = written = 0  # values with every alias expanded; values written out
     sizes: dict[str, int] = {}  # anchor -> how many values it expands to
     opened: list[tuple[int, str | None]] = []  # (total when it opened, its anchor)
     try:
@@ -133,10 +139,12 @@ def _shape_problem(text: str, filename: str | None) -> WorkflowValidationError |
             kind = type(event)
             if kind is yaml.ScalarEvent:
                 total += 1
+                written += 1
                 if event.anchor:
                     sizes[event.anchor] = 1
             elif kind is yaml.AliasEvent:
                 total += sizes.get(event.anchor, 1)
+                written += 1
             elif kind in _OPENS:
                 if len(opened) >= MAX_NESTING:
                     mark = event.start_mark
@@ -144,20 +152,54 @@ def _shape_problem(text: str, filename: str | None) -> WorkflowValidationError |
                                     mark.line + 1, mark.column + 1, "flatten the structure")
                 opened.append((total, event.anchor))
                 total += 1
+                written += 1
             elif kind in _CLOSES:
                 start, anchor = opened.pop()
                 if anchor:
                     sizes[anchor] = total - start
             else:
                 continue
-            if total > MAX_EXPANDED_VALUES:
+            if kind is yaml.AliasEvent and total - written > max(MAX_EXPANDED_VALUES, ALIAS_FACTOR * written):
                 mark = event.start_mark
-                return _problem(f"with its aliases expanded the document holds more than {MAX_EXPANDED_VALUES:,} "
-                                "values", filename, mark.line + 1, mark.column + 1,
+                return _problem(f"its aliases expand the document by {total - written:,} values by here, which is "
+                                "too many", filename, mark.line + 1, mark.column + 1,
                                 "use fewer aliases (*name) of large anchored values")
     except yaml.YAMLError:
         return None
     return None
+
+
+def _refuse_deep_json(data: Any, text: str, filename: str | None) -> None:
+    """Raise a problem when ``data``, parsed from JSON ``text``, nests deeper than
+    :data:`MAX_NESTING` (an iterative walk: the validator's own walks recurse)."""
+    pending = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth >= MAX_NESTING:
+                line, column = _json_depth_position(text, MAX_NESTING + 1)
+                raise _problem(f"values nest more than {MAX_NESTING} levels deep here", filename, line, column,
+                               "flatten the structure")
+            pending.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+
+
+def _json_depth_position(text: str, depth: int) -> tuple[int, int]:
+    """Return the 1-based line and column where JSON ``text`` first opens its ``depth``-th
+    nested object or array (strings skipped)."""
+    level, in_string, escaped = 0, False, False
+    for offset, char in enumerate(text):
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            level += 1
+            if level == depth:
+                line = text.count("\n", 0, offset) + 1
+                return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+        elif char in "]}":
+            level -= 1
+    return 1, 1
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -166,14 +208,15 @@ def _read_bytes(path: Path) -> bytes:
     try:
         if path.is_dir():
             raise _problem("is a directory, not a workflow file", name, hint="give the path of a .yaml or .json file")
-        if path.exists() and not path.is_file():  # a FIFO or a device: reading it would block, or never end
-            raise _problem("is not a regular file (a pipe or a device)", name,
-                           hint="give the path of a .yaml or .json file")
         size = path.stat().st_size
         if size > MAX_WORKFLOW_BYTES:
             raise _problem(f"the file is {size / 1024 / 1024:.1f} MB; workflow files may be at most "
                            f"{MAX_WORKFLOW_BYTES // 1024 // 1024} MB", name, hint="split it into smaller workflows")
-        with path.open("rb") as handle:
+        # Opened without blocking: a named pipe nobody writes to would wait forever (it
+        # then reads as empty), while one being written (``<(generate)``) reads as usual.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as handle:
             # Read one byte past the limit: a file that grew (or a pipe) is caught too.
             data = handle.read(MAX_WORKFLOW_BYTES + 1)
     except FileNotFoundError:
@@ -243,16 +286,17 @@ def parse_workflow_text(text: str, *, filename: str | None = None) -> Workflow:
         raise _problem(f"the workflow text is larger than {MAX_WORKFLOW_BYTES // 1024 // 1024} MB", filename)
     if not text.strip():
         raise _problem("the file is empty", filename, 1, 1, "a workflow needs at least `name:` and `steps:`")
-    shape = _shape_problem(text, filename)
-    if shape is not None:
-        raise shape
-    if text.lstrip().startswith("{"):
-        data = _plain_json(text)
-        if data is not None:
-            try:
-                return validate_workflow_data(data, filename=filename)
-            except WorkflowValidationError:
-                pass  # parse again below, with the YAML loader, to locate each problem
+    data = _plain_json(text) if text.lstrip().startswith("{") else None
+    if data is None:
+        shape = _shape_problem(text, filename)
+        if shape is not None:
+            raise shape
+    else:  # JSON has no aliases, and its depth is quicker checked on the parsed data
+        _refuse_deep_json(data, text, filename)
+        try:
+            return validate_workflow_data(data, filename=filename)
+        except WorkflowValidationError:
+            pass  # parse again below, with the YAML loader, to locate each problem
     loader = LocatingLoader(text)
     try:
         data = loader.get_single_data()
@@ -260,6 +304,7 @@ def parse_workflow_text(text: str, *, filename: str | None = None) -> Workflow:
         data = _json_fallback(text, filename)
         if data is None:
             raise _yaml_error(exc, filename) from None
+        _refuse_deep_json(data, text, filename)
         loader.locations = Locations()
         loader.duplicates = []
     finally:

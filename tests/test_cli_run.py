@@ -125,12 +125,12 @@ def test_an_unreachable_dask_scheduler_fails_with_one_sentence(tmp_path: Path, c
     assert "Traceback" not in done.stderr
 
 
-def test_run_of_a_pipe_or_a_symlink_loop_says_what_it_is(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+def test_run_of_an_unwritten_pipe_or_a_symlink_loop_says_what_is_wrong(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
     fifo, loop = tmp_path / "flow.yaml", tmp_path / "loop.yaml"
     os.mkfifo(fifo)
     loop.symlink_to(loop)
     piped = run_cli(orchtui_cmd, cli_env, "run", str(fifo))
-    assert piped.returncode == 1 and "is not a regular file (a pipe or a device)" in piped.stderr
+    assert piped.returncode == 1 and "the file is empty" in piped.stderr
     looped = run_cli(orchtui_cmd, cli_env, "run", str(loop))
     assert looped.returncode == 1 and "Too many levels of symbolic links" in looped.stderr
 
@@ -163,13 +163,16 @@ def test_run_by_name_from_the_workflows_dir_and_bad_input(tmp_path: Path, cli_en
     assert missing.returncode == 1 and "no such workflow file" in missing.stderr
 
 
-@pytest.mark.parametrize(("stop", "code", "said"), [
-    (signal.SIGINT, 130, "Ctrl-C"),  # a terminal's Ctrl-C
-    (signal.SIGTERM, 143, "SIGTERM"),  # timeout, cron wrappers, systemd, kill
-    (signal.SIGHUP, 129, "SIGHUP"),  # a closed terminal or a dropped SSH connection
+@pytest.mark.parametrize(("stop", "code", "said", "executor", "to_group"), [
+    (signal.SIGINT, 130, "Ctrl-C", "thread", False),  # a terminal's Ctrl-C
+    (signal.SIGTERM, 143, "SIGTERM", "thread", False),  # timeout, cron wrappers, systemd, kill
+    (signal.SIGHUP, 129, "SIGHUP", "thread", False),  # a closed terminal or a dropped SSH connection
+    # A closed terminal signals the whole foreground group: the step's own process too.
+    (signal.SIGHUP, 129, "SIGHUP", "process", True),
 ])
 def test_a_stop_signal_cancels_the_run_and_leaves_no_process_behind(
-        stop: signal.Signals, code: int, said: str, tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+        stop: signal.Signals, code: int, said: str, executor: str, to_group: bool, tmp_path: Path,
+        cli_env: dict[str, str], orchtui_cmd: list[str]):
     pidfile = tmp_path / "sleep.pid"
     command = f"sleep 300 & echo $! > {shlex.quote(str(pidfile))}; wait"
     wf = write(tmp_path / "sleepy.yaml", (
@@ -179,8 +182,8 @@ def test_a_stop_signal_cancels_the_run_and_leaves_no_process_behind(
         "  - name: after\n    module: builtin\n    action: echo\n    dependencies: [nap]\n"
         "    parameters: {message: too late}\n"
     ))
-    proc = subprocess.Popen([*orchtui_cmd, "run", str(wf)], env=cli_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*orchtui_cmd, "run", str(wf), "--executor", executor], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=to_group)
     try:
         deadline = time.monotonic() + WAIT
         while not (pidfile.exists() and pidfile.read_text().strip()):
@@ -191,7 +194,10 @@ def test_a_stop_signal_cancels_the_run_and_leaves_no_process_behind(
         while psutil.Process(sleep_pid).name() != "sleep":  # forked, not yet exec'd
             assert time.monotonic() < deadline, "the background sleep never started"
             time.sleep(0.01)
-        os.kill(proc.pid, stop)
+        if to_group:
+            os.killpg(proc.pid, stop)  # its own group (start_new_session), as a terminal's would be
+        else:
+            os.kill(proc.pid, stop)
         out, err = proc.communicate(timeout=WAIT)
     finally:
         if proc.poll() is None:  # the test failed early: still leave nothing behind

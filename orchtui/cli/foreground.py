@@ -32,14 +32,17 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class Interrupts:
     """Signal handlers for a command that runs a workflow (see the module docstring).
 
-    ``requested`` is set by the first signal, ``received`` names it; a second signal
-    raises KeyboardInterrupt in the main thread. Install with ``with Interrupts() as i``
-    (from the main thread).
+    ``requested`` is set by the first signal, ``received`` names it; the second one
+    raises KeyboardInterrupt in the main thread while the run is followed
+    (:func:`follow_run`), and any later one is ignored, so nothing interrupts the
+    shutdown that kills what still runs. Install with ``with Interrupts() as i`` (from
+    the main thread), around the shutdown too.
     """
 
     def __init__(self) -> None:
         self.requested = threading.Event()
         self.received: signal.Signals | None = None
+        self.following = True  # a second signal stops the wait (False once the follow ended)
         self._previous: dict[signal.Signals, Any] = {}
 
     @property
@@ -53,10 +56,12 @@ class Interrupts:
         return "Ctrl-C" if self.received in (None, signal.SIGINT) else self.received.name
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested.is_set():
+        if not self.requested.is_set():
+            self.received = signal.Signals(signum)
+            self.requested.set()
+        elif self.following:
+            self.following = False
             raise KeyboardInterrupt
-        self.received = signal.Signals(signum)
-        self.requested.set()
 
     def __enter__(self) -> Interrupts:
         for number in _STOP_SIGNALS:
@@ -96,6 +101,8 @@ def follow_run(handle: RunHandle, interrupts: Interrupts, *, quiet: bool, consol
     except KeyboardInterrupt:  # the second signal: stop waiting (the caller kills what still runs)
         interrupted = True
         handle.cancel()
+    finally:
+        interrupts.following = False
     return interrupted
 
 

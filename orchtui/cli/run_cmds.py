@@ -120,22 +120,25 @@ def _execute(
     manager = WorkflowManager(settings=settings, orchestrator=orchestrator, resource_manager=resources,
                               observers=observers, autoload=False)
     interrupted = False
-    try:
-        if store is not None and run_id is not None:
-            store.require_unused_run_id(run_id)  # before anything runs or is written
-        # The live file lets dashboards show this run's queues and cancel it from elsewhere.
-        with Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
-                                                       label=f"orchtui run {workflow.name}"):
-            handle = manager.start_workflow(workflow, params, run_id=run_id)
-            if store is not None and not quiet:
-                console.print(f"run id: {handle.run_id}", highlight=False)
-            interrupted = follow_run(handle, interrupts, quiet=quiet, console=console,
-                                     snapshot=orchestrator.snapshot)
-    finally:
-        # Kills whatever still runs (second Ctrl-C) and waits for the process trees to go.
-        orchestrator.shutdown(wait=True, cancel_running=True)
-        if store is not None:
-            _close_store(store)
+    # The handlers stay through the shutdown: a signal then must not kill this process
+    # before the step trees are gone.
+    with Interrupts() as interrupts:
+        try:
+            if store is not None and run_id is not None:
+                store.require_unused_run_id(run_id)  # before anything runs or is written
+            # The live file lets dashboards show this run's queues and cancel it from elsewhere.
+            with LivePublisher(orchestrator, manager, settings.state_dir, label=f"orchtui run {workflow.name}"):
+                handle = manager.start_workflow(workflow, params, run_id=run_id)
+                if store is not None and not quiet:
+                    console.print(f"run id: {handle.run_id}", highlight=False)
+                interrupted = follow_run(handle, interrupts, quiet=quiet, console=console,
+                                         snapshot=orchestrator.snapshot)
+        finally:
+            interrupts.following = False
+            # Kills whatever still runs (after a second signal) and waits for the process trees to go.
+            orchestrator.shutdown(wait=True, cancel_running=True)
+            if store is not None:
+                _close_store(store)
     execution = final_execution(handle)
     rows = handle.step_progress()
     return execution, interrupts.exit_code if interrupted else 0, rows, str(handle.log_dir) if handle.log_dir else None

@@ -4,7 +4,7 @@ Every command reads the shared run store, so it sees runs started by any process
 dashboard, another ``orchtui run``, the MCP server). Opening the store marks runs whose
 process died as INTERRUPTED. ``resume`` and ``rerun`` start a new run (linked to the old
 one) in this process and show its progress like ``orchtui run``; their exit codes are
-``run``'s: 0 completed, 1 failed, 130 cancelled with Ctrl-C.
+``run``'s: 0 completed, 1 failed, 130 cancelled with Ctrl-C, 143 by SIGTERM, 129 by SIGHUP.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from core.errors import StoreError
 from core.logs import LogFile, list_logs, log_path, read_log
 from core.logs import follow as follow_log
 from core.models import TaskStatus, WorkflowStatus, new_id
+from core.process_tree import process_alive
 from core.store import Store
 from core.store_records import RunRecord
+from core.store_recovery import host
 from core.text import format_duration
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
@@ -206,21 +208,28 @@ def show_cmd(run_id: str, with_history: bool, as_json: bool) -> None:
 
 
 class _OwnerCheck:
-    """Marks runs whose owner process died INTERRUPTED (``Store.recover_interrupted``), at
-    most once a second: a followed run whose process was killed then ends the follow,
-    where it would otherwise stay "running" until some other orchtui process opened the
-    store."""
+    """Ends the follow of a run whose process died: at most once a second it checks that
+    the run's owner process (on this host) still lives, read-only, and once it does not,
+    marks the run INTERRUPTED (``Store.recover_interrupted``). The run would otherwise
+    stay "running" until some other orchtui process opened the store."""
 
-    def __init__(self, store: Store, every: float = 1.0) -> None:
+    def __init__(self, store: Store, run: RunRecord, every: float = 1.0) -> None:
         self._store = store
+        self._owner = (run.owner_pid, run.owner_started_at) if run.host == host() else None
         self._every = every
-        self._last = time.monotonic()  # opening the store just did it
+        self._last = time.monotonic()  # opening the store just recovered what it could
 
     def __call__(self) -> None:
         now = time.monotonic()
-        if now - self._last >= self._every:
-            self._last = now
-            self._store.recover_interrupted()
+        if self._owner is None or now - self._last < self._every:
+            return
+        self._last = now
+        if not process_alive(*self._owner):
+            self._owner = None  # once is enough
+            try:
+                self._store.recover_interrupted()
+            except StoreError as exc:  # the follow goes on; it ends with the run, if ever
+                click.echo(f"warning: cannot mark run state: {exc.message}", err=True)
 
 
 def _attempt_over(store: Store, run_id: str, step: str, attempt: int, check_owner: _OwnerCheck) -> bool:
@@ -299,7 +308,7 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
                              + (f"{ran} attempt(s)" if ran else "none"))
         steps = [step] if step is not None else list(run.steps)
         if follow:
-            check_owner = _OwnerCheck(store)
+            check_owner = _OwnerCheck(store, run)
             for name in steps:
                 if step is None and run.steps[name].status is TaskStatus.SKIPPED:
                     continue
@@ -373,7 +382,8 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
             interrupted = follow_run(handle, interrupts, quiet=as_json, console=console,
                                      snapshot=orchestrator.snapshot)
         finally:
-            # Kills whatever still runs (a second signal) and waits for the process trees to go.
+            interrupts.following = False
+            # Kills whatever still runs (after a second signal) and waits for the process trees to go.
             orchestrator.shutdown(wait=True, cancel_running=True)
             store.flush()
     execution = final_execution(handle)
