@@ -213,6 +213,35 @@ def test_a_stop_signal_cancels_the_run_and_leaves_no_process_behind(
     assert [r["status"] for r in runs] == ["cancelled"]  # recorded as such, not left "running"
 
 
+def test_a_hangup_ignored_at_start_stays_ignored_as_nohup_wants(tmp_path: Path, cli_env: dict[str, str],
+                                                                orchtui_cmd: list[str]):
+    gate = tmp_path / "gate"
+    gate.touch()
+    wf = write(tmp_path / "held.yaml", (
+        "name: held\nsteps:\n  - name: wait\n    module: shell\n    action: run\n"
+        f"    parameters: {{command: {json.dumps(f'while [ -e {shlex.quote(str(gate))} ]; do sleep 0.05; done')}}}\n"
+    ))
+    proc = subprocess.Popen([*orchtui_cmd, "run", str(wf)], env=cli_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does
+    try:
+        deadline = time.monotonic() + WAIT
+        while not any(p.name() == "sh" for p in psutil.Process(proc.pid).children(recursive=True)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the step never started"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still running: the hangup was ignored
+        gate.unlink()  # let the step end
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        gate.unlink(missing_ok=True)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (out, err)
+    assert "held: completed" in out and "SIGHUP" not in out
+
+
 def test_a_run_id_of_a_stored_run_is_refused_and_that_run_is_left_intact(
         tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
     wf = write(tmp_path / "good.yaml", GOOD)
