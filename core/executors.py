@@ -240,6 +240,13 @@ class ThreadBackend:
 # it started ``kill_grace`` seconds after their SIGTERM, and that must come first.
 _STAND_IN_MARGIN = 2.0
 
+# What cancels a ProcessBackend child's step. Not SIGTERM: ``kill -TERM -PGID`` and a
+# service manager's stop send SIGTERM to the whole group, and the child must leave that
+# to its parent, as it does Ctrl-C and a hangup. A child that cancels itself on it
+# races the parent's cancel, and its step ends as the child saw it, before the run
+# knows it was stopped (orchtui.cli.foreground).
+_CANCEL_SIGNAL = signal.SIGUSR1
+
 
 def _start_stand_in(lifeline_fd: int, grace: float) -> int | None:
     """Fork the process that stands in for this ProcessBackend child's parent once that dies;
@@ -282,7 +289,7 @@ def _stand_in(child: int, lifeline_fd: int, alive_r: int, grace: float) -> None:
     The parent holds the only write end of the lifeline and never writes, so its read end
     turns readable (end of file) when the parent closes it, which it does only after the
     child has ended, or when the parent dies. A child that started no process of its own
-    is SIGKILLed at once. Otherwise it gets SIGTERM, as the parent's cancel would send
+    is SIGKILLed at once. Otherwise it gets the cancel signal, as the parent's cancel would send
     (its step is cancelled, which stops the commands it started), and SIGKILL with all
     its descendants ``grace`` seconds later if it still lives.
     """
@@ -303,7 +310,7 @@ def _stand_in(child: int, lifeline_fd: int, alive_r: int, grace: float) -> None:
         return  # the child is gone already
     if victims:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signal.SIGTERM)
+            os.kill(child, _CANCEL_SIGNAL)
         if ends.poll(grace * 1000):
             return
         victims = _descendants(child) or victims  # found while the child lives: its orphans are not
@@ -354,7 +361,7 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
                 lifeline: Connection) -> None:
     """Entry point of a ProcessBackend child: run one invocation, send the result back.
 
-    SIGTERM sets the cancel event, so ``invoke`` kills the action's own subprocess tree
+    SIGUSR1 (``_CANCEL_SIGNAL``) sets the cancel event, so ``invoke`` kills the action's own subprocess tree
     and reports ``Cancelled`` instead of the child dying with its grandchildren orphaned.
     With a timeout, SIGALRM at the deadline raises ``StepTimeout`` in the action, so even
     Python code that never checks its context (``time.sleep``, a busy loop) stops on time.
@@ -367,6 +374,10 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
         _stop_stand_in(stand_in)
 
 
+def _leave_to_parent(_signum: int, _frame: Any) -> None:
+    """A ProcessBackend child's handler for the signals its parent acts on: nothing."""
+
+
 def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float]) -> None:
     """The body of :func:`_child_main`: run the invocation and send its result back."""
     from .actions import StepTimeout
@@ -375,11 +386,13 @@ def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, 
     # workflow: if that one dies, crash recovery must find them under its identity.
     adopt_owner(*owner)
     cancel = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: cancel.set())
-    # Ctrl-C, and a closed terminal's SIGHUP, reach the whole foreground group; the
-    # parent decides (orchtui.cli.foreground) and cancels this child's step.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(_CANCEL_SIGNAL, lambda _signum, _frame: cancel.set())
+    # Ctrl-C, a closed terminal's SIGHUP and a group's SIGTERM reach the whole process
+    # group; the parent decides (orchtui.cli.foreground) and cancels this child's step.
+    # A handler that does nothing, not SIG_IGN: an ignored signal stays ignored in the
+    # commands the step execs, which then could not be stopped by SIGTERM.
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, _leave_to_parent)
     timeout = invocation.timeout if invocation.timeout and invocation.timeout > 0 else None
 
     def on_alarm(_signum: int, _frame: Any) -> None:
@@ -443,39 +456,46 @@ class _ProcessAttempt:
         self.monitor: threading.Thread | None = None
 
 
-def _start_forkserver_deaf_to_hangups() -> None:
-    """Start multiprocessing's fork server now, with SIGHUP ignored (from the main thread).
+def _start_forkserver_deaf_to_group_signals() -> None:
+    """Start multiprocessing's fork server now, with SIGHUP and SIGTERM ignored (from the main thread).
 
-    A closed terminal sends SIGHUP to its whole foreground group, the fork server
-    included; a fork server that dies takes the exit status of every child it forked
-    with it (they are reported dead, exit code 255, while still running). An ignored
-    signal stays ignored through the exec that starts the server, so it outlives the
-    hangup and the run is cancelled cleanly (orchtui.cli.foreground). Off the main
-    thread, where no handler can be set, the server starts on first use as before.
+    A closed terminal sends SIGHUP to its whole foreground group, and ``kill -TERM -PGID``
+    or a service manager's stop sends SIGTERM to every process of the group or cgroup,
+    the fork server included; a fork server that dies takes the exit status of every
+    child it forked with it (they are reported dead, exit code 255, while still
+    running). An ignored signal stays ignored through the exec that starts the server,
+    so it outlives the signal and the run is cancelled cleanly (orchtui.cli.foreground).
+    The server still ends with this process: it exits when the pipe from it closes. Its
+    children set handlers of their own (:func:`_run_in_child`), so what they exec
+    starts with the default actions. Off the main thread,
+    where no handler can be set, the server starts on first use as before.
     """
     if threading.current_thread() is not threading.main_thread():
         return
     from multiprocessing import forkserver
 
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGHUP, signal.SIGTERM)}
     try:
         forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGHUP, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class ProcessBackend:
     """Runs every invocation in its own child process.
 
-    Cancel sends SIGTERM to the child (its ``invoke`` stops the action and its
+    Cancel sends SIGUSR1 to the child (its ``invoke`` stops the action and its
     subprocesses and reports ``Cancelled``); if the child is still alive ``kill_grace``
-    seconds later, it and all its descendants get SIGKILL.
+    seconds later, it and all its descendants get SIGKILL. The child ignores SIGTERM,
+    SIGINT and SIGHUP, which reach it only as a member of this process's group: the
+    parent decides what they mean.
 
     Args:
         max_workers: the concurrency the orchestrator will use (reported as ``capacity``).
         start_method: ``"forkserver"`` (default) or ``"spawn"``; both start children
             from a clean interpreter, so no lock held by a dispatcher thread is inherited.
-        kill_grace: seconds between SIGTERM and SIGKILL on cancel.
+        kill_grace: seconds between the cancel signal and SIGKILL on cancel.
         invoke_target: ``"module:function"`` the child calls (default ``core.actions:invoke``).
 
     Raises:
@@ -501,7 +521,7 @@ class ProcessBackend:
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload([invoke_target.partition(":")[0]])
-            _start_forkserver_deaf_to_hangups()
+            _start_forkserver_deaf_to_group_signals()
         self._invoke_target = invoke_target
         self._kill_grace = kill_grace
         self._lock = threading.Lock()
@@ -536,7 +556,7 @@ class ProcessBackend:
         return attempt
 
     def cancel(self, handle: _ProcessAttempt) -> None:
-        """SIGTERM the child now and SIGKILL its whole tree after ``kill_grace``. Idempotent."""
+        """Signal the child to cancel now and SIGKILL its whole tree after ``kill_grace``. Idempotent."""
         with handle.lock:
             if handle.cancelled:
                 return
@@ -566,9 +586,9 @@ class ProcessBackend:
                     monitor.join(self._kill_grace + 1.0)
 
     def _signal_child(self, handle: _ProcessAttempt, process: Any) -> None:
-        """Send SIGTERM and arm the SIGKILL escalation; called with ``handle.lock`` held."""
+        """Send the cancel signal and arm the SIGKILL escalation; called with ``handle.lock`` held."""
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
+            os.kill(process.pid, _CANCEL_SIGNAL)
         timer = threading.Timer(self._kill_grace, kill_process_tree, args=(process.pid,))
         timer.daemon = True
         handle.escalation = timer

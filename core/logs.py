@@ -39,6 +39,7 @@ __all__ = [
     "log_path",
     "attempt_log_path",
     "list_logs",
+    "require_unused_log_dir",
     "newest_log",
     "read_log",
     "follow",
@@ -204,6 +205,23 @@ def list_logs(runs_dir: Path, run_id: str, step: str | None = None) -> list[LogF
         found.append(LogFile(match["step"], int(match["attempt"]), Path(entry.path), entry.stat().st_size))
     found.sort(key=lambda f: (f.step, f.attempt))
     return found
+
+
+def require_unused_log_dir(runs_dir: Path, run_id: str) -> None:
+    """Return None when run ``run_id`` has no step logs yet.
+
+    A run given its id by the user checks this as well as the store: a run that was not
+    recorded (``--no-record``) leaves logs but no run row, and a new run under its id
+    would write into them.
+
+    Raises:
+        StoreError: step logs of that id exist (RUN_ID_TAKEN), or the id is unsafe.
+    """
+    found = list_logs(runs_dir, run_id)
+    if found:
+        raise StoreError(f"run id {run_id!r} is taken: {found[0].path.parent} holds its step logs; "
+                         "pick another id or leave --run-id out", error_code="RUN_ID_TAKEN",
+                         details={"run_id": run_id})
 
 
 def newest_log(runs_dir: Path, run_id: str, step: str, known_attempt: int = 0) -> tuple[Path | None, int]:

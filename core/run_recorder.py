@@ -40,11 +40,13 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import OrchestrationError, StoreError
 from .models import ResourceAllocation, TaskStatus, TaskTransition, Workflow, WorkflowExecution, WorkflowStatus
-from .store import Store
+from .store import Store, already_resumed
 from .process_tree import process_alive
+from .workflow_params import resolve_params
 
 if TYPE_CHECKING:
     from .resource_manager import ResourceManager
+    from .workflow_manager import RunHandle, WorkflowManager
     from .store_records import RunRecord
 
 __all__ = ["StoreRecorder", "plan_resume", "plan_rerun_from"]
@@ -72,6 +74,7 @@ class StoreRecorder:
         self._record = store.transition_sink()
         self._lock = threading.Lock()
         self._resumes: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._claimed: set[str] = set()  # runs already created by claim: run_started writes nothing
         self._task_runs: dict[str, str] = {}  # task id -> run id, for allocations
         self._tracks_tasks = resource_manager is not None
         if resource_manager is not None:
@@ -86,10 +89,52 @@ class StoreRecorder:
         with self._lock:
             self._resumes[run_id] = (parent_run_id, dict(preset_outputs))
 
+    def claim(self, run_id: str, workflow: Workflow, params: dict[str, Any], session_id: str | None = None) -> None:
+        """Record run ``run_id`` now, before it starts, unless its id is taken or (for
+        a resume) its parent was resumed by another run meanwhile; see ``Store.claim_run``.
+
+        Its ``run_started`` then writes nothing. Unlike the observer methods, this raises:
+        it is how a run that must not start learns so.
+
+        Raises:
+            StoreError: RUN_ID_TAKEN, RUN_ALREADY_RESUMED, or the store cannot be written.
+        """
+        with self._lock:
+            parent, preset = self._resumes.pop(run_id, (None, None))
+        self.store.claim_run(run_id, workflow, params, session_id, parent_run_id=parent, preset_outputs=preset)
+        with self._lock:
+            self._claimed.add(run_id)
+
+    def start_run(self, manager: WorkflowManager, workflow: Workflow, params: Mapping[str, Any] | None, *,
+                  run_id: str, session_id: str | None = None,
+                  preset_outputs: Mapping[str, Any] | None = None) -> RunHandle:
+        """Claim ``run_id`` (see :meth:`claim`), then start ``workflow`` under it on ``manager``.
+
+        Nothing runs when the claim fails. A start that ``manager`` refuses after the
+        claim is recorded as the run's failure, so no run is left RUNNING in the store.
+
+        Raises:
+            StoreError: as :meth:`claim`.
+            OrchestrationError: what ``WorkflowManager.start_workflow`` raises.
+        """
+        merged = resolve_params(workflow, params)
+        self.claim(run_id, workflow, merged, session_id)
+        try:
+            return manager.start_workflow(workflow, merged, run_id=run_id, session_id=session_id,
+                                          preset_outputs=preset_outputs)
+        except OrchestrationError as exc:
+            with self._lock:
+                self._claimed.discard(run_id)
+            self.store.finish_run(run_id, WorkflowStatus.FAILED, exc.message)
+            raise
+
     # ---------------------------------------------------------------- RunObserver
 
     def run_started(self, run_id: str, workflow: Workflow, params: dict[str, Any], session_id: str | None) -> None:
         with self._lock:
+            if run_id in self._claimed:
+                self._claimed.discard(run_id)
+                return
             parent, preset = self._resumes.pop(run_id, (None, None))
         try:
             self.store.create_run(run_id, workflow, params, session_id,
@@ -153,9 +198,7 @@ def _resumable(store: Store, run_id: str) -> tuple[RunRecord, Workflow]:
                          "wait for it to end or cancel it first", error_code="RUN_ACTIVE")
     children = store.resumed_by(run_id)
     if children:
-        raise StoreError(f"run {run_id} was already resumed as {children[0]}; resume or rerun "
-                         f"{children[0]} instead, so no completed step runs twice",
-                         error_code="RUN_ALREADY_RESUMED")
+        raise already_resumed(run_id, children[0])
     if run.definition is None:
         raise StoreError(f"run {run_id} stored a workflow this orchtui cannot read; upgrade orchtui")
     return run, run.definition

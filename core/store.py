@@ -43,7 +43,7 @@ import psutil
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, load_settings
 from .errors import StoreError
-from .logs import run_log_dir, validate_run_id
+from .logs import require_unused_log_dir, run_log_dir, validate_run_id
 from .models import (
     OrchestrationSession,
     Project,
@@ -210,14 +210,68 @@ class Store:
         Raises:
             StoreError: the run id is not valid, or the store is closed.
         """
-        validate_run_id(run_id)
-        pid, started = this_process()
+        new_run = self._new_run(run_id, workflow, params, session_id, status, parent_run_id, preset_outputs)
         # Committed at once, not after the group delay: until the run row is there, a
         # crash leaves step processes that recovery cannot trace to their dead owner.
-        self._writer.submit(NewRun(
-            run_id, workflow, dict(params or {}), session_id, WorkflowStatus(status).value, pid, started, host(),
-            self._clock.time(), parent_run_id, dict(preset_outputs or {}),
-        ), hurry=True)
+        self._writer.submit(new_run, hurry=True)
+
+    def claim_run(
+        self,
+        run_id: str,
+        workflow: Workflow,
+        params: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        preset_outputs: dict[str, Any] | None = None,
+    ) -> None:
+        """Create run ``run_id`` like :meth:`create_run`, but only if nobody has, and wait for it.
+
+        The checks run inside the write transaction, which holds SQLite's write lock:
+        of two processes claiming one run id (or resuming one run) at the same moment,
+        exactly one succeeds. :meth:`create_run` cannot promise that, because it
+        returns before the run row is written.
+
+        An id is taken when a stored run has it, or when step logs under it exist (a run
+        that was not recorded leaves logs but no run row, and the new run would write
+        into them).
+
+        Raises:
+            StoreError: the id is taken (RUN_ID_TAKEN), ``parent_run_id`` was already
+                resumed (RUN_ALREADY_RESUMED), the id is not valid, or the write failed.
+        """
+        new_run = self._new_run(run_id, workflow, params, session_id, WorkflowStatus.RUNNING,
+                                parent_run_id, preset_outputs)
+
+        def write(conn: sqlite3.Connection, touched: set[str]) -> None:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None:
+                raise run_id_taken(run_id)
+            if parent_run_id is not None:
+                child = conn.execute("SELECT id FROM runs WHERE parent_run_id = ? ORDER BY created_at LIMIT 1",
+                                     (parent_run_id,)).fetchone()
+                if child is not None:
+                    raise already_resumed(parent_run_id, child[0])
+            require_unused_log_dir(self.runs_dir, run_id)  # an unrecorded run's, say
+            _, rows = build_group([new_run])
+            for key in PHASES:
+                for statement in STATEMENTS[key] if key in rows else ():
+                    conn.executemany(statement, rows[key])
+            touched.add(run_id)
+
+        self._writer.call(write)
+
+    def _new_run(self, run_id: str, workflow: Workflow, params: dict[str, Any] | None, session_id: str | None,
+                 status: WorkflowStatus | str, parent_run_id: str | None,
+                 preset_outputs: dict[str, Any] | None) -> NewRun:
+        """Return the write that creates run ``run_id``, owned by this process.
+
+        Raises:
+            StoreError: the run id is not valid.
+        """
+        validate_run_id(run_id)
+        pid, started = this_process()
+        return NewRun(run_id, workflow, dict(params or {}), session_id, WorkflowStatus(status).value, pid, started,
+                      host(), self._clock.time(), parent_run_id, dict(preset_outputs or {}))
 
     def record_transition(self, transition: TaskTransition) -> None:
         """Queue one task transition (ignored when the task belongs to no run).
@@ -546,18 +600,6 @@ class Store:
                              error_code="RUN_AMBIGUOUS", details={"run_id": text, "matches": matches[:5]})
         return matches[0]
 
-    def require_unused_run_id(self, run_id: str) -> None:
-        """Return None when no stored run has the id ``run_id``.
-
-        Raises:
-            StoreError: a run with that id is stored (RUN_ID_TAKEN): a second run under
-                its id would overwrite that run's record and write into its logs.
-        """
-        if self._read_one("SELECT 1 FROM runs WHERE id = ?", (run_id,)) is not None:
-            raise StoreError(f"run id {run_id!r} is taken by a stored run (orchtui show {run_id}); "
-                             "pick another id or leave --run-id out", error_code="RUN_ID_TAKEN",
-                             details={"run_id": run_id})
-
     def resumed_by(self, run_id: str) -> list[str]:
         """Return the ids of the runs that resumed (or reran) ``run_id``, oldest first."""
         return self._read(lambda c: [r[0] for r in c.execute(
@@ -819,3 +861,16 @@ def _prepare_directory(directory: Path) -> None:
         raise StoreError(f"the state directory {directory} is not writable ({exc.strerror}); "
                          "fix its permissions or set ORCHTUI_DIR to a writable directory",
                          error_code="STORE_READ_ONLY") from None
+
+
+def run_id_taken(run_id: str) -> StoreError:
+    """Return the error for a new run under ``run_id``, an id a stored run has."""
+    return StoreError(f"run id {run_id!r} is taken by a stored run (orchtui show {run_id}); "
+                      "pick another id or leave --run-id out", error_code="RUN_ID_TAKEN", details={"run_id": run_id})
+
+
+def already_resumed(run_id: str, child: str) -> StoreError:
+    """Return the error for resuming ``run_id`` again, which run ``child`` already resumed."""
+    return StoreError(f"run {run_id} was already resumed as {child}; resume or rerun {child} instead, "
+                      "so no completed step runs twice", error_code="RUN_ALREADY_RESUMED",
+                      details={"run_id": run_id, "resumed_as": child})

@@ -519,7 +519,8 @@ class DashboardEngine:
             return new_run
         new_run = new_id("run")
         self.recorder.expect_resume(new_run, run_id, preset)
-        return self.manager.start_workflow(workflow, params, preset_outputs=preset, run_id=new_run).run_id
+        # Claimed in the store first: a resume of the same run elsewhere meanwhile stops this one.
+        return self.recorder.start_run(self.manager, workflow, params, preset_outputs=preset, run_id=new_run).run_id
 
     def write_mermaid(self, workflow: Workflow, run: RunView | None) -> Path:
         """Write ``workflow``'s Mermaid graph (with ``run``'s statuses as classes) and return the file.

@@ -169,6 +169,9 @@ def test_run_by_name_from_the_workflows_dir_and_bad_input(tmp_path: Path, cli_en
     (signal.SIGHUP, 129, "SIGHUP", "thread", False),  # a closed terminal or a dropped SSH connection
     # A closed terminal signals the whole foreground group: the step's own process too.
     (signal.SIGHUP, 129, "SIGHUP", "process", True),
+    # ``kill -TERM -PGID``, or a service manager stopping the group: the same.
+    (signal.SIGTERM, 143, "SIGTERM", "process", True),
+    (signal.SIGINT, 130, "Ctrl-C", "process", True),
 ])
 def test_a_stop_signal_cancels_the_run_and_leaves_no_process_behind(
         stop: signal.Signals, code: int, said: str, executor: str, to_group: bool, tmp_path: Path,
@@ -253,6 +256,39 @@ def test_a_run_id_of_a_stored_run_is_refused_and_that_run_is_left_intact(
     shown = json.loads(run_cli(orchtui_cmd, cli_env, "show", "run-mine", "--json").stdout)
     assert shown["params"]["who"] == "world"
     assert shown["steps"]["after"]["output"] == "hello world x1"
+
+
+def _counting_workflow(root: Path) -> Path:
+    """A one-step workflow whose step appends a line to ``root/trace.txt`` each time it runs."""
+    command = f"echo ran >> {shlex.quote(str(root / 'trace.txt'))}; echo ran"
+    return write(root / "count.yaml", "name: count\nsteps:\n  - name: count\n    module: shell\n    action: run\n"
+                 f"    parameters: {{command: {json.dumps(command)}}}\n")
+
+
+def test_runs_started_at_once_with_one_run_id_run_once(tmp_path: Path, cli_env: dict[str, str],
+                                                       orchtui_cmd: list[str]):
+    wf = _counting_workflow(tmp_path)
+    procs = [subprocess.Popen([*orchtui_cmd, "run", str(wf), "--run-id", "run-twin", "--json"], env=cli_env,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outcomes = [(proc.wait(WAIT), proc.communicate()) for proc in procs]
+    assert sorted(code for code, _ in outcomes) == [0, 1, 1], outcomes
+    refused = [json.loads(out) for code, (out, _) in outcomes if code == 1]
+    assert {r["error_code"] for r in refused} == {"RUN_ID_TAKEN"}
+    assert (tmp_path / "trace.txt").read_text() == "ran\n"
+    shown = json.loads(run_cli(orchtui_cmd, cli_env, "show", "run-twin", "--json").stdout)
+    assert shown["status"] == "completed"
+
+
+@pytest.mark.parametrize("second", [["--no-record"], []], ids=["unrecorded again", "recorded"])
+def test_a_run_id_an_unrecorded_run_left_logs_under_is_refused(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str], second: list[str]):
+    wf = _counting_workflow(tmp_path)
+    first = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--run-id", "run-loose", "--no-record")
+    assert first.returncode == 0, first.stderr
+    again = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--run-id", "run-loose", *second)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert "run id 'run-loose' is taken" in again.stderr and "holds its step logs" in again.stderr
+    assert (tmp_path / "trace.txt").read_text() == "ran\n"
 
 
 def _alive(pid: int) -> bool:

@@ -135,6 +135,39 @@ def test_resume_refuses_a_new_run_id_a_stored_run_has(history: Path, cli_env: di
     assert list(taken["steps"]) == ["render"]
 
 
+def _start_at_once(args_list: list[list[str]], env: dict[str, str], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Start one CLI process per argument list together, and return each one's outcome."""
+    procs = [subprocess.Popen([sys.executable, "-m", "orchtui", *args], env=env, cwd=cwd, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in args_list]
+    outcomes = []
+    for proc, args in zip(procs, args_list, strict=True):
+        out, err = proc.communicate(timeout=120)
+        outcomes.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return outcomes
+
+
+@pytest.mark.slow
+def test_two_resumes_of_one_run_at_once_run_its_steps_once(cli_env: dict[str, str], tmp_path: Path,
+                                                           isolated_state: Path) -> None:
+    trace = shlex.quote(str(tmp_path / "trace.txt"))
+    ok = shlex.quote(str(tmp_path / "ok"))
+    flaky = tmp_path / "flaky.yaml"
+    flaky.write_text("name: flaky\nsteps:\n  - name: once\n    module: shell\n    action: run\n"
+                     f"    parameters: {{command: {json.dumps(f'echo ran >> {trace}; test -e {ok}')}}}\n")
+    first = cli(["run", str(flaky), "--json"], cli_env, tmp_path)
+    assert first.returncode == 1, first.stderr
+    run_id = json.loads(first.stdout)["run_id"]
+    (tmp_path / "ok").touch()
+    outcomes = _start_at_once([["resume", run_id, "--json"]] * 3, cli_env, tmp_path)
+    codes = sorted(o.returncode for o in outcomes)
+    assert codes == [0, 1, 1], [o.stderr for o in outcomes]
+    refused = [json.loads(o.stdout) for o in outcomes if o.returncode == 1]
+    assert {r.get("error_code") for r in refused} == {"RUN_ALREADY_RESUMED"}
+    assert (tmp_path / "trace.txt").read_text().split() == ["ran", "ran"]  # the failed run, then one resume
+    shown = json.loads(cli(["show", run_id, "--json"], cli_env, tmp_path).stdout)
+    assert len(shown["resumed_by"]) == 1
+
+
 def test_parse_age_units() -> None:
     from orchtui.cli.store_cmds import parse_age
 

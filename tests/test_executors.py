@@ -236,3 +236,20 @@ def test_steps_started_by_a_process_child_carry_the_owner_marker_of_the_parent(t
     backend.shutdown()
     assert result.success, result.error_message
     assert out.read_text().strip() == owner_marker(*this_process())
+
+
+def test_commands_a_process_child_runs_start_with_no_stop_signal_ignored(tmp_path: Path) -> None:
+    # The child leaves group signals to its parent, but what it execs must still stop
+    # on SIGTERM (a cancel's first step) and on Ctrl-C and hangups of its own.
+    import signal
+
+    out = tmp_path / "status.txt"
+    backend = ProcessBackend(1)
+    done = Results()
+    backend.submit(inv("shell", "run", command=f"grep SigIgn /proc/$$/status > {out}"), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.success, result.error_message
+    ignored = int(out.read_text().split()[1], 16)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        assert not ignored & (1 << (signum - 1)), f"{signum.name} is ignored"

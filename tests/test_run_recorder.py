@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.config import load_settings
-from core.errors import StoreError
+from core.errors import OrchestrationError, StoreError
 from core.models import TaskStatus, Workflow, WorkflowExecution, WorkflowStatus, WorkflowStep
 from core.resource_manager import ResourceManager
 from core.run_recorder import StoreRecorder, plan_rerun_from, plan_resume
@@ -187,3 +187,31 @@ def test_a_refused_run_settles_its_steps(h: Harness) -> None:
     assert run is not None and run.status is WorkflowStatus.FAILED
     assert run.steps["x"].status is TaskStatus.FAILED and "nosuch" in run.steps["x"].error
     assert run.steps["y"].status is TaskStatus.SKIPPED
+
+
+def test_start_run_records_the_run_before_it_starts_and_once(h: Harness) -> None:
+    handle = h.recorder.start_run(h.manager, Workflow(name="one", steps=[h.step("a")]), {}, run_id="run-chosen")
+    assert h.store.get_run("run-chosen") is not None  # no flush: written before start_run returned
+    assert handle.wait(60) is not None
+    h.store.flush()  # run_started wrote nothing more: a second insert of the run would fail here
+    run = h.store.get_run("run-chosen")
+    assert run is not None and run.status is WorkflowStatus.COMPLETED and h.ran() == ["a"]
+
+
+def test_start_run_refuses_a_taken_id_before_anything_runs(h: Harness) -> None:
+    h.run(Workflow(name="first", steps=[h.step("a")]), run_id="run-chosen")
+    with pytest.raises(StoreError, match="is taken by a stored run"):
+        h.recorder.start_run(h.manager, Workflow(name="second", steps=[h.step("b")]), {}, run_id="run-chosen")
+    assert h.ran() == ["a"]
+    run = h.store.get_run("run-chosen")
+    assert run is not None and run.workflow == "first"
+
+
+def test_a_start_refused_after_the_claim_is_recorded_as_the_runs_failure(h: Harness) -> None:
+    broken = Workflow(name="broken", steps=[h.step("a", ["nowhere"])])
+    with pytest.raises(OrchestrationError, match="nowhere"):
+        h.recorder.start_run(h.manager, broken, {}, run_id="run-broken")
+    h.store.flush()
+    run = h.store.get_run("run-broken")
+    assert run is not None and run.status is WorkflowStatus.FAILED and "nowhere" in run.error
+    assert h.ran() == []

@@ -316,13 +316,70 @@ def test_resolve_run_id_by_unique_prefix(store: Store) -> None:
     assert store.resolve_run_id("run_") == "run_x"
 
 
-def test_require_unused_run_id_refuses_only_a_stored_id(store: Store) -> None:
-    store.create_run("run-taken", make_workflow())
+def test_claim_run_creates_the_run_before_it_returns(store: Store) -> None:
+    store.claim_run("run-claimed", make_workflow(), {"who": "me"})
+    run = store.get_run("run-claimed")  # no flush: the claim waited for its commit
+    assert run is not None and run.status is WorkflowStatus.RUNNING and run.params == {"who": "me"}
+    assert run.owner_pid == os.getpid()
+
+
+def test_claim_run_refuses_a_taken_id_and_leaves_that_run_intact(store: Store) -> None:
+    store.create_run("run-taken", make_workflow("first"), {"n": 1})
     store.flush()
-    store.require_unused_run_id("run-free")
     with pytest.raises(StoreError, match="'run-taken' is taken by a stored run") as caught:
-        store.require_unused_run_id("run-taken")
+        store.claim_run("run-taken", make_workflow("second"), {"n": 2})
     assert caught.value.error_code == "RUN_ID_TAKEN"
+    run = store.get_run("run-taken")
+    assert run is not None and run.workflow == "first" and run.params == {"n": 1}
+    store.flush()  # raises a kept failure: a refused claim is its caller's error alone, never a failed write for later
+
+
+def test_claim_run_refuses_a_second_resume_of_one_run(store: Store) -> None:
+    store.create_run("run-parent", make_workflow())
+    store.finish_run("run-parent", WorkflowStatus.FAILED, "boom")
+    store.claim_run("run-child1", make_workflow(), parent_run_id="run-parent", preset_outputs={"s0": 1})
+    with pytest.raises(StoreError, match="already resumed as run-child1") as caught:
+        store.claim_run("run-child2", make_workflow(), parent_run_id="run-parent", preset_outputs={"s0": 1})
+    assert caught.value.error_code == "RUN_ALREADY_RESUMED"
+    assert store.get_run("run-child2") is None and store.resumed_by("run-parent") == ["run-child1"]
+
+
+@pytest.mark.parametrize("parent", [None, "run-parent"], ids=["same id", "same parent"])
+def test_of_many_stores_claiming_at_once_exactly_one_wins(tmp_path: Path, parent: str | None) -> None:
+    """Each Store is its own connection and writer thread, as separate processes would be."""
+    path = tmp_path / "o.db"
+    with Store(path) as first:
+        first.create_run("run-parent", make_workflow())
+        first.finish_run("run-parent", WorkflowStatus.FAILED, "boom")
+    stores = [Store(path) for _ in range(8)]
+    start = threading.Barrier(len(stores))
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def claim(index: int, store: Store) -> None:
+        start.wait()
+        run_id = "run-contested" if parent is None else f"run-child{index}"
+        try:
+            store.claim_run(run_id, make_workflow(f"wf{index}"), parent_run_id=parent)
+            outcome = "won"
+        except StoreError as exc:
+            outcome = exc.error_code
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=claim, args=(i, s)) for i, s in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for s in stores:
+            s.close()
+    refusal = "RUN_ID_TAKEN" if parent is None else "RUN_ALREADY_RESUMED"
+    assert sorted(outcomes) == sorted(["won"] + [refusal] * (len(stores) - 1))
+    with Store(path) as check:
+        assert len(check.resumed_by("run-parent")) == (0 if parent is None else 1)
 
 
 def test_prune_deletes_old_finished_runs_and_their_logs(tmp_path: Path) -> None:

@@ -77,7 +77,11 @@ class Interrupts:
 def follow_run(handle: RunHandle, interrupts: Interrupts, *, quiet: bool, console: Console,
                snapshot: Callable[[], Any]) -> bool:
     """Wait for the run of ``handle`` to end, showing its progress unless ``quiet``;
-    return True when a signal cancelled it first.
+    return True when a stop signal came before it ended.
+
+    That includes a run that ended just before this noticed the signal: a signal sent
+    to the whole group or cgroup (a service manager's stop) also reaches the steps'
+    commands, which may end their steps first.
 
     ``snapshot`` gives the orchestrator's state for the progress view.
     """
@@ -103,7 +107,7 @@ def follow_run(handle: RunHandle, interrupts: Interrupts, *, quiet: bool, consol
         handle.cancel()
     finally:
         interrupts.following = False
-    return interrupted
+    return interrupted or interrupts.requested.is_set()
 
 
 def final_execution(handle: RunHandle) -> WorkflowExecution:

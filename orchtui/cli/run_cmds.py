@@ -69,8 +69,8 @@ def _find_workflow(target: str, settings: Settings) -> Workflow:
     )
 
 
-def _recorder(settings: Settings, resources: Any) -> tuple[list[Any], Any]:
-    """Return ``([observer], store)`` recording into the run store, or ``([], None)``.
+def _recorder(settings: Settings, resources: Any) -> tuple[Any, Any]:
+    """Return ``(recorder, store)`` recording into the run store, or ``(None, None)``.
 
     A store that cannot open does not stop the run: it runs unrecorded, with a warning.
     """
@@ -81,8 +81,8 @@ def _recorder(settings: Settings, resources: Any) -> tuple[list[Any], Any]:
         store = Store.open(settings)
     except OrchestrationError as exc:
         click.secho(f"warning: this run will not be recorded: {exc.message}", fg="yellow", err=True)
-        return [], None
-    return [StoreRecorder(store, resource_manager=resources)], store
+        return None, None
+    return StoreRecorder(store, resource_manager=resources), store
 
 
 def _close_store(store: Any) -> None:
@@ -104,6 +104,7 @@ def _execute(
     cancelled it or 0, progress rows, log dir)."""
     from core.executors import create_backend
     from core.live_state import LivePublisher
+    from core.logs import require_unused_log_dir
     from core.resource_manager import ResourceManager
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
@@ -116,7 +117,8 @@ def _execute(
     if executor == "dask" and max_workers is None:
         workers = backend.capacity or workers  # a cluster's threads, not this machine's default
     orchestrator = TaskOrchestrator(workers, resource_manager=resources, backend=backend)
-    observers, store = _recorder(settings, resources) if record else ([], None)
+    recorder, store = _recorder(settings, resources) if record else (None, None)
+    observers = [recorder] if recorder is not None else []
     manager = WorkflowManager(settings=settings, orchestrator=orchestrator, resource_manager=resources,
                               observers=observers, autoload=False)
     interrupted = False
@@ -124,11 +126,15 @@ def _execute(
     # before the step trees are gone.
     with Interrupts() as interrupts:
         try:
-            if store is not None and run_id is not None:
-                store.require_unused_run_id(run_id)  # before anything runs or is written
+            if run_id is not None and recorder is None:
+                require_unused_log_dir(settings.runs_dir, run_id)  # a recorded run's claim checks this too
             # The live file lets dashboards show this run's queues and cancel it from elsewhere.
             with LivePublisher(orchestrator, manager, settings.state_dir, label=f"orchtui run {workflow.name}"):
-                handle = manager.start_workflow(workflow, params, run_id=run_id)
+                if recorder is not None and run_id is not None:
+                    # A chosen id is claimed in the store first: a taken one stops the run before anything runs.
+                    handle = recorder.start_run(manager, workflow, params, run_id=run_id)
+                else:
+                    handle = manager.start_workflow(workflow, params, run_id=run_id)
                 if store is not None and not quiet:
                     console.print(f"run id: {handle.run_id}", highlight=False)
                 interrupted = follow_run(handle, interrupts, quiet=quiet, console=console,

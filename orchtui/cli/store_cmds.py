@@ -359,8 +359,6 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     else:
         workflow, params, preset = plan_rerun_from(store, run_id, from_step)
     parent = store.get_run(run_id)
-    if new_run_id is not None:
-        store.require_unused_run_id(new_run_id)
     new_run = new_run_id or new_id("run")
     resources = ResourceManager()
     recorder = StoreRecorder(store, resource_manager=resources)
@@ -374,8 +372,9 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     with Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
                                                    label=f"orchtui resume {run_id}"):
         try:
-            handle = manager.start_workflow(workflow, params, run_id=new_run, preset_outputs=preset,
-                                            session_id=parent.session_id if parent is not None else None)
+            # Claimed in the store first: of two resumes of one run at once, only one runs.
+            handle = recorder.start_run(manager, workflow, params, run_id=new_run, preset_outputs=preset,
+                                        session_id=parent.session_id if parent is not None else None)
             if not as_json:
                 verb = f"rerunning {run_id} from step {from_step}" if from_step else f"resuming {run_id}"
                 console.print(f"{verb} as run {new_run} (reusing {len(preset)} completed step(s))")
