@@ -286,7 +286,9 @@ def parse_workflow_text(text: str, *, filename: str | None = None) -> Workflow:
         raise _problem(f"the workflow text is larger than {MAX_WORKFLOW_BYTES // 1024 // 1024} MB", filename)
     if not text.strip():
         raise _problem("the file is empty", filename, 1, 1, "a workflow needs at least `name:` and `steps:`")
-    data = _plain_json(text) if text.lstrip().startswith("{") else None
+    json_file = filename is not None and filename.endswith(".json")
+    data = _plain_json(text, strict_for=filename if json_file else None) if (
+        json_file or text.lstrip().startswith("{")) else None
     if data is None:
         shape = _shape_problem(text, filename)
         if shape is not None:
@@ -331,10 +333,25 @@ def _no_duplicates(items: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _plain_json(text: str) -> Any:
-    """Parse JSON quickly (no positions); None when it is not clean JSON."""
+def _plain_json(text: str, *, strict_for: str | None = None) -> Any:
+    """Parse JSON quickly (no positions); None when it is not clean JSON.
+
+    With ``strict_for`` (a ``.json`` file's name), text that is not JSON at all is a
+    located problem instead: YAML would accept a trailing comma or a comment that
+    every other JSON reader of the file refuses. Duplicate keys and deep nesting still
+    return None, for the callers to locate.
+
+    Raises:
+        WorkflowValidationError: ``strict_for`` is given and the text is not JSON.
+    """
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        if strict_for is None:
+            return None
+        raise _problem(f"invalid JSON: {exc.msg}", strict_for, exc.lineno, exc.colno,
+                       "a .json workflow must be plain JSON (no trailing commas or comments); "
+                       "name the file .yaml to write YAML") from None
     except (ValueError, _DuplicateKey, RecursionError):
         return None
 

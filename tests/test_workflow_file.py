@@ -178,6 +178,27 @@ def test_a_step_name_that_is_no_string_is_reported_not_dropped(written: str, des
     assert (problem.line, problem.path) == (6, "steps[1].name") and "quote the value" in problem.hint
 
 
+@pytest.mark.parametrize(("text", "column", "what"), [
+    ('{"name": "x", "steps": [{"name": "a"},]}', 39, "Expecting value"),  # a trailing comma
+    ('{"name": "x", # a comment\n "steps": []}', 15, "Expecting property name"),
+])
+def test_a_json_file_is_read_as_json_only(tmp_path: Path, text: str, column: int, what: str) -> None:
+    # YAML would read both; every other JSON reader of the file would not.
+    path = tmp_path / "wf.json"
+    path.write_text(text)
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_workflow(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (1, column) and problem.message.startswith(f"invalid JSON: {what}")
+    assert "name the file .yaml" in problem.hint
+
+
+def test_the_same_text_in_a_yaml_file_is_read_as_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text('{"name": "x", "steps": [{"name": "a", "module": "builtin", "action": "echo"},]}')
+    assert load_workflow(path).step_names == ["a"]
+
+
 def test_a_json_step_name_that_is_no_string_is_reported() -> None:
     problem = only(problems_of('{"name": "w", "steps": [{"name": 7}]}'), "step name must be a string")
     assert (problem.line, problem.column) == (1, 34)
