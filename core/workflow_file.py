@@ -27,7 +27,7 @@ from .config import RESOURCE_CONFIG_NAME
 from .errors import ValidationProblem, WorkflowValidationError
 from .models import TaskPriority, Workflow, WorkflowParam
 from .workflow_schema import PARAM_FIELDS, STEP_FIELDS, workflow_json_schema
-from .workflow_validate import Locations, infer_param_type, validate_workflow_data
+from .workflow_validate import Locations, RequirementCheck, infer_param_type, validate_workflow_data
 
 __all__ = [
     "MAX_WORKFLOW_BYTES",
@@ -268,8 +268,12 @@ def _yaml_error(exc: yaml.YAMLError, filename: str | None) -> WorkflowValidation
     return _problem(message, filename, line, column, hint)
 
 
-def parse_workflow_text(text: str, *, filename: str | None = None) -> Workflow:
+def parse_workflow_text(text: str, *, filename: str | None = None,
+                        requirement_problem: RequirementCheck | None = None) -> Workflow:
     """Parse and validate a workflow document given as YAML or JSON text.
+
+    ``requirement_problem`` also checks each step's resource requirements against the
+    resources here (``ResourceManager.requirement_problem``), as a run here would.
 
     Returns
     -------
@@ -296,7 +300,7 @@ def parse_workflow_text(text: str, *, filename: str | None = None) -> Workflow:
     else:  # JSON has no aliases, and its depth is quicker checked on the parsed data
         _refuse_deep_json(data, text, filename)
         try:
-            return validate_workflow_data(data, filename=filename)
+            return validate_workflow_data(data, filename=filename, requirement_problem=requirement_problem)
         except WorkflowValidationError:
             pass  # parse again below, with the YAML loader, to locate each problem
     loader = LocatingLoader(text)
@@ -319,7 +323,8 @@ def parse_workflow_text(text: str, *, filename: str | None = None) -> Workflow:
                           "each key may appear once in a mapping; remove or rename one")
         for key, first, second in loader.duplicates
     ]
-    return validate_workflow_data(data, filename=filename, locations=loader.locations, extra_problems=duplicates)
+    return validate_workflow_data(data, filename=filename, locations=loader.locations, extra_problems=duplicates,
+                                  requirement_problem=requirement_problem)
 
 
 class _DuplicateKey(Exception):
@@ -376,7 +381,8 @@ def _json_fallback(text: str, filename: str | None) -> Any:
         raise _problem(f"invalid JSON: {exc.msg}", filename, exc.lineno, exc.colno) from None
 
 
-def load_workflow(source: Path | str | dict[str, Any], *, filename: str | None = None) -> Workflow:
+def load_workflow(source: Path | str | dict[str, Any], *, filename: str | None = None,
+                  requirement_problem: RequirementCheck | None = None) -> Workflow:
     """Load and validate a workflow from a file, a YAML/JSON string or a dict.
 
     Parameters
@@ -387,6 +393,10 @@ def load_workflow(source: Path | str | dict[str, Any], *, filename: str | None =
         JSON text otherwise. A ``dict`` is an already-parsed document.
     filename : str, optional
         The name shown in problem locations (default: the path, or ``<string>``).
+    requirement_problem : callable, optional
+        Returns why a step's ``resources`` can never be granted here, or None
+        (``ResourceManager.requirement_problem``); without it resources are checked
+        for their form only, since another machine may have them.
 
     Returns
     -------
@@ -408,10 +418,10 @@ def load_workflow(source: Path | str | dict[str, Any], *, filename: str | None =
     if isinstance(source, Path):
         name = filename or str(source)
         text = _decode(_read_bytes(source), name)
-        return parse_workflow_text(text, filename=name)
+        return parse_workflow_text(text, filename=name, requirement_problem=requirement_problem)
     if not isinstance(source, str):
         raise _problem(f"cannot load a workflow from {type(source).__name__}; give a path, YAML text or a dict", filename)
-    return parse_workflow_text(source, filename=filename)
+    return parse_workflow_text(source, filename=filename, requirement_problem=requirement_problem)
 
 
 def _is_file(text: str) -> bool:

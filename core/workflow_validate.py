@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import ValidationProblem, WorkflowValidationError
@@ -35,9 +35,11 @@ from .workflow_schema import (
     FieldSpec,
 )
 
-__all__ = ["Locations", "validate_workflow_data", "infer_param_type"]
+__all__ = ["Locations", "RequirementCheck", "validate_workflow_data", "infer_param_type"]
 
 Position = tuple[int, int]  # 1-based line, column
+# Why a step's resource requirements can never be granted here, or None.
+RequirementCheck = Callable[[Mapping[str, Any]], "str | None"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -455,16 +457,20 @@ class _Checker:
                         self.add(f"step {step.name!r} references unknown step {ref!r}", self.loc.value(raw, key),
                                  f"{path}.{key}", f"did you mean {guess!r}?" if guess else "check the step name")
 
-    def check_actions(self, built: list[tuple[WorkflowStep, dict[Any, Any], str]]) -> None:
+    def check_actions(self, built: list[tuple[WorkflowStep, dict[Any, Any], str]],
+                      requirement_problem: RequirementCheck | None = None) -> None:
         registry = _optional("core.actions", "registry")
         problem_for = getattr(registry, "problem_for", None)
-        if problem_for is None:
-            return
         for step, raw, path in built:
-            message = problem_for(step.module, step.action, step.parameters)
+            message = problem_for(step.module, step.action, step.parameters) if problem_for is not None else None
             if message:
                 key = "action" if "action" in raw else "module" if "module" in raw else "name"
                 self.add(f"step {step.name!r}: {message}", self.loc.value(raw, key), f"{path}.{key}")
+            elif step.resources and requirement_problem is not None:
+                message = requirement_problem(step.resources)
+                if message:
+                    self.add(f"step {step.name!r} cannot run here: {message}", self.loc.value(raw, "resources"),
+                             f"{path}.resources", "declare it in the resource config, or run where it exists")
 
 
 _STEP_SPEC = {f.name: f for f in STEP_FIELDS}
@@ -533,6 +539,7 @@ def validate_workflow_data(
     filename: str | None = None,
     locations: Locations | None = None,
     extra_problems: Iterable[ValidationProblem] = (),
+    requirement_problem: RequirementCheck | None = None,
 ) -> Workflow:
     """Check a parsed workflow document and build the :class:`~core.models.Workflow`.
 
@@ -546,6 +553,10 @@ def validate_workflow_data(
         Source positions from the YAML loader; without them problems carry a path only.
     extra_problems : iterable of ValidationProblem
         Problems the parser already found (duplicate keys), reported with the rest.
+    requirement_problem : callable, optional
+        Returns why a step's resource requirements can never be granted here, or None
+        (``ResourceManager.requirement_problem``); each such step is a problem located
+        at its ``resources``.
 
     Returns
     -------
@@ -568,7 +579,7 @@ def validate_workflow_data(
     built = check.check_steps(data["steps"], data) if "steps" in data else []
     if check.check_graph(built):
         check.check_references(built, params)
-    check.check_actions(built)
+    check.check_actions(built, requirement_problem)
     if check.problems:
         # Report in reading order; problems without a position (no YAML) keep theirs.
         check.problems.sort(key=lambda p: (p.line is None, p.line or 0, p.column or 0))

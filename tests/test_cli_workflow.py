@@ -188,3 +188,21 @@ def test_validate_checks_a_resources_file_as_a_resource_config(tmp_path: Path, m
     assert ok.returncode == 0 and "ok (resource config, 1 resource)" in ok.stdout
     broken = run_cli("validate", str(bad), env=module_env)
     assert broken.returncode == 1 and "positive number" in broken.stdout and "Traceback" not in broken.stderr
+
+
+def test_validate_checks_resource_requirements_against_the_resources_here(tmp_path: Path,
+                                                                         module_env: dict[str, str]) -> None:
+    # A run here would refuse the step, so validate does too, at the step's `resources`.
+    workflow = tmp_path / "gpu.yaml"
+    workflow.write_text("name: gpu\nsteps:\n  - name: train\n    module: builtin\n    action: noop\n"
+                        "    resources: {gpu: {count: 1}}\n")
+    config = tmp_path / "config" / "resources.yaml"
+    config.parent.mkdir()
+    config.write_text("resources:\n  - {id: gpu, type: custom, capacity: {count: 2}}\n")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("resources: []\n")
+    without = run_cli("validate", str(workflow), env=module_env | {"ORCHTUI_RESOURCE_CONFIG": str(empty)})
+    assert without.returncode == 1, without.stdout
+    assert f"{workflow}:6:16: step 'train' cannot run here: unknown resource 'gpu'" in without.stdout
+    declared = run_cli("validate", str(workflow), env=module_env | {"ORCHTUI_RESOURCE_CONFIG": str(config)})
+    assert declared.returncode == 0 and "ok (gpu, 1 steps)" in declared.stdout

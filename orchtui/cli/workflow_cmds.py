@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from core.config import RESOURCE_CONFIG_NAME, load_settings
-from core.errors import ConfigError, WorkflowValidationError
+from core.errors import ConfigError, OrchestrationError, WorkflowValidationError
 from core.models import Workflow
 from core.text import plural
 from core.workflow_dag import WorkflowDAG
@@ -63,6 +63,19 @@ def _resource_config_entry(path: Path, as_json: bool) -> dict[str, Any]:
     return {"file": str(path), "valid": True, "kind": "resources", "resources": [r.id for r in resources]}
 
 
+def _resources_here() -> Any:
+    """Return the check of resource requirements that a run here would make, or None
+    when this machine's resource config cannot be read (``validate`` then checks
+    requirements for their form only, and says why)."""
+    from core.resource_manager import ResourceManager
+
+    try:
+        return ResourceManager().requirement_problem
+    except OrchestrationError as exc:
+        click.secho(f"warning: resource requirements not checked: {exc.message}", fg="yellow", err=True)
+        return None
+
+
 @click.command("validate", context_settings=CONTEXT_SETTINGS)
 @click.argument("files", nargs=-1, required=True, type=_FILE)
 @json_option
@@ -74,12 +87,13 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
     file is valid, 1 when any is not.
     """
     entries: list[dict[str, Any]] = []
+    requirement_problem = _resources_here()
     for path in files:
         if path.name == RESOURCE_CONFIG_NAME:  # a workflows directory's pools and locks
             entries.append(_resource_config_entry(path, as_json))
             continue
         try:
-            workflow = load_workflow(path)
+            workflow = load_workflow(path, requirement_problem=requirement_problem)
         except WorkflowValidationError as exc:
             entries.append(_error_entry(path, exc))
             if not as_json:
