@@ -291,6 +291,16 @@ def test_a_run_id_an_unrecorded_run_left_logs_under_is_refused(
     assert (tmp_path / "trace.txt").read_text() == "ran\n"
 
 
+def test_a_usage_error_with_json_is_a_json_error_on_stdout(cli_env: dict[str, str], orchtui_cmd: list[str]):
+    out = run_cli(orchtui_cmd, cli_env, "runs", "--json", "--status", "bogus")
+    assert out.returncode == 2 and out.stderr == ""
+    error = json.loads(out.stdout)
+    assert error["success"] is False and error["error_code"] == "USAGE_ERROR"
+    assert "'bogus' is not one of" in error["error"]
+    plain = run_cli(orchtui_cmd, cli_env, "runs", "--status", "bogus")
+    assert plain.returncode == 2 and plain.stdout == "" and "Try 'python -m orchtui runs --help'" in plain.stderr
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -7,15 +7,40 @@ Each command group lives in its own module and adds itself in ``_COMMAND_MODULES
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
-from .common import CONTEXT_SETTINGS
+from .common import CONTEXT_SETTINGS, emit_json
 
 __all__ = ["main"]
 
 
-@click.group(context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
+class _JsonAwareGroup(click.Group):
+    """The top-level group: with ``--json`` anywhere in the arguments, a usage error is
+    printed as the same JSON error object every other error is, on stdout, so a script
+    that parses the output never gets click's text instead (exit code 2 as before)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or "--json" not in argv:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            emit_json({"success": False, "error": exc.format_message(), "error_type": type(exc).__name__,
+                       "error_code": "USAGE_ERROR", "details": {}, "suggestions": []})
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_JsonAwareGroup, context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
 @click.version_option(package_name="orchtui")
 @click.option("--refresh", type=click.FloatRange(min=0.5, max=60.0), default=10.0, show_default=True,
               help="Dashboard refresh rate in Hz.")
