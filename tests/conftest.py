@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,22 @@ def cli_env(isolated_state: Path) -> dict[str, str]:
 def orchtui_cmd() -> list[str]:
     """The argv prefix that runs the CLI with this interpreter."""
     return [sys.executable, "-m", "orchtui"]
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nobody may write to: chmod, or the immutable flag when we are root."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        yield directory
+        directory.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without a working chattr: cannot make a read-only directory")
+    try:
+        yield directory
+    finally:
+        subprocess.run([chattr, "-i", str(directory)], check=True)

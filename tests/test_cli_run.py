@@ -339,6 +339,31 @@ def test_health_reports_a_damaged_store_as_unhealthy(tmp_path: Path, cli_env: di
     assert any(issue.startswith("store: ") and "orchtui.db" in issue for issue in report["issues"])
 
 
+def test_health_with_no_store_yet_is_unhealthy_where_none_can_be_made(
+        read_only_dir: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    env = cli_env | {"ORCHTUI_DIR": str(read_only_dir / "state")}
+    health = run_cli(orchtui_cmd, env, "health", "--json", cwd=read_only_dir)
+    assert health.returncode == 1 and "Traceback" not in health.stderr
+    store = json.loads(health.stdout)["components"]["store"]
+    assert store["status"] == "unhealthy"
+    assert store["details"]["error"].startswith(f"{read_only_dir}: cannot create the run store there")
+
+
+def test_health_skips_the_page_check_of_a_store_over_the_limit_unless_full(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from core.config import load_settings
+    from core.store import Store
+    from orchtui.cli import run_cmds
+
+    settings = load_settings()
+    Store.open(settings).close()
+    monkeypatch.setattr(run_cmds, "_FULL_CHECK_UP_TO", 0)
+    quick = run_cmds._store_health(settings)
+    assert quick["status"] == "healthy" and "integrity check skipped" in quick["details"]["note"]
+    full = run_cmds._store_health(settings, full=True)
+    assert full["status"] == "healthy" and "note" not in full["details"]
+
+
 @pytest.mark.parametrize("args", [["run", "--help"], ["status", "--help"], ["health", "--help"]])
 def test_help(args: list[str], cli_env: dict[str, str], orchtui_cmd: list[str]):
     done = run_cli(orchtui_cmd, cli_env, *args)

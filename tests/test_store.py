@@ -797,25 +797,6 @@ def test_a_state_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
         Store(tmp_path / "state" / "orchtui.db")
 
 
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A directory nobody may write to: chmod, or the immutable flag when we are root."""
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    if os.geteuid() != 0:
-        directory.chmod(0o555)
-        yield directory
-        directory.chmod(0o755)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None or subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode != 0:
-        pytest.skip("running as root without a working chattr: cannot make a read-only directory")
-    try:
-        yield directory
-    finally:
-        subprocess.run([chattr, "-i", str(directory)], check=True)
-
-
 def test_a_read_only_state_dir_is_a_clear_error(read_only_dir: Path) -> None:
     with pytest.raises(StoreError, match="is not writable.*ORCHTUI_DIR") as info:
         Store(read_only_dir / "orchtui.db")

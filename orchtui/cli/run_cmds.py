@@ -281,37 +281,74 @@ def _store_runs(limit: int = 20) -> list[dict[str, Any]] | None:
              "finished_at": v.finished_at, "error": v.error} for v in views]
 
 
-def _store_health(settings: Settings) -> dict[str, Any]:
+# Above this size ``health`` skips the page-by-page integrity check unless asked
+# (``--full``): it reads the whole file, and a monitoring probe runs often.
+_FULL_CHECK_UP_TO = 256 * 1024 * 1024
+
+
+def _store_health(settings: Settings, *, full: bool = False) -> dict[str, Any]:
     """The run store as a health component: unhealthy when it cannot open, cannot be
-    written (read-only file or directory, full disk) or its file is damaged."""
+    written (read-only file or directory, full disk) or its file is damaged; with no
+    database yet, when the directory it would be created in cannot be written."""
     from core.store import Store
 
     details: dict[str, Any] = {"path": str(settings.db_path)}
     if not settings.db_path.exists():
+        problem = _unwritable_dir_problem(settings.db_path.parent)
+        if problem is not None:
+            return {"status": "unhealthy", "details": details | {"error": problem}}
         return {"status": "healthy", "details": details | {"runs": 0, "note": "no run recorded yet"}}
+    size = settings.db_path.stat().st_size
+    checked = full or size <= _FULL_CHECK_UP_TO
     try:
         with Store.open(settings, recover=False) as store:
-            problem = store.integrity_problem()
+            problem = store.integrity_problem() if checked else None
             if problem is None:
                 store.require_writable()
     except OrchestrationError as exc:
         problem = exc.message
     if problem is not None:
         return {"status": "unhealthy", "details": details | {"error": problem}}
+    if not checked:
+        details["note"] = (f"integrity check skipped ({size // (1024 * 1024)} MB); "
+                           "`orchtui health --full` reads every page")
     return {"status": "healthy", "details": details}
 
 
+def _unwritable_dir_problem(directory: Path) -> str | None:
+    """Return why no file can be created in ``directory`` (or, while it does not exist,
+    in its nearest existing parent, where it would be made), or None when one can.
+
+    A real file is created and removed: permissions, a read-only mount, the immutable
+    flag and a full disk all show, also to root.
+    """
+    import tempfile
+
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return (f"{existing}: cannot create the run store there ({(exc.strerror or str(exc)).lower()}); "
+                "runs would not be recorded; fix its permissions or set ORCHTUI_DIR")
+    return None
+
+
 @click.command("health", context_settings=CONTEXT_SETTINGS)
+@click.option("--full", is_flag=True,
+              help="Check every page of the run store, also when it is over 256 MB (slow on a big store).")
 @json_option
 @handle_errors
-def health_cmd(as_json: bool) -> None:
+def health_cmd(full: bool, as_json: bool) -> None:
     """Check every component; exit 1 when the system is unhealthy."""
     engine = _engine()
     try:
         health = engine.health_check()
     finally:
         engine.shutdown()
-    store = _store_health(load_settings())
+    store = _store_health(load_settings(), full=full)
     health["components"]["store"] = store
     if store["status"] != "healthy":
         health["overall_status"] = "unhealthy"
