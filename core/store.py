@@ -71,7 +71,7 @@ from .process_tree import kill_orphans, this_process
 from .store_history import HistoryEntry, derive_history
 from .store_recovery import host, mark_interrupted
 from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps
-from .store_schema import connect, describe_error, ensure_schema
+from .store_schema import connect, connect_read_only, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
 
 __all__ = ["Store", "RunRecord", "StepRecord", "AttemptRecord"]
@@ -93,6 +93,9 @@ class Store:
         group_commit_delay: how long the writer gathers writes before committing.
         max_db_bytes: cap on the database size; a write past it fails like a full disk.
         recover: mark runs of dead processes INTERRUPTED while opening (default True).
+        read_only: only read, for a store in a directory this process may not write
+            (another user's, a read-only mount): no writer, no recovery, and every
+            write raises StoreError. The database must exist.
 
     Raises:
         StoreError: the state directory cannot be created or written, the file is not
@@ -108,21 +111,29 @@ class Store:
         group_commit_delay: float = 0.05,
         max_db_bytes: int | None = None,
         recover: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.db_path = Path(db_path)
         self.runs_dir = Path(runs_dir) if runs_dir is not None else self.db_path.parent / "runs"
+        self.read_only = read_only
         self._clock = clock
-        _prepare_directory(self.db_path.parent)
-        conn = connect(self.db_path, max_db_bytes=max_db_bytes)
-        try:
-            ensure_schema(conn, self.db_path)
-        except BaseException:
-            conn.close()
-            raise
-        self._writer = GroupCommitWriter(
-            conn, self.db_path, statements=dict(STATEMENTS), order=PHASES, values=VALUES_ROWS,
-            setup=SETUP, build=build_group, buffer=TransitionRows(self.runs_dir), delay=group_commit_delay,
-        )
+        self._writer: GroupCommitWriter | _NoWriter
+        if read_only:
+            connect_read_only(self.db_path).close()  # the checks, now rather than at the first read
+            self._writer = _NoWriter(self.db_path)
+            recover = False
+        else:
+            _prepare_directory(self.db_path.parent)
+            conn = connect(self.db_path, max_db_bytes=max_db_bytes)
+            try:
+                ensure_schema(conn, self.db_path)
+            except BaseException:
+                conn.close()
+                raise
+            self._writer = GroupCommitWriter(
+                conn, self.db_path, statements=dict(STATEMENTS), order=PHASES, values=VALUES_ROWS,
+                setup=SETUP, build=build_group, buffer=TransitionRows(self.runs_dir), delay=group_commit_delay,
+            )
         self._record = self._writer.record  # bound once: record_transition is the hot path
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -141,6 +152,23 @@ class Store:
         """
         settings = settings or load_settings()
         return cls(settings.db_path, runs_dir=settings.runs_dir, **options)
+
+    @classmethod
+    def open_for_reading(cls, settings: Settings | None = None, **options: Any) -> Store:
+        """Open the store of ``settings`` for a caller that only reads: as :meth:`open`
+        does, or read-only (``store.read_only``) when this process may not write there
+        but the database exists (another user's state directory, a read-only mount).
+
+        Raises:
+            StoreError: as for the constructor.
+        """
+        settings = settings or load_settings()
+        try:
+            return cls.open(settings, **options)
+        except StoreError as exc:
+            if exc.error_code != "STORE_READ_ONLY" or not settings.db_path.is_file():
+                raise
+        return cls(settings.db_path, runs_dir=settings.runs_dir, read_only=True)
 
     def __enter__(self) -> Store:
         return self
@@ -345,7 +373,7 @@ class Store:
             raise StoreError(f"the run store {self.db_path} is closed; open it again")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.db_path)
+            conn = connect_read_only(self.db_path) if self.read_only else connect(self.db_path)
             conn.execute("PRAGMA query_only = ON")
             self._local.conn = conn
             with self._readers_lock:
@@ -840,6 +868,31 @@ def _remove_log_dir(runs_dir: Path, run_id: str) -> None:
     except StoreError:  # an id that could never have had a log directory
         return
     shutil.rmtree(directory, ignore_errors=True)
+
+
+class _NoWriter:
+    """The writer of a store opened read-only: nothing to commit, and every write refused."""
+
+    commits = 0
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    @property
+    def failures(self) -> list[StoreError]:
+        return []
+
+    def _refuse(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise StoreError(f"the run store {self._path} is open read-only (its directory may not be written here); "
+                         "run this as a user who may write to it", error_code="STORE_READ_ONLY")
+
+    submit = record = call = _refuse
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        return None
 
 
 def _prepare_directory(directory: Path) -> None:

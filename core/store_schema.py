@@ -39,6 +39,7 @@ __all__ = [
     "SCHEMA_V1",
     "BUSY_TIMEOUT_MS",
     "connect",
+    "connect_read_only",
     "schema_version",
     "ensure_schema",
     "describe_error",
@@ -327,6 +328,58 @@ def _check_features(conn: sqlite3.Connection) -> None:
     except sqlite3.OperationalError:
         raise StoreError(f"this Python's SQLite {sqlite3.sqlite_version} has no JSON functions, which orchtui "
                          "needs; use a Python built with SQLite 3.38 or newer") from None
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Return a connection that only reads ``path``, for a store this process cannot write.
+
+    SQLite reads a WAL database read-only when its ``-wal`` and ``-shm`` files exist (a
+    writer has it open) or may be created. When neither holds (a read-only directory
+    that no writer has open), it is opened as immutable: with no WAL file there are no
+    commits outside the main file to miss, and no process can start writing in a
+    directory nobody may write to.
+
+    Raises:
+        StoreError: the file is missing or unreadable, not an orchtui database of this
+            schema version (an older one must be upgraded by a process that may write).
+    """
+    from urllib.parse import quote
+
+    if not path.is_file():
+        raise StoreError(f"no run store at {path}; nothing has been recorded there", error_code="STORE_NOT_FOUND",
+                         details={"path": str(path)})
+    target = quote(str(path.resolve()))
+    conn: sqlite3.Connection | None = None
+    try:
+        for query in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(f"file:{target}?{query}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            try:
+                version = schema_version(conn)  # the first read opens the file for real
+                break
+            except sqlite3.OperationalError:
+                conn.close()
+                conn = None
+                if query != "mode=ro" or Path(f"{path}-wal").exists():
+                    raise
+        assert conn is not None
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        raise describe_error(exc, path, "read the run store") from None
+    try:
+        _check_not_newer(version, path)
+        if version != CURRENT_VERSION:
+            raise StoreError(
+                f"{path} has schema {version}, which this orchtui upgrades to {CURRENT_VERSION} only when it may "
+                "write there; run any orchtui command once as a user who may write to its directory",
+                error_code="STORE_READ_ONLY", details={"path": str(path), "schema": version})
+    except StoreError:
+        conn.close()
+        raise
+    return conn
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,15 +55,20 @@ def orchtui_cmd() -> list[str]:
     return [sys.executable, "-m", "orchtui"]
 
 
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A directory nobody may write to: chmod, or the immutable flag when we are root."""
-    directory = tmp_path / "ro"
-    directory.mkdir()
+@contextmanager
+def made_read_only(directory: Path) -> Iterator[Path]:
+    """Make ``directory`` one nobody may add files to (chmod, or the immutable flag when
+    we are root, whom permissions do not bind), and restore it after.
+
+    Skips the test when that cannot be done.
+    """
     if os.geteuid() != 0:
+        mode = directory.stat().st_mode
         directory.chmod(0o555)
-        yield directory
-        directory.chmod(0o755)
+        try:
+            yield directory
+        finally:
+            directory.chmod(mode)
         return
     chattr = shutil.which("chattr")
     if chattr is None or subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode != 0:
@@ -71,3 +77,18 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
         yield directory
     finally:
         subprocess.run([chattr, "-i", str(directory)], check=True)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty directory nobody may write to (:func:`made_read_only`)."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    with made_read_only(directory):
+        yield directory
+
+
+@pytest.fixture
+def read_only() -> Callable[[Path], AbstractContextManager[Path]]:
+    """:func:`made_read_only`, for a test that makes a directory it filled read-only."""
+    return made_read_only

@@ -168,6 +168,44 @@ def test_two_resumes_of_one_run_at_once_run_its_steps_once(cli_env: dict[str, st
     assert len(shown["resumed_by"]) == 1
 
 
+def test_runs_show_and_logs_read_a_state_dir_that_may_not_be_written(
+        history: Path, cli_env: dict[str, str], tmp_path: Path, read_only) -> None:
+    with read_only(history):
+        runs = cli(["runs", "--json"], cli_env, tmp_path)
+        assert runs.returncode == 0, runs.stderr
+        assert {r["run_id"] for r in json.loads(runs.stdout)} == {"run-aaa111", "run-aaa222", "run-bbb333"}
+        assert "may not be written here" in runs.stderr
+        shown = cli(["show", "run-aaa111", "--json"], cli_env, tmp_path)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "completed"
+        logs = cli(["logs", "run-aaa111", "load", "--tail", "1"], cli_env, tmp_path)
+        assert logs.returncode == 0 and logs.stdout == "load line 4\n"
+        pruned = cli(["prune", "--older-than", "0s"], cli_env, tmp_path)
+        assert pruned.returncode == 1 and "is not writable" in pruned.stderr and "Traceback" not in pruned.stderr
+
+
+_DIE_RUNNING = """
+import os, sys
+from pathlib import Path
+from core.models import Workflow, WorkflowStep
+from core.store import Store
+store = Store(Path(sys.argv[1]))
+store.create_run("run-orphan", Workflow(name="w", steps=[WorkflowStep(name="s")]))
+store.flush()
+os._exit(0)  # dies with its run "running"
+"""
+
+
+def test_logs_follow_of_a_dead_run_in_a_state_dir_that_may_not_be_written_ends(
+        isolated_state: Path, cli_env: dict[str, str], tmp_path: Path, read_only) -> None:
+    died = subprocess.run([sys.executable, "-c", _DIE_RUNNING, str(isolated_state / "orchtui.db")],
+                          env=cli_env, capture_output=True, text=True, timeout=60)
+    assert died.returncode == 0, died.stderr
+    with read_only(isolated_state):
+        follow = cli(["logs", "run-orphan", "-f"], cli_env, tmp_path)
+    assert follow.returncode == 0 and "Traceback" not in follow.stderr
+    assert "ended, and the run cannot be marked interrupted" in follow.stderr
+
+
 def test_parse_age_units() -> None:
     from orchtui.cli.store_cmds import parse_age
 

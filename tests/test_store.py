@@ -6,6 +6,8 @@ Real SQLite files under tmp_path, real subprocesses for other processes.
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import os
 import sqlite3
 import subprocess
@@ -794,6 +796,66 @@ def test_a_state_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("oops")
     with pytest.raises(StoreError, match="exists but is not a directory"):
         Store(tmp_path / "state" / "orchtui.db")
+
+
+def test_a_store_in_a_directory_that_may_not_be_written_opens_for_reading(tmp_path: Path, read_only) -> None:
+    settings = load_settings(cwd=tmp_path)
+    with Store.open(settings) as store:
+        store.create_run("run-kept", make_workflow())
+        store.finish_run("run-kept", WorkflowStatus.COMPLETED)
+    with read_only(settings.state_dir), Store.open_for_reading(settings) as store:
+        assert store.read_only
+        run = store.get_run("run-kept")
+        assert run is not None and run.status is WorkflowStatus.COMPLETED
+        with pytest.raises(StoreError, match="is open read-only") as caught:
+            store.create_run("run-new", make_workflow())
+        assert caught.value.error_code == "STORE_READ_ONLY"
+        assert store.flush()  # nothing was queued
+
+
+def test_open_for_reading_a_read_only_directory_with_no_store_is_the_usual_error(
+        read_only_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHTUI_DIR", str(read_only_dir))
+    settings = load_settings()
+    with pytest.raises(StoreError, match="is not writable") as caught:
+        Store.open_for_reading(settings)
+    assert caught.value.error_code == "STORE_READ_ONLY"
+
+
+_READ_RUNS = """
+from core.config import load_settings
+from core.store import Store
+with Store.open_for_reading(load_settings()) as store:
+    print(store.read_only, [(r.run_id, r.status.value) for r in store.list_runs()])
+"""
+
+
+def test_a_reader_that_may_not_write_sees_the_runs_of_a_live_writer(tmp_path: Path) -> None:
+    # Another user reading a service's state directory while it runs: the database
+    # has a WAL file that holds the newest commits, which the reader must see.
+    settings = load_settings(cwd=tmp_path)
+    state = settings.state_dir
+    env = dict(os.environ, ORCHTUI_DIR=str(state), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    with Store.open(settings) as writer:
+        writer.create_run("run-live", make_workflow())
+        writer.flush()
+        assert Path(f"{settings.db_path}-wal").exists()
+        if os.geteuid() == 0:  # root: the directory belongs to someone else, and the reader drops root's powers
+            capsh = shutil.which("capsh")
+            if capsh is None:
+                pytest.skip("running as root without capsh: cannot read as a user who may not write")
+            os.chown(state, 12345, 12345)
+            script = shlex.join([sys.executable, "-c", _READ_RUNS])
+            argv = [capsh, "--drop=cap_dac_override,cap_dac_read_search,cap_fowner", "--", "-c", script]
+        else:
+            state.chmod(0o555)
+            argv = [sys.executable, "-c", _READ_RUNS]
+        try:
+            out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        finally:
+            os.chown(state, os.geteuid(), os.getegid()) if os.geteuid() == 0 else state.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True [('run-live', 'running')]"
 
 
 def test_a_read_only_state_dir_is_a_clear_error(read_only_dir: Path) -> None:

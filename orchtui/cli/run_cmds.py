@@ -273,7 +273,7 @@ def _store_runs(limit: int = 20) -> list[dict[str, Any]] | None:
     from core.store import Store
 
     try:
-        with Store.open(settings, recover=False) as store:
+        with Store.open_for_reading(settings, recover=False) as store:
             views = store.run_views(limit=limit)
     except OrchestrationError:
         return None

@@ -66,8 +66,14 @@ def parse_age(text: str) -> float:
 
 
 @contextmanager
-def _store() -> Iterator[Store]:
-    with Store.open(load_settings()) as store:
+def _store(*, reading: bool = False) -> Iterator[Store]:
+    """The run store here. A command that only reads (``reading``) also reads a store
+    that this process may not write, and says what that leaves out."""
+    settings = load_settings()
+    with (Store.open_for_reading(settings) if reading else Store.open(settings)) as store:
+        if store.read_only:
+            click.echo(f"note: {settings.state_dir} may not be written here, so runs whose process ended are "
+                       "not marked interrupted; showing the runs as recorded", err=True)
         yield store
 
 
@@ -106,7 +112,7 @@ def _console() -> Console:
 @handle_errors
 def runs_cmd(workflow: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List recorded runs, newest first, from every process."""
-    with _store() as store:
+    with _store(reading=True) as store:
         runs = store.list_runs(workflow=workflow, status=status, limit=limit)
     if as_json:
         emit_json([_run_summary(r) for r in runs])
@@ -147,7 +153,7 @@ def show_cmd(run_id: str, with_history: bool, as_json: bool) -> None:
 
     RUN is a run id or its first characters.
     """
-    with _store() as store:
+    with _store(reading=True) as store:
         run = store.get_run(store.resolve_run_id(run_id))
         assert run is not None  # resolve_run_id found it in the same store
         resumed_by = store.resumed_by(run.run_id)
@@ -218,23 +224,32 @@ class _OwnerCheck:
         self._owner = (run.owner_pid, run.owner_started_at) if run.host == host() else None
         self._every = every
         self._last = time.monotonic()  # opening the store just recovered what it could
+        self._abandoned = False
 
-    def __call__(self) -> None:
+    def __call__(self) -> bool:
+        """Check (at most once a second); True once the owner is gone and the run could not
+        be marked, so the follow must end by itself: the store will never say the run ended."""
         now = time.monotonic()
         if self._owner is None or now - self._last < self._every:
-            return
+            return self._abandoned
         self._last = now
         if not process_alive(*self._owner):
+            pid = self._owner[0]
             self._owner = None  # once is enough
             try:
                 self._store.recover_interrupted()
-            except StoreError as exc:  # the follow goes on; it ends with the run, if ever
-                click.echo(f"warning: cannot mark run state: {exc.message}", err=True)
+            except StoreError as exc:
+                click.echo(f"warning: the process of this run (pid {pid}) ended, and the run cannot be marked "
+                           f"interrupted: {exc.message}", err=True)
+                self._abandoned = True
+        return self._abandoned
 
 
 def _attempt_over(store: Store, run_id: str, step: str, attempt: int, check_owner: _OwnerCheck) -> bool:
-    """True once attempt ``attempt`` of ``step`` ended, or the step or run ended without it."""
-    check_owner()
+    """True once attempt ``attempt`` of ``step`` ended, or the step or run ended without it
+    (or its process did, and nobody can record that)."""
+    if check_owner():
+        return True
     for record in store.get_attempts(run_id, step):
         if record.attempt == attempt:
             return record.status is not TaskStatus.RUNNING
@@ -255,7 +270,8 @@ def _latest_attempt(store: Store, run_id: str, step: str) -> int:
 def _next_attempt(store: Store, run_id: str, step: str, after: int, check_owner: _OwnerCheck) -> int | None:
     """Wait for an attempt of ``step`` numbered above ``after``; None if none will come."""
     while True:
-        check_owner()
+        if check_owner():
+            return None
         later = [a.attempt for a in store.get_attempts(run_id, step) if a.attempt > after]
         if later:
             return min(later)
@@ -296,7 +312,7 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
     With -f, follows a live step as it writes, also one run by another process, until
     it ends; without STEP, follows the run's steps one after another.
     """
-    with _store() as store:
+    with _store(reading=True) as store:
         run_id = store.resolve_run_id(run_id)
         run = store.get_run(run_id)
         assert run is not None
