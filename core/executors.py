@@ -467,7 +467,10 @@ def _start_forkserver_deaf_to_group_signals() -> None:
     so it outlives the signal and the run is cancelled cleanly (orchtui.cli.foreground).
     The server still ends with this process: it exits when the pipe from it closes. Its
     children set handlers of their own (:func:`_run_in_child`), so what they exec
-    starts with the default actions. Off the main thread,
+    starts with the default actions. The fork server is one per process: other
+    forkserver processes this process starts (a library user's own pool, say) inherit
+    the ignored signals too, so ``Process.terminate`` does not stop them; they need a
+    SIGTERM handler of their own. Off the main thread,
     where no handler can be set, the server starts on first use as before.
     """
     if threading.current_thread() is not threading.main_thread():

@@ -89,25 +89,28 @@ class StoreRecorder:
         with self._lock:
             self._resumes[run_id] = (parent_run_id, dict(preset_outputs))
 
-    def claim(self, run_id: str, workflow: Workflow, params: dict[str, Any], session_id: str | None = None) -> None:
+    def claim(self, run_id: str, workflow: Workflow, params: dict[str, Any], session_id: str | None = None, *,
+              timeout: float = 60.0) -> None:
         """Record run ``run_id`` now, before it starts, unless its id is taken or (for
         a resume) its parent was resumed by another run meanwhile; see ``Store.claim_run``.
 
         Its ``run_started`` then writes nothing. Unlike the observer methods, this raises:
-        it is how a run that must not start learns so.
+        it is how a run that must not start learns so. Waits up to ``timeout`` seconds
+        for the store's write lock; a claim that timed out is never written.
 
         Raises:
             StoreError: RUN_ID_TAKEN, RUN_ALREADY_RESUMED, or the store cannot be written.
         """
         with self._lock:
             parent, preset = self._resumes.pop(run_id, (None, None))
-        self.store.claim_run(run_id, workflow, params, session_id, parent_run_id=parent, preset_outputs=preset)
+        self.store.claim_run(run_id, workflow, params, session_id, parent_run_id=parent, preset_outputs=preset,
+                             timeout=timeout)
         with self._lock:
             self._claimed.add(run_id)
 
     def start_run(self, manager: WorkflowManager, workflow: Workflow, params: Mapping[str, Any] | None, *,
                   run_id: str, session_id: str | None = None,
-                  preset_outputs: Mapping[str, Any] | None = None) -> RunHandle:
+                  preset_outputs: Mapping[str, Any] | None = None, claim_timeout: float = 60.0) -> RunHandle:
         """Claim ``run_id`` (see :meth:`claim`), then start ``workflow`` under it on ``manager``.
 
         Nothing runs when the claim fails. A start that ``manager`` refuses after the
@@ -118,7 +121,7 @@ class StoreRecorder:
             OrchestrationError: what ``WorkflowManager.start_workflow`` raises.
         """
         merged = resolve_params(workflow, params)
-        self.claim(run_id, workflow, merged, session_id)
+        self.claim(run_id, workflow, merged, session_id, timeout=claim_timeout)
         try:
             return manager.start_workflow(workflow, merged, run_id=run_id, session_id=session_id,
                                           preset_outputs=preset_outputs)

@@ -252,6 +252,7 @@ class Store:
         *,
         parent_run_id: str | None = None,
         preset_outputs: dict[str, Any] | None = None,
+        timeout: float = 60.0,
     ) -> None:
         """Create run ``run_id`` like :meth:`create_run`, but only if nobody has, and wait for it.
 
@@ -264,9 +265,13 @@ class Store:
         that was not recorded leaves logs but no run row, and the new run would write
         into them).
 
+        A claim that cannot get the write lock within ``timeout`` seconds is dropped, not
+        written later.
+
         Raises:
             StoreError: the id is taken (RUN_ID_TAKEN), ``parent_run_id`` was already
-                resumed (RUN_ALREADY_RESUMED), the id is not valid, or the write failed.
+                resumed (RUN_ALREADY_RESUMED), the id is not valid, or the write failed
+                or timed out (nothing written).
         """
         new_run = self._new_run(run_id, workflow, params, session_id, WorkflowStatus.RUNNING,
                                 parent_run_id, preset_outputs)
@@ -286,7 +291,7 @@ class Store:
                     conn.executemany(statement, rows[key])
             touched.add(run_id)
 
-        self._writer.call(write)
+        self._writer.call(write, timeout)
 
     def _new_run(self, run_id: str, workflow: Workflow, params: dict[str, Any] | None, session_id: str | None,
                  status: WorkflowStatus | str, parent_run_id: str | None,

@@ -117,14 +117,24 @@ class Call:
     """A write that runs arbitrary SQL and hands its result back to a waiting caller.
 
     ``fn(conn, touched)`` runs inside the group's transaction (in its own savepoint);
-    it adds the ids of runs it changed to ``touched``.
+    it adds the ids of runs it changed to ``touched``. A caller that gave up waiting
+    cancels ``future``; until the writer holds the write lock and starts ``fn``, that
+    keeps ``fn`` from ever running, so a write the caller reported as not done is not
+    done later behind its back.
     """
 
-    __slots__ = ("fn", "future")
+    __slots__ = ("fn", "future", "live")
 
     def __init__(self, fn: Callable[[sqlite3.Connection, set[str]], Any]) -> None:
         self.fn = fn
         self.future: Future[Any] = Future()
+        self.live: bool | None = None  # None until the writer decides: run it, or it was cancelled
+
+    def start(self) -> bool:
+        """Return whether ``fn`` is to run: True unless the caller cancelled first (decided once)."""
+        if self.live is None:
+            self.live = self.future.set_running_or_notify_cancel()
+        return self.live
 
 
 class GroupCommitWriter:
@@ -247,7 +257,13 @@ class GroupCommitWriter:
         try:
             return item.future.result(timeout)
         except TimeoutError:
-            raise StoreError(f"the run store {self._path} did not commit within {timeout} s; retry") from None
+            if item.future.cancel():
+                raise StoreError(f"the run store {self._path} could not be written within {timeout:g} s (another "
+                                 "process holds its lock?), so nothing was written; retry") from None
+            return item.future.result()  # it runs now, inside a transaction that holds the lock
+        except BaseException:  # Ctrl-C while waiting: not written later, if it can still be stopped
+            item.future.cancel()
+            raise
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every write queued so far is committed.
@@ -400,13 +416,16 @@ class GroupCommitWriter:
                 if writes or any(buffered[1].values()):  # a call's own failure reaches its caller alone
                     self._fail(error)
                 for call in calls:
-                    call.future.set_exception(error)
+                    if not call.future.done():
+                        call.future.set_exception(error)
                 return
         self.commits += 1
         self._uncheckpointed += 1
         self.writes += len(writes) + len(calls) + sum(len(rows) // self._values[key]
                                                       for key, rows in buffered[1].items())
         for call, outcome in zip(calls, results, strict=True):
+            if not call.live:
+                continue  # cancelled before it ran
             if isinstance(outcome, BaseException):
                 call.future.set_exception(outcome)
             else:
@@ -434,7 +453,9 @@ class GroupCommitWriter:
             conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
             touched = self._write_each(writes, buffered)
-        results = [self._savepoint(lambda c=call: c.fn(conn, touched)) for call in calls]
+        # Decided here, with the write lock held: a call cancelled while the lock was
+        # busy never runs (see ``Call``).
+        results = [self._savepoint(lambda c=call: c.fn(conn, touched)) if call.start() else None for call in calls]
         self._stamp(touched)
         conn.execute("COMMIT")
         return results

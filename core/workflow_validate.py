@@ -470,7 +470,8 @@ class _Checker:
                 message = requirement_problem(step.resources)
                 if message:
                     self.add(f"step {step.name!r} cannot run here: {message}", self.loc.value(raw, "resources"),
-                             f"{path}.resources", "declare it in the resource config, or run where it exists")
+                             f"{path}.resources", "declare it in the resource config, or run where it exists "
+                             "(`validate --anywhere` skips this check)")
 
 
 _STEP_SPEC = {f.name: f for f in STEP_FIELDS}

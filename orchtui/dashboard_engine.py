@@ -56,6 +56,7 @@ LOG_TAIL_LINES = 20  # lines of log in the details view
 RUN_MODES = ("process", "inline")
 _CATALOG_CHECK = 2.0  # seconds between looks at the workflows directory and projects
 _QUEUE_HEADS = 3  # next tasks shown per lane when several processes are merged
+_CLAIM_WAIT = 2.0  # seconds a resume started here waits for the store's write lock (on the UI thread)
 
 
 def merge_snapshots(parts: list[OrchestratorSnapshot], version: int) -> OrchestratorSnapshot:
@@ -520,7 +521,10 @@ class DashboardEngine:
         new_run = new_id("run")
         self.recorder.expect_resume(new_run, run_id, preset)
         # Claimed in the store first: a resume of the same run elsewhere meanwhile stops this one.
-        return self.recorder.start_run(self.manager, workflow, params, preset_outputs=preset, run_id=new_run).run_id
+        # This runs on the UI thread, so it waits for the write lock (a few ms, as a rule)
+        # at most _CLAIM_WAIT seconds, then asks the user to retry.
+        return self.recorder.start_run(self.manager, workflow, params, preset_outputs=preset, run_id=new_run,
+                                       claim_timeout=_CLAIM_WAIT).run_id
 
     def write_mermaid(self, workflow: Workflow, run: RunView | None) -> Path:
         """Write ``workflow``'s Mermaid graph (with ``run``'s statuses as classes) and return the file.

@@ -206,3 +206,5 @@ def test_validate_checks_resource_requirements_against_the_resources_here(tmp_pa
     assert f"{workflow}:6:16: step 'train' cannot run here: unknown resource 'gpu'" in without.stdout
     declared = run_cli("validate", str(workflow), env=module_env | {"ORCHTUI_RESOURCE_CONFIG": str(config)})
     assert declared.returncode == 0 and "ok (gpu, 1 steps)" in declared.stdout
+    elsewhere = run_cli("validate", "--anywhere", str(workflow), env=module_env | {"ORCHTUI_RESOURCE_CONFIG": str(empty)})
+    assert elsewhere.returncode == 0 and "ok (gpu, 1 steps)" in elsewhere.stdout

@@ -335,6 +335,21 @@ def test_claim_run_refuses_a_taken_id_and_leaves_that_run_intact(store: Store) -
     store.flush()  # raises a kept failure: a refused claim is its caller's error alone, never a failed write for later
 
 
+def test_a_claim_that_times_out_on_a_held_lock_is_never_written(store: Store) -> None:
+    holder = sqlite3.connect(store.db_path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, for longer than the claim waits
+    try:
+        with pytest.raises(StoreError, match="nothing was written"):
+            store.claim_run("run-late", make_workflow(), timeout=0.3)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.flush()  # the writer got the lock: had the claim stayed queued, it would land now
+    assert store.get_run("run-late") is None
+    store.claim_run("run-late", make_workflow())  # the id is still free
+    assert store.get_run("run-late") is not None
+
+
 def test_claim_run_refuses_a_second_resume_of_one_run(store: Store) -> None:
     store.create_run("run-parent", make_workflow())
     store.finish_run("run-parent", WorkflowStatus.FAILED, "boom")

@@ -32,7 +32,8 @@ class _JsonAwareGroup(click.Group):
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             emit_json({"success": False, "error": exc.format_message(), "error_type": type(exc).__name__,
-                       "error_code": "USAGE_ERROR", "details": {}, "suggestions": []})
+                       "error_code": "USAGE_ERROR" if isinstance(exc, click.UsageError) else "COMMAND_ERROR",
+                       "details": {}, "suggestions": []})
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("Aborted!", err=True)

@@ -78,16 +78,22 @@ def _resources_here() -> Any:
 
 @click.command("validate", context_settings=CONTEXT_SETTINGS)
 @click.argument("files", nargs=-1, required=True, type=_FILE)
+@click.option("--anywhere", is_flag=True,
+              help="Skip the check of steps' resource requirements against this machine's resources "
+                   "(for files meant for another machine, say in CI).")
 @json_option
 @handle_errors
-def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
+def validate_cmd(files: tuple[Path, ...], anywhere: bool, as_json: bool) -> None:
     """Check workflow FILES and print every problem found.
 
-    Each problem is printed as FILE:LINE:COL: message; hint. Exit code 0 when every
-    file is valid, 1 when any is not.
+    Each problem is printed as FILE:LINE:COL: message; hint. Resource requirements
+    are checked against this machine's resources (and resource config), as a run here
+    would check them; --anywhere skips that. Exit code 0 when every file is valid, 1
+    when any is not.
     """
     entries: list[dict[str, Any]] = []
-    requirement_problem = _resources_here()
+    workflows_given = any(path.name != RESOURCE_CONFIG_NAME for path in files)
+    requirement_problem = _resources_here() if workflows_given and not anywhere else None
     for path in files:
         if path.name == RESOURCE_CONFIG_NAME:  # a workflows directory's pools and locks
             entries.append(_resource_config_entry(path, as_json))
