@@ -33,6 +33,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import load_settings
 from .errors import ResourceAllocationError
 from .machine import detect_machine_resources, system_load
+from .machine_locks import RECHECK_SECONDS, MachineLocks
 from .models import Resource, ResourceAllocation, ResourceLimits, ResourceType, ResourceUsage, new_id
 from .resource_config import choice_hint, default_unit, is_number, load_resource_config, prepare_resource
 from .resource_pool import ResourcePool
@@ -62,7 +63,9 @@ class ResourceManager:
     clock : Clock
         Time source for expiry and timeouts; tests pass a ``ManualClock``.
     state_dir : Path, optional
-        Directory whose file system the ``disk`` resource measures (default: the state dir).
+        Directory whose file system the ``disk`` resource measures (default: the state
+        dir). A ``lock`` resource is also held across every process that shares it
+        (:mod:`core.machine_locks`); without a state dir, within this process only.
 
     Raises
     ------
@@ -93,6 +96,8 @@ class ResourceManager:
             settings = load_settings()
             config_path = config_path if config_path is not None else settings.resource_config
             state_dir = state_dir if state_dir is not None else settings.state_dir
+        self._machine_locks = MachineLocks(Path(state_dir) / "locks") if state_dir is not None else None
+        self._recheck: threading.Timer | None = None
         if detect:
             for resource in detect_machine_resources(Path(state_dir) if state_dir is not None else None):
                 self.add_resource(resource)
@@ -448,6 +453,8 @@ class ResourceManager:
                 return pool.usage_dict()
         with self._cond:
             resources = {ident: pool.usage_dict() for ident, pool in self._pools.items()}
+            idle_locks = [ident for ident, pool in self._pools.items()
+                          if pool.resource.type is ResourceType.LOCK and not pool.holders]
             totals = {
                 "timestamp": self._clock.time(),
                 "total_resources": len(self._pools),
@@ -455,6 +462,10 @@ class ResourceManager:
                 "users": len(self._by_user),
                 "waiting": self._waiting,
             }
+        if self._machine_locks is not None:
+            for ident in idle_locks:
+                if self._machine_locks.held_elsewhere(ident):
+                    _show_held_elsewhere(resources[ident])
         return {**totals, "resources": resources, "system": system_load()}
 
     def monitor_resources(self, interval: float = 1.0, stop_event: threading.Event | None = None) -> Iterator[dict[str, Any]]:
@@ -544,7 +555,7 @@ class ResourceManager:
         duration: float | None,
         events: list[tuple[str, ResourceAllocation]],
     ) -> list[ResourceAllocation] | None:
-        if not self._fits_locked(requester, needs):
+        if not self._fits_locked(requester, needs) or not self._take_machine_locks(needs):
             return None
         now, wall = self._clock.monotonic(), self._clock.time()
         granted: list[ResourceAllocation] = []
@@ -587,7 +598,46 @@ class ResourceManager:
         pool = self._pools.get(allocation.resource_id)
         if pool is not None:
             pool.give_back(allocation.requester_id, allocation.amount)
+            if pool.resource.type is ResourceType.LOCK and not pool.holders and self._machine_locks is not None:
+                self._machine_locks.release(allocation.resource_id)
         return allocation
+
+    def _take_machine_locks(self, needs: list[Need]) -> bool:
+        """Take the machine-wide side of each lock in ``needs`` that this process does not
+        hold yet; False (having taken none) when another process holds one."""
+        locks = self._machine_locks
+        if locks is None:
+            return True
+        taken: list[str] = []
+        for _, ident, _ in needs:
+            pool = self._pools[ident]
+            if pool.resource.type is not ResourceType.LOCK or pool.holders or ident in taken:
+                continue  # not a lock, or this process holds it already
+            if not locks.try_acquire(ident):
+                for each in taken:
+                    locks.release(each)
+                self._arm_recheck()
+                return False
+            taken.append(ident)
+        return True
+
+    def _arm_recheck(self) -> None:
+        """Try again soon: no process is told when another one drops a lock."""
+        if self._recheck is not None and self._recheck.is_alive():
+            return
+        timer = threading.Timer(RECHECK_SECONDS, _call_if_alive, args=(weakref.WeakMethod(self._recheck_locks),))
+        timer.daemon = True
+        self._recheck = timer
+        timer.start()
+
+    def _recheck_locks(self) -> None:
+        """Wake every waiter and the dispatcher, as a release here would."""
+        self._wake_waiters()
+        for callback in self._release_listeners:
+            try:
+                callback()
+            except Exception:  # a listener's bug must not stop the others
+                log.exception("resource release listener failed")
 
     def _reclaim_locked(self, events: list[tuple[str, ResourceAllocation]]) -> None:
         if not self._expiry_heap:
@@ -625,6 +675,14 @@ class ResourceManager:
                     callback()
                 except Exception:  # a listener's bug must not break release
                     log.exception("resource release listener failed")
+
+
+def _show_held_elsewhere(usage: dict[str, Any]) -> None:
+    """Report a lock that another process holds as fully used, and say so."""
+    usage["current"] = dict(usage["capacity"])
+    usage["available"] = dict.fromkeys(usage["capacity"], 0.0)
+    usage["utilization"] = dict.fromkeys(usage["capacity"], 100.0)
+    usage["held_by_another_process"] = True
 
 
 def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:

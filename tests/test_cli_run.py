@@ -291,6 +291,24 @@ def test_a_run_id_an_unrecorded_run_left_logs_under_is_refused(
     assert (tmp_path / "trace.txt").read_text() == "ran\n"
 
 
+def test_runs_in_separate_processes_hold_a_lock_resource_in_turn(tmp_path: Path, cli_env: dict[str, str],
+                                                                 orchtui_cmd: list[str]):
+    # A deploy lock must keep out the cron job and the dashboard's runs: other processes.
+    trace = shlex.quote(str(tmp_path / "trace.txt"))
+    command = f"echo start $(date +%s.%N) >> {trace}; sleep 0.3; echo end $(date +%s.%N) >> {trace}"
+    config = write(tmp_path / "resources.yaml", "resources:\n  - {id: deploy_lock, type: lock}\n")
+    wf = write(tmp_path / "deploy.yaml", "name: deploy\nsteps:\n  - name: ship\n    module: shell\n"
+               f"    action: run\n    parameters: {{command: {json.dumps(command)}}}\n"
+               "    resources: {deploy_lock: {}}\n")
+    env = cli_env | {"ORCHTUI_RESOURCE_CONFIG": str(config)}
+    procs = [subprocess.Popen([*orchtui_cmd, "run", str(wf), "--json"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outcomes = [(proc.wait(WAIT), proc.communicate()) for proc in procs]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    events = sorted((float(at), kind) for kind, at in (line.split() for line in (tmp_path / "trace.txt").read_text().splitlines()))
+    assert [kind for _, kind in events] == ["start", "end"] * 3  # never two holders at once
+
+
 def test_a_usage_error_with_json_is_a_json_error_on_stdout(cli_env: dict[str, str], orchtui_cmd: list[str]):
     out = run_cli(orchtui_cmd, cli_env, "runs", "--json", "--status", "bogus")
     assert out.returncode == 2 and out.stderr == ""
