@@ -18,6 +18,7 @@ from typing import Any
 
 from .actions import ActionContext, ActionError, ActionRegistry, StepCancelled, StepTimeout
 from .process_tree import run_process
+from .step_output import printed_to
 
 __all__ = ["register_builtins", "shell_run", "python_call", "builtin_noop", "builtin_sleep", "builtin_echo", "builtin_fail"]
 
@@ -173,7 +174,8 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
 
 
 def python_call(ctx: ActionContext, params: dict[str, Any]) -> Any:
-    """Call ``target`` with ``args``/``kwargs`` (and ``ctx=`` if it takes one); output is its return value."""
+    """Call ``target`` with ``args``/``kwargs`` (and ``ctx=`` if it takes one); output is its return
+    value, and what it prints goes to the step's log (:mod:`core.step_output`)."""
     fn = _resolve_target(params.get("target"))
     args = params.get("args", [])
     kwargs = params.get("kwargs", {})
@@ -186,7 +188,8 @@ def python_call(ctx: ActionContext, params: dict[str, Any]) -> Any:
         if "ctx" in kwargs:
             raise ActionError("python.call: 'ctx' is reserved for the action context; rename that keyword argument")
         kwargs["ctx"] = ctx
-    return fn(*args, **kwargs)
+    with printed_to(ctx.log):  # its prints belong in its log, not in orchtui's output
+        return fn(*args, **kwargs)
 
 
 def builtin_noop(ctx: ActionContext, params: dict[str, Any]) -> Any:

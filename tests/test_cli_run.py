@@ -309,6 +309,22 @@ def test_runs_in_separate_processes_hold_a_lock_resource_in_turn(tmp_path: Path,
     assert [kind for _, kind in events] == ["start", "end"] * 3  # never two holders at once
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_what_a_python_step_prints_goes_to_its_log_not_into_run_json(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str], executor: str):
+    write(tmp_path / "talker.py", "import sys\ndef talk(n):\n    print('hello', n)\n"
+          "    print('warning', n, file=sys.stderr)\n    return n * 2\n")
+    wf = write(tmp_path / "talk.yaml", "name: talk\nsteps:\n  - name: say\n    module: python\n    action: call\n"
+               "    parameters: {target: 'talker:talk', args: [21]}\n")
+    env = cli_env | {"PYTHONPATH": f"{tmp_path}{os.pathsep}{cli_env['PYTHONPATH']}"}
+    done = run_cli(orchtui_cmd, env, "run", str(wf), "--json", "--executor", executor)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # nothing the step printed got in between
+    assert result["results"] == {"say": 42}
+    logs = run_cli(orchtui_cmd, env, "logs", result["run_id"], "say")
+    assert logs.stdout == "hello 21\nwarning 21\n"
+
+
 def test_a_usage_error_with_json_is_a_json_error_on_stdout(cli_env: dict[str, str], orchtui_cmd: list[str]):
     out = run_cli(orchtui_cmd, cli_env, "runs", "--json", "--status", "bogus")
     assert out.returncode == 2 and out.stderr == ""
