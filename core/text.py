@@ -8,10 +8,14 @@ timestamps the same way, so a script parses one format.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-__all__ = ["closest", "did_you_mean", "plural", "iso_utc", "format_duration"]
+__all__ = ["closest", "did_you_mean", "plural", "iso_utc", "format_duration", "terminal_safe"]
+
+# C0 controls but newline and tab, DEL, and the C1 controls (0x9b starts a sequence too).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def closest(word: object, choices: Iterable[object]) -> str | None:
@@ -67,3 +71,13 @@ def format_duration(seconds: float | None, *, tenths_below: float = 60.0, unknow
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def terminal_safe(text: str) -> str:
+    """Return ``text`` with its control characters shown as ``\\xNN``, newlines and tabs kept.
+
+    For what a step wrote (its output, its error) shown in orchtui's own tables and
+    messages: an escape sequence there would clear the reader's screen, move the cursor
+    or retitle the terminal. ``orchtui logs`` prints a log as it is, as ``cat`` would.
+    """
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.models import TaskStatus, WorkflowExecution, WorkflowStatus
-from core.text import format_duration
+from core.text import format_duration, terminal_safe
 from core.workflow_run import RunHandle, StepProgress
 
 from .widgets.status import task_glyph, task_style
@@ -46,9 +46,10 @@ def _glyph(status: TaskStatus, unicode: bool) -> Text:
 
 
 def _note(step: StepProgress, now: float) -> str:
+    error = terminal_safe(step.error)  # the step's own words: no escape sequence reaches the terminal
     if step.retry_at is not None and step.status == TaskStatus.PENDING:
-        return f"retry in {format_seconds(max(0.0, step.retry_at - now))}: {step.error}".rstrip(": ")
-    return step.error
+        return f"retry in {format_seconds(max(0.0, step.retry_at - now))}: {error}".rstrip(": ")
+    return error
 
 
 def summary_table(execution: WorkflowExecution, steps: list[StepProgress], *, unicode: bool = True) -> Table:

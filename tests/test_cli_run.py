@@ -325,6 +325,21 @@ def test_what_a_python_step_prints_goes_to_its_log_not_into_run_json(
     assert logs.stdout == "hello 21\nwarning 21\n"
 
 
+def test_escape_sequences_a_step_prints_never_reach_the_terminal_from_run_or_show(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    command = "printf 'out\\033]0;pwned\\007\\n'; printf 'bad\\033[2J\\n' >&2; exit 3"
+    wf = write(tmp_path / "esc.yaml", "name: esc\nsteps:\n  - name: noisy\n    module: shell\n    action: run\n"
+               f"    parameters: {{command: {json.dumps(command)}}}\n")
+    ran = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--run-id", "run-esc")
+    assert ran.returncode == 1 and "bad\\x1b[2J" in ran.stdout
+    shown = run_cli(orchtui_cmd, cli_env, "show", "run-esc")
+    assert shown.returncode == 0 and "bad\\x1b[2J" in shown.stdout
+    for output in (ran.stdout, ran.stderr, shown.stdout, shown.stderr):
+        assert "\x1b" not in output and "\x07" not in output
+    logs = run_cli(orchtui_cmd, cli_env, "logs", "run-esc", "noisy")
+    assert "\x1b]0;pwned\x07" in logs.stdout  # the log itself is printed as written, as cat would
+
+
 def test_a_usage_error_with_json_is_a_json_error_on_stdout(cli_env: dict[str, str], orchtui_cmd: list[str]):
     out = run_cli(orchtui_cmd, cli_env, "runs", "--json", "--status", "bogus")
     assert out.returncode == 2 and out.stderr == ""

@@ -46,3 +46,10 @@ def test_iso_utc():
 )
 def test_format_duration(seconds, kwargs, expected):
     assert format_duration(seconds, **kwargs) == expected
+
+
+def test_terminal_safe_shows_control_characters_and_keeps_newlines_and_tabs() -> None:
+    from core.text import terminal_safe
+
+    assert terminal_safe("a\x1b[2Jb\x07\tc\nd\x9b1m\x7f") == "a\\x1b[2Jb\\x07\tc\nd\\x9b1m\\x7f"
+    assert terminal_safe("plain ünïcode ✓") == "plain ünïcode ✓"

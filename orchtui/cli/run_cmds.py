@@ -18,6 +18,7 @@ from rich.console import Console
 from core.config import Settings, load_settings
 from core.errors import OrchestrationError, StoreError, WorkflowNotFoundError, WorkflowValidationError
 from core.models import Workflow, WorkflowExecution, WorkflowStatus
+from core.text import terminal_safe
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
 from .foreground import Interrupts, final_execution, follow_run
@@ -217,7 +218,7 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
         + (f", skipped: {', '.join(execution.skipped_steps)}" if execution.skipped_steps else ""),
         style=style, highlight=False)
     if execution.error:
-        console.print(f"error: {execution.error}", style="red", highlight=False, markup=False)
+        console.print(f"error: {terminal_safe(execution.error)}", style="red", highlight=False, markup=False)
     if log_dir:
         console.print(f"logs: {log_dir}", style="dim", highlight=False)
     sys.exit(code)

@@ -32,7 +32,7 @@ from core.process_tree import process_alive
 from core.store import Store
 from core.store_records import RunRecord
 from core.store_recovery import host
-from core.text import format_duration
+from core.text import format_duration, terminal_safe
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
 from .foreground import Interrupts, final_execution, follow_run
@@ -91,7 +91,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else value
+    text = terminal_safe(repr(value) if not isinstance(value, str) else value)
     text = text.replace("\n", "\\n")
     return text if len(text) <= _OUTPUT_WIDTH else text[: _OUTPUT_WIDTH - 1] + "…"
 
@@ -176,7 +176,7 @@ def show_cmd(run_id: str, with_history: bool, as_json: bool) -> None:
     for child in resumed_by:
         console.print(f"resumed as run {child}")
     if run.error:
-        console.print(f"error: {escape(run.error)}", style="red")
+        console.print(f"error: {escape(terminal_safe(run.error))}", style="red")
     table = Table(box=None, pad_edge=False)
     for column in ("step", "status", "try", "time", "exit", "error / output"):
         table.add_column(column, no_wrap=column != "error / output", overflow="fold")
@@ -411,7 +411,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     console.print(f"{execution.workflow_name}: {execution.status.value} — run {new_run}",
                   style=_STATUS_STYLE.get(execution.status, ""))
     if execution.error:
-        console.print(f"error: {execution.error}", style="red", markup=False)
+        console.print(f"error: {terminal_safe(execution.error)}", style="red", markup=False)
     sys.exit(code)
 
 
