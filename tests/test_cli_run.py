@@ -340,6 +340,37 @@ def test_escape_sequences_a_step_prints_never_reach_the_terminal_from_run_or_sho
     assert "\x1b]0;pwned\x07" in logs.stdout  # the log itself is printed as written, as cat would
 
 
+def _read_one_line_and_leave(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``argv`` as ``argv | head -1`` would: read one line, close the pipe, wait."""
+    proc = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    code = proc.wait(WAIT)
+    return code, proc.stderr.read()
+
+
+def test_a_run_whose_reader_leaves_goes_on_to_its_end_and_exits_with_its_code(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "loud.yaml", "name: loud\nsteps:\n  - name: count\n    module: shell\n    action: run\n"
+               "    parameters: {command: 'seq 1 100000; sleep 0.5'}\n"
+               "  - name: after\n    module: builtin\n    action: echo\n    dependencies: [count]\n"
+               "    parameters: {message: done}\n")
+    code, err = _read_one_line_and_leave([*orchtui_cmd, "run", str(wf), "--run-id", "run-headed"], cli_env)
+    assert code == 0 and err == ""
+    shown = json.loads(run_cli(orchtui_cmd, cli_env, "show", "run-headed", "--json").stdout)
+    assert shown["status"] == "completed"
+
+
+def test_show_whose_reader_leaves_exits_quietly_as_a_pipe_closed_command_does(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    steps = "".join(f"  - name: s{i}\n    module: builtin\n    action: noop\n" for i in range(2000))
+    wf = write(tmp_path / "many.yaml", "name: many\nsteps:\n" + steps)
+    assert run_cli(orchtui_cmd, cli_env, "run", str(wf), "--run-id", "run-many", "--json").returncode == 0
+    code, err = _read_one_line_and_leave([*orchtui_cmd, "show", "run-many"], cli_env)
+    assert code == 141 and err == ""
+
+
 def test_a_usage_error_with_json_is_a_json_error_on_stdout(cli_env: dict[str, str], orchtui_cmd: list[str]):
     out = run_cli(orchtui_cmd, cli_env, "runs", "--json", "--status", "bogus")
     assert out.returncode == 2 and out.stderr == ""

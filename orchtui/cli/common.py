@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from core.errors import OrchestrationError, error_dict
 
@@ -49,6 +50,41 @@ def os_error_message(exc: OSError, doing: str = "") -> str:
     return f"{where}{what}; check the path and its permissions"
 
 
+# What a shell reports for a command that SIGPIPE ended (128 + 13), as `git log | head` does.
+EXIT_READER_LEFT = 141
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader (``| head``) has closed it, so nothing
+    printed later (nor the interpreter's flush at exit) fails again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+class StdoutConsole(Console):
+    """A rich Console on stdout whose closed reader raises BrokenPipeError where it happened.
+
+    Rich's own answer to a closed pipe is ``SystemExit(1)`` from deep inside a print, which
+    would end ``orchtui run ... | head`` as a failure and cancel its run; the command decides.
+    """
+
+    def on_broken_pipe(self) -> None:
+        silence_stdout()
+        raise BrokenPipeError(32, "the reader of stdout closed it")
+
+
+def reader_left(code: int = EXIT_READER_LEFT) -> None:
+    """Exit quietly with ``code`` once whoever read stdout has closed it."""
+    silence_stdout()
+    sys.exit(code)
+
+
 def handle_errors(func: F) -> F:
     """Turn orchtui errors (and a few OS ones) into one clear line and exit code 1.
 
@@ -63,6 +99,8 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except OrchestrationError as exc:
             fail(exc.message, as_json=as_json, data=exc.to_error_dict())
+        except BrokenPipeError:  # `orchtui show RUN | head`: the reader has all it wanted
+            reader_left()
         except OSError as exc:
             fail(os_error_message(exc), as_json=as_json, data=error_dict(exc) | {"error": os_error_message(exc)})
         except ValueError as exc:

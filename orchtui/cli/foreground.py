@@ -24,6 +24,8 @@ from rich.console import Console
 from core.models import WorkflowExecution, WorkflowStatus
 from core.workflow_run import RunHandle
 
+from .common import silence_stdout
+
 __all__ = ["Interrupts", "follow_run", "final_execution"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -105,6 +107,9 @@ def follow_run(handle: RunHandle, interrupts: Interrupts, *, quiet: bool, consol
     except KeyboardInterrupt:  # the second signal: stop waiting (the caller kills what still runs)
         interrupted = True
         handle.cancel()
+    except BrokenPipeError:  # `orchtui run ... | head`: the reader left, the run goes on unseen
+        silence_stdout()
+        return follow_run(handle, interrupts, quiet=True, console=console, snapshot=snapshot)
     finally:
         interrupts.following = False
     return interrupted or interrupts.requested.is_set()

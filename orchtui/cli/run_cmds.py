@@ -20,7 +20,7 @@ from core.errors import OrchestrationError, StoreError, WorkflowNotFoundError, W
 from core.models import Workflow, WorkflowExecution, WorkflowStatus
 from core.text import terminal_safe
 
-from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, StdoutConsole, emit_json, handle_errors, json_option
 from .foreground import Interrupts, final_execution, follow_run
 
 __all__ = ["register"]
@@ -185,7 +185,7 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     if scheduler and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
     settings = load_settings()
-    console = Console(stderr=False, highlight=False)
+    console = StdoutConsole(highlight=False)
     try:
         workflow = _find_workflow(target, settings)
         values = coerce_cli_params(workflow, params)

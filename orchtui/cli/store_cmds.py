@@ -34,7 +34,7 @@ from core.store_records import RunRecord
 from core.store_recovery import host
 from core.text import format_duration, terminal_safe
 
-from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, emit_json, handle_errors, json_option
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, StdoutConsole, emit_json, handle_errors, json_option
 from .foreground import Interrupts, final_execution, follow_run
 
 __all__ = ["register", "parse_age"]
@@ -97,7 +97,7 @@ def _short(value: Any) -> str:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    return StdoutConsole(highlight=False, soft_wrap=False)
 
 
 # ----------------------------------------------------------------------- runs
@@ -382,7 +382,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     orchestrator = TaskOrchestrator(max_workers or settings.max_workers, resource_manager=resources)
     manager = WorkflowManager(settings=settings, orchestrator=orchestrator, resource_manager=resources,
                               observers=[recorder], autoload=False)
-    console = Console(highlight=False)
+    console = StdoutConsole(highlight=False)
     interrupted = False
     # The live file lets dashboards show this run's queues and cancel it from elsewhere.
     with Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
