@@ -223,18 +223,23 @@ def test_dask_backend_is_loaded_lazily_or_explained() -> None:
             create_backend("dask", 1)
 
 
+def _run_in_a_process_child(command: str) -> None:
+    """Run the shell ``command`` as a step in a ProcessBackend child, to its successful end."""
+    backend = ProcessBackend(1)
+    done = Results()
+    backend.submit(inv("shell", "run", command=command), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.success, result.error_message
+
+
 def test_steps_started_by_a_process_child_carry_the_owner_marker_of_the_parent(tmp_path: Path) -> None:
     # Crash recovery finds a dead owner's steps by this marker, so a step started inside
     # a process-executor child must name the orchtui process, not the child.
     from core.process_tree import OWNER_ENV, owner_marker, this_process
 
     out = tmp_path / "marker.txt"
-    backend = ProcessBackend(1)
-    done = Results()
-    backend.submit(inv("shell", "run", command=f"printenv {OWNER_ENV} > {out}"), done)
-    (result,) = done.wait()
-    backend.shutdown()
-    assert result.success, result.error_message
+    _run_in_a_process_child(f"printenv {OWNER_ENV} > {out}")
     assert out.read_text().strip() == owner_marker(*this_process())
 
 
@@ -244,12 +249,7 @@ def test_commands_a_process_child_runs_start_with_no_stop_signal_ignored(tmp_pat
     import signal
 
     out = tmp_path / "status.txt"
-    backend = ProcessBackend(1)
-    done = Results()
-    backend.submit(inv("shell", "run", command=f"grep SigIgn /proc/$$/status > {out}"), done)
-    (result,) = done.wait()
-    backend.shutdown()
-    assert result.success, result.error_message
+    _run_in_a_process_child(f"grep SigIgn /proc/$$/status > {out}")
     ignored = int(out.read_text().split()[1], 16)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         assert not ignored & (1 << (signum - 1)), f"{signum.name} is ignored"
