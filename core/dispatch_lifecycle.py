@@ -89,6 +89,7 @@ class Lifecycle:
                         params=run.params if run is not None else {},
                         outputs=self._outputs_for(entry, task.conditions),
                         statuses=self._statuses_for(entry),
+                        step_name=task.name,
                     )
                     if not ok:
                         self._deallocate(entry)

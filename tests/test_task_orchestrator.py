@@ -511,6 +511,16 @@ def test_unresolvable_reference_fails_that_step_only(orch_factory: Any) -> None:
     assert "'b'" in tasks[1].error and "a.output.missing" in tasks[1].error
 
 
+def test_a_condition_that_cannot_be_evaluated_names_its_step(orch_factory: Any) -> None:
+    orch, _ = orch_factory(2)
+    tasks = [noop("count", parameters={"output": "5"}),  # text, as a shell step's output is
+             noop("gate", dependencies=["count"], conditions={"when": "{{ count.output }} > 3"})]
+    orch.submit_run(RunSpec(run_id="r-cond"), tasks)
+    assert orch.wait_for_run("r-cond", WAIT)
+    assert tasks[1].status == TaskStatus.FAILED
+    assert tasks[1].error.startswith("step 'gate': cannot evaluate")
+
+
 def test_preset_steps_do_not_run_again(orch_factory: Any) -> None:
     orch, seen = orch_factory(2)
     tasks = [noop("done-before"), Task(name="next", module="builtin", action="echo", dependencies=["done-before"],
