@@ -22,6 +22,11 @@ Safety (DESIGN.md, security rules):
   workflow not created in this session cannot be replaced.
 * Path arguments are resolved and must lie inside the working directory; names are
   validated by the core (workflow, step, project, run ids).
+* Parameter values an agent gives to a workflow with steps that can touch files (any
+  module but ``builtin``), and the parameters of plugin steps it defines, may not name a
+  place outside the working directory, the run's project directory, or a directory the
+  operator allowed (:mod:`core.path_confinement`): a bundled ``rm -rf {{ params.dir }}``
+  must not become ``rm -rf /home``.
 * Runs go to the same store as every other face, so the dashboard shows them live.
 """
 
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +44,7 @@ from .errors import OrchestrationError, ResourceAllocationError, StoreError, err
 from .mcp_runs import ProgressCallback, jsonable
 from .mcp_schemas import TOOL_SPECS, ToolSpec, schema_problem
 from .models import ProjectStatus, Workflow, WorkflowStatus, new_id
+from .path_confinement import FILE_SAFE_MODULES, refused_path
 from .text import did_you_mean
 from .workflow_run import RunHandle
 
@@ -82,6 +88,8 @@ class OrchestrationMCPTools:
         Let workflows created over MCP use ``shell`` / ``python`` steps.
     workdir : Path or str, optional
         Path arguments must stay inside it (default: the working directory).
+    allowed_paths : iterable of Path or str
+        More directories that parameter values may name (``orchtui mcp --allow-path``).
     settings : Settings, optional
         Directories and limits (default: the engine's).
 
@@ -98,11 +106,13 @@ class OrchestrationMCPTools:
         allow_shell: bool = False,
         allow_python: bool = False,
         workdir: Path | str | None = None,
+        allowed_paths: Iterable[Path | str] = (),
         settings: Settings | None = None,
     ) -> None:
         self.allow_shell = allow_shell
         self.allow_python = allow_python
         self.workdir = Path(workdir if workdir is not None else Path.cwd()).resolve()
+        self.allowed_paths = tuple(Path(p).expanduser().resolve() for p in allowed_paths)
         self._closers: list[Callable[[], None]] = []  # what close() undoes, in reverse order
         if engine is None:
             if settings is None:
@@ -212,6 +222,59 @@ class OrchestrationMCPTools:
                 error_code="PATH_OUTSIDE_WORKDIR", details={"path": raw, "workdir": str(self.workdir)})
         return target
 
+    def _protected_dirs(self) -> list[Path]:
+        """Return the directories no parameter may name: the state directory and every workflows directory."""
+        dirs = [Path(self.settings.state_dir), Path(self.workflows.config_dir)]
+        dirs += [Path(project.path) / "workflows" for project in self.projects.list_projects(include_archived=True)]
+        return [directory.resolve() for directory in dirs]
+
+    def _confine(self, value: Mapping[str, Any], where: str, *, working_dir: Path | None) -> None:
+        """Refuse ``value`` (an agent's parameters) when a string in it names a place agents may not name.
+
+        Relative paths start where the run's steps start (``working_dir``, else this
+        process's working directory); a project's run may also name places in its project directory. The
+        state directory and the workflows directories are off limits everywhere.
+
+        Raises:
+            MCPToolError: ``PATH_OUTSIDE_WORKDIR`` or ``PATH_PROTECTED``, naming the value and where it leads.
+        """
+        base = (working_dir if working_dir is not None else Path.cwd()).resolve()
+        roots = list(dict.fromkeys((self.workdir, *([base] if working_dir is not None else []), *self.allowed_paths)))
+        protected = self._protected_dirs()
+        # The names of the parameters are not paths, only what is in them.
+        found = next((refusal for name, item in value.items()
+                      if (refusal := refused_path(item, base=base, roots=roots, protected=protected,
+                                                  where=f"{where}.{name}")) is not None), None)
+        if found is None:
+            return
+        details = {"parameter": found.where, "value": found.value, "resolved": str(found.resolved),
+                   "allowed": [str(root) for root in roots]}
+        if found.protected is not None:
+            raise MCPToolError(
+                f"{found.where} {found.value!r} leads into {found.protected}, which agents may not name "
+                f"(the run store or workflows the server runs as written); give another path",
+                error_code="PATH_PROTECTED", details={**details, "protected": str(found.protected)},
+                suggestions=["give a path outside the state and workflows directories"])
+        raise MCPToolError(
+            f"{found.where} {found.value!r} leads to {found.resolved}, outside the directories agents may name "
+            f"here ({', '.join(map(str, roots))}); give a path inside them, or ask the operator to start the "
+            f"server with --allow-path {found.resolved}",
+            error_code="PATH_OUTSIDE_WORKDIR", details=details,
+            suggestions=["give a path inside the working directory"])
+
+    def _confine_parameters(self, workflow: Workflow, params: Mapping[str, Any], *,
+                            working_dir: Path | None) -> None:
+        """Refuse an agent's ``params`` for ``workflow`` that name places outside the allowed roots.
+
+        Only workflows with a step that can touch files (not ``builtin``) are checked.
+
+        Raises:
+            MCPToolError: see :meth:`_confine`.
+        """
+        if all(step.module in FILE_SAFE_MODULES for step in workflow.steps):
+            return
+        self._confine(dict(params), "params", working_dir=working_dir)
+
     def _check_definition(self, workflow: Workflow) -> None:
         """Refuse a workflow from MCP that uses a module not allowed here, or an unknown action.
 
@@ -232,6 +295,13 @@ class OrchestrationMCPTools:
             step, problem = next(iter(problems.items()))
             raise MCPToolError(f"step {step!r} cannot run: {problem}", error_code="STEP_CANNOT_RUN",
                                details={"problems": problems})
+        # The agent wrote these values too. Shell and python steps are not checked: a
+        # server that allows them lets the agent run any command anyway.
+        for step in workflow.steps:
+            if step.module not in FILE_SAFE_MODULES and step.module not in _RESTRICTED_MODULES:
+                self._confine(step.parameters, f"steps.{step.name}.parameters", working_dir=None)
+        defaults = {name: param.default for name, param in workflow.params.items() if param.default is not None}
+        self._confine_parameters(workflow, defaults, working_dir=None)
 
     def _define(self, data: dict[str, Any]) -> Workflow:
         """Validate a workflow definition from MCP and register it for this session.
@@ -346,8 +416,10 @@ class OrchestrationMCPTools:
         Raises:
             WorkflowNotFoundError, ProjectManagementError: the workflow is not known.
             WorkflowValidationError: ``parameters`` do not fit the workflow.
+            MCPToolError: a parameter names a place outside the allowed directories.
         """
         workflow, working_dir = self._known_workflow(workflow_name, project)
+        self._confine_parameters(workflow, parameters or {}, working_dir=working_dir)
         return self._run(workflow, parameters or {}, working_dir=working_dir, wait=wait, wait_seconds=wait_seconds,
                          progress=progress)
 
@@ -448,7 +520,8 @@ class OrchestrationMCPTools:
         status = self.engine.get_system_status()
         status["recent_runs"] = [mcp_runs.run_summary(r) for r in self.store.list_runs(limit=5)]
         status["mcp"] = {"allow_shell": self.allow_shell, "allow_python": self.allow_python,
-                         "workdir": str(self.workdir), "workflows_dir": str(self.workflows.config_dir)}
+                         "workdir": str(self.workdir), "workflows_dir": str(self.workflows.config_dir),
+                         "allowed_paths": [str(path) for path in self.allowed_paths]}
         return {"success": True, **status}
 
     def get_health_status(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 from core.config import Settings, load_settings
 from core.mcp_schemas import TOOL_SPECS, schema_problem
 from core.mcp_tools import OrchestrationMCPTools
+from core.actions import registry
 from core.models import WorkflowStatus
 from core.store import Store
 
@@ -47,13 +48,21 @@ name: from_file_shell
 steps:
   - {name: say, module: shell, action: run, parameters: {command: "echo operator-approved"}}
 """
+TOUCH_FILE = """
+name: touch
+params:
+  target: {type: string, default: made}
+steps:
+  - {name: make, module: shell, action: run, parameters: {command: "touch {{ params.target }} && echo done"}}
+"""
 
 
 @pytest.fixture
 def settings(tmp_path: Path, isolated_state: Path) -> Settings:
     workflows = tmp_path / "workflows"
     workflows.mkdir()
-    for name, text in {"quick": QUICK, "slow": SLOW, "broken": BROKEN, "from_file_shell": SHELL_FILE}.items():
+    for name, text in {"quick": QUICK, "slow": SLOW, "broken": BROKEN, "from_file_shell": SHELL_FILE,
+                       "touch": TOUCH_FILE}.items():
         (workflows / f"{name}.yaml").write_text(text)
     return load_settings(cwd=tmp_path)
 
@@ -163,6 +172,72 @@ def test_execute_workflow_waits_reports_progress_and_records_the_run(
 def test_a_workflow_file_may_use_shell_steps_without_the_flag(tools: OrchestrationMCPTools) -> None:
     result = ok(tools.execute_tool("execute_workflow", {"workflow_name": "from_file_shell"}))
     assert result["results"]["say"] == "operator-approved"
+
+
+@pytest.mark.parametrize("target", ["../escaped", "{outside}/escaped", "sub/../../escaped"])
+def test_a_parameter_naming_a_path_outside_the_working_directory_is_refused(
+    tools: OrchestrationMCPTools, tmp_path: Path, target: str,
+) -> None:
+    outside = tmp_path.parent
+    refused = err(tools.execute_tool("execute_workflow", {
+        "workflow_name": "touch", "parameters": {"target": target.format(outside=outside)}}), "PATH_OUTSIDE_WORKDIR")
+    assert refused["details"]["parameter"] == "params.target" and "--allow-path" in refused["error"]
+    assert refused["details"]["value"] == target.format(outside=outside)
+    assert not (outside / "escaped").exists()
+    assert ok(tools.execute_tool("list_runs", {}))["runs"] == []  # nothing started
+
+
+@pytest.mark.parametrize("target", ["made-inside", "sub/../made-inside", "{workdir}/made-inside"])
+def test_a_parameter_naming_a_path_inside_the_working_directory_runs(
+    tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the server's runs start, as under `orchtui mcp`
+    (tmp_path / "sub").mkdir()
+    ok(tools.execute_tool("execute_workflow", {"workflow_name": "touch",
+                                               "parameters": {"target": target.format(workdir=tmp_path)}}))
+    assert (tmp_path / "made-inside").exists()
+
+
+def test_a_parameter_may_name_a_directory_the_operator_allowed(settings: Settings, tmp_path: Path) -> None:
+    shared = tmp_path.parent / f"{tmp_path.name}-shared"
+    shared.mkdir()
+    with OrchestrationMCPTools(settings=settings, workdir=tmp_path, allowed_paths=[shared]) as tools:
+        ok(tools.execute_tool("execute_workflow", {"workflow_name": "touch",
+                                                   "parameters": {"target": str(shared / "made")}}))
+    assert (shared / "made").exists()
+
+
+@pytest.mark.parametrize("inside", ["state", "workflows"])
+def test_a_parameter_may_not_name_the_state_or_workflows_directory(
+    tools: OrchestrationMCPTools, tmp_path: Path, inside: str,
+) -> None:
+    target = tmp_path / inside / "planted.yaml"
+    refused = err(tools.execute_tool("execute_workflow", {"workflow_name": "touch",
+                                                          "parameters": {"target": str(target)}}), "PATH_PROTECTED")
+    assert refused["details"]["protected"] == str((tmp_path / inside).resolve())
+    assert not target.exists()
+
+
+def test_parameters_of_builtin_only_workflows_are_not_read_as_paths(tools: OrchestrationMCPTools) -> None:
+    result = ok(tools.execute_tool("execute_workflow", {"workflow_name": "quick", "parameters": {"who": "/etc"}}))
+    assert result["results"]["hello"] == "hello /etc"
+
+
+def test_plugin_step_parameters_an_agent_writes_are_confined(
+    tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    registry.register("mcptest", "write", lambda ctx, params: params["path"], required=("path",))
+    try:
+        step = {"name": "w", "module": "mcptest", "action": "write", "parameters": {"path": "/etc/passwd"}}
+        refused = err(tools.execute_tool("execute_task", step), "PATH_OUTSIDE_WORKDIR")
+        assert refused["details"]["parameter"] == "steps.w.parameters.path"
+        defaults = {"name": "d", "steps": [{**step, "parameters": {"path": "{{ params.p }}"}}],
+                    "params": {"p": {"default": "/etc/passwd"}}}
+        err(tools.execute_tool("create_workflow", defaults), "PATH_OUTSIDE_WORKDIR")
+        ok(tools.execute_tool("execute_task", {**step, "parameters": {"path": "inside.txt"}}))
+    finally:
+        registry.unregister("mcptest", "write")
 
 
 def test_run_without_waiting_then_poll_status_and_logs(tools: OrchestrationMCPTools) -> None:
@@ -366,8 +441,8 @@ def test_system_and_health_status(tools: OrchestrationMCPTools, tmp_path: Path) 
     ok(tools.execute_tool("execute_workflow", {"workflow_name": "quick"}))
     status = ok(tools.execute_tool("get_system_status", {}))
     assert status["mcp"] == {"allow_shell": False, "allow_python": False, "workdir": str(tmp_path.resolve()),
-                             "workflows_dir": str(tmp_path / "workflows")}
-    assert status["workflow_manager"]["total_workflows"] == 4
+                             "workflows_dir": str(tmp_path / "workflows"), "allowed_paths": []}
+    assert status["workflow_manager"]["total_workflows"] == 5
     assert [r["workflow"] for r in status["recent_runs"]] == ["quick"]
     health = ok(tools.execute_tool("get_health_status", {}))
     assert health["status"] in ("healthy", "degraded") and "uptime_seconds" in health
