@@ -10,24 +10,34 @@ comparisons (``== != < <= > >= in not in``), unary ``-``/``+`` and ``+ - * / // 
 numbers. Anything else (calls, attributes, subscripts, lambdas, comprehensions,
 ``**``) is rejected, which is what makes it safe.
 
+Two conveniences for values that arrive as text:
+
+* A reference inside quotes (``'{{ params.mode }}' == 'fast'``) is spliced into the
+  string literal as text, after parsing, so it can never become code.
+* Text that reads as a number is compared as that number with a number: a shell step
+  prints ``5``, and ``{{ count.output }} > 3`` means what it says.
+
 ``when`` may also be a plain boolean.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import OrchestrationError
-from .templating import Reference, ReferenceResolver, reference_spans
+from .templating import Reference, ReferenceResolver, reference_spans, stringify
 
 __all__ = ["ConditionError", "evaluate_conditions", "condition_problems", "KNOWN_KEYS"]
 
 KNOWN_KEYS = ("when",)
 _MAX_LENGTH = 2000
 _PLACEHOLDER = "__orchtui_ref_{}__"
+_IN_STRING = re.compile(r"__orchtui_ref_\d+__")
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
@@ -112,6 +122,11 @@ class _Walker:
     def _visit_Constant(self, node: ast.Constant) -> Any:
         if node.value is not None and not isinstance(node.value, (str, int, float, bool)):
             raise ValueError(f"the literal {node.value!r} is not allowed")
+        if isinstance(node.value, str) and self.values is not None and "__orchtui_ref_" in node.value:
+            # A reference written inside quotes ('{{ params.mode }}' == 'fast'), as dagu and
+            # Airflow users write it: its value is spliced into the string literal as text.
+            return _IN_STRING.sub(lambda m: stringify(self.values[m[0]]) if m[0] in self.names else m[0],
+                                  node.value)
         return node.value
 
     def _visit_Name(self, node: ast.Name) -> Any:
@@ -170,11 +185,46 @@ class _Walker:
         rights = [self.visit(item) for item in node.comparators]
         if self.check_only():
             return None
-        for op, right in zip(ops, rights):
-            if not op(left, right):  # type: ignore[misc]
+        for kind, op, right in zip(node.ops, ops, rights):
+            if not isinstance(kind, (ast.In, ast.NotIn)):
+                left, right = _as_numbers(left, right)
+            try:
+                holds = op(left, right)  # type: ignore[misc]
+            except TypeError:
+                raise ValueError(f"{left!r} ({type(left).__name__}) and {right!r} ({type(right).__name__}) "
+                                 "cannot be ordered") from None
+            if not holds:
                 return False
             left = right
         return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_in(text: str) -> int | float | None:
+    """Return the number ``text`` spells (``" 5\n"``, ``"2.5"``), or None."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        pass
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _as_numbers(left: Any, right: Any) -> tuple[Any, Any]:
+    """Read a text side as a number when the other side is a number; otherwise leave both."""
+    if _is_number(left) and isinstance(right, str):
+        number = _number_in(right)
+        return left, right if number is None else number
+    if _is_number(right) and isinstance(left, str):
+        number = _number_in(left)
+        return left if number is None else number, right
+    return left, right
 
 
 def _require_number(value: Any) -> None:

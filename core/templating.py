@@ -29,7 +29,7 @@ import dataclasses
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .errors import OrchestrationError
@@ -41,6 +41,7 @@ __all__ = [
     "find_references",
     "referenced_steps",
     "reference_problems",
+    "reference_near_misses",
     "resolve_parameters",
     "resolve_value",
     "reference_spans",
@@ -160,6 +161,50 @@ def referenced_steps(parameters: Any) -> set[str]:
 def reference_problems(value: Any) -> list[str]:
     """Return one message per malformed reference in ``value`` (empty when all are fine)."""
     return [f"malformed reference {ref.text}: {ref.problem}" for ref in find_references(value) if ref.problem]
+
+
+_BRACED = re.compile(r"\{\{\s*(?P<body>[^{}]*?)\s*\}\}")
+_HEAD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def reference_near_misses(value: Any, step_names: Collection[str]) -> list[tuple[str, str]]:
+    """Return ``(text, hint)`` for each ``{{ ... }}`` in ``value`` meant as a reference that is none.
+
+    Such text is left as it is at run time, so ``echo {{ params }}`` prints braces. Only
+    braces that start with ``params`` or one of ``step_names`` count, so other template
+    languages' ``{{ name }}`` (Jinja, mustache) in a command stay allowed. Examples:
+    ``{{ params }}``, ``{{ build }}``, ``{{ params.env | upper }}``, ``{{ build.output + 1 }}``.
+    """
+    found: list[tuple[str, str]] = []
+    for text in _strings(value):
+        if "{{" not in text:
+            continue
+        for match in _BRACED.finditer(text):
+            if _CURLY.fullmatch(match[0]):
+                continue
+            body = match["body"]
+            head_match = _HEAD.match(body)
+            head = head_match[0] if head_match else ""
+            if head != "params" and head not in step_names:
+                continue
+            if "|" in body:
+                hint = f"filters are not supported; write {{{{ {body.partition('|')[0].strip()} }}}}"
+            elif body == head:
+                hint = "write {{ params.<name> }}" if head == "params" else f"write {{{{ {head}.output }}}}"
+            else:
+                hint = "only {{ step.output.key }} and {{ params.name }} are references; compare in 'conditions'"
+            found.append((match[0], hint))
+    return found
 
 
 def lookup(root: Any, path: tuple[str | int, ...]) -> Any:

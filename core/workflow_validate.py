@@ -431,6 +431,7 @@ class _Checker:
     def check_references(self, built: list[tuple[WorkflowStep, dict[Any, Any], str]], params: dict[str, WorkflowParam]) -> None:
         referenced_steps = _optional("core.templating", "referenced_steps")
         find_references = _optional("core.templating", "find_references")
+        near_misses = _optional("core.templating", "reference_near_misses")
         if referenced_steps is None:
             return
         deps_of = {step.name: step.dependencies for step, _, _ in built}
@@ -439,10 +440,17 @@ class _Checker:
                 value = getattr(step, key)
                 if not value:
                     continue
+                where, here = self.loc.value(raw, key), f"{path}.{key}"
+                for text, hint in near_misses(value, deps_of) if near_misses is not None else ():
+                    self.add(f"step {step.name!r} has {text!r}, which is not a reference and stays as written",
+                             where, here, hint)
                 for ref in find_references(value) if find_references is not None else ():
-                    where, here = self.loc.value(raw, key), f"{path}.{key}"
                     if getattr(ref, "problem", ""):
                         self.add(f"step {step.name!r} has a malformed reference {ref.text!r}", where, here, ref.problem)
+                    elif key == "parameters" and getattr(ref, "field", "") == "status":
+                        self.add(f"step {step.name!r} uses {ref.text!r} in its parameters; a step's status "
+                                 "exists only in conditions", where, here,
+                                 f"use {{{{ {ref.name}.output }}}}, or decide with `conditions: {{when: ...}}`")
                     elif ref.kind == "params" and ref.name not in params:
                         guess = closest(ref.name, params)
                         self.add(f"step {step.name!r} references unknown parameter {ref.name!r}", where, here,

@@ -11,7 +11,8 @@ from core.conditions import ConditionError, condition_problems, evaluate_conditi
 from core.models import TaskStatus
 from core.templating import UnresolvedReferenceError
 
-OUTPUTS: dict[str, Any] = {"test": {"passed": 10, "failed": 0, "tags": ["fast", "unit"]}, "check": "ok", "n": 7}
+OUTPUTS: dict[str, Any] = {"test": {"passed": 10, "failed": 0, "tags": ["fast", "unit"]}, "check": "ok", "n": 7,
+                           "printed": "12\n", "ratio": "0.5"}
 PARAMS: dict[str, Any] = {"env": "prod", "threshold": 5}
 STATUSES: dict[str, Any] = {"test": TaskStatus.COMPLETED, "lint": "failed"}
 
@@ -115,8 +116,35 @@ def test_valid_conditions_have_no_problems() -> None:
     assert condition_problems({}) == []
 
 
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("'{{ params.env }}' == 'prod'", True),
+    ('"{{ params.env }}" == "dev"', False),
+    ("'{{ params.env }}-{{ n.output }}' == 'prod-7'", True),
+    ("'{{ test.status }}' == 'completed'", True),
+])
+def test_a_reference_inside_quotes_is_spliced_into_the_string(expression: str, expected: bool) -> None:
+    assert when(expression)[0] is expected
+
+
+def test_a_quoted_value_is_never_read_as_code() -> None:
+    outputs = {"evil": "' or 1 == 1 or '"}
+    decided = evaluate_conditions({"when": "'{{ evil.output }}' == 'x'"}, params={}, outputs=outputs, statuses={})
+    assert decided[0] is False
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("{{ printed.output }} > 10", True),
+    ("{{ printed.output }} == 12", True),
+    ("{{ ratio.output }} < 1", True),
+    ("{{ check.output }} == 12", False),
+    ("12 in [{{ printed.output }}]", False),
+])
+def test_text_that_reads_as_a_number_compares_with_a_number(expression: str, expected: bool) -> None:
+    assert when(expression)[0] is expected
+
+
 def test_type_errors_during_evaluation_are_condition_errors() -> None:
-    with pytest.raises(ConditionError, match="cannot evaluate"):
+    with pytest.raises(ConditionError, match="cannot evaluate.*'ok' \\(str\\) and 3 \\(int\\) cannot be ordered"):
         when("{{ check.output }} > 3")
     with pytest.raises(ConditionError, match="arithmetic needs numbers"):
         when("{{ check.output }} + 1 == 2")

@@ -324,6 +324,35 @@ def test_references_must_be_upstream_and_known() -> None:
     assert only(problems, "unknown parameter 'rowz'").hint == "did you mean 'rows'?"
 
 
+NEAR_MISSES = (
+    "name: r\nparams: {env: prod}\nsteps:\n"
+    "  - {name: a, module: builtin, action: echo, parameters: {message: hi}}\n"
+    "  - name: b\n    module: builtin\n    action: echo\n    dependencies: [a]\n"
+    "    parameters: {message: '{message}'}\n"
+)
+
+
+@pytest.mark.parametrize(("written", "hint"), [
+    ("{{ params }}", "write {{ params.<name> }}"),
+    ("{{ a }}", "write {{ a.output }}"),
+    ("{{ params.env | upper }}", "filters are not supported; write {{ params.env }}"),
+    ("{{ a.output + 1 }}", "only {{ step.output.key }} and {{ params.name }} are references"),
+])
+def test_braces_meant_as_a_reference_that_are_none_are_located(written: str, hint: str) -> None:
+    problem = only(problems_of(NEAR_MISSES.replace("{message}", written)), "not a reference")
+    assert written in problem.message and problem.line == 9 and hint in problem.hint
+
+
+@pytest.mark.parametrize("written", ["{{ name }}", "{{ .Values.image }}", "{{ ghost }}", "{{ a.output }} {{ params.env }}"])
+def test_other_template_languages_braces_are_left_alone(written: str) -> None:
+    assert load_workflow(NEAR_MISSES.replace("{message}", written)).step_names == ["a", "b"]
+
+
+def test_a_step_status_in_parameters_is_located() -> None:
+    problem = only(problems_of(NEAR_MISSES.replace("{message}", "{{ a.status }}")), "status exists only in conditions")
+    assert problem.line == 9
+
+
 def test_unknown_action_is_reported() -> None:
     problem = only(problems_of("name: a\nsteps:\n  - {name: s, module: builtin, action: slep}\n"), "slep")
     assert "sleep" in problem.message and problem.line == 3
