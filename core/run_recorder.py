@@ -1,4 +1,4 @@
-"""Recording workflow runs into the store, and planning resumes from what was recorded.
+"""Recording workflow runs into the store.
 
 :class:`StoreRecorder` is the :class:`~core.interfaces.RunObserver` that the workflow
 manager tells about each run; it only enqueues writes, so the dispatcher thread that
@@ -6,20 +6,7 @@ calls it never waits for SQLite. Given a resource manager it also records each
 allocation and release, so a crash that kills the process leaves no allocation open
 in the store (the next store to open releases them).
 
-Resume semantics are at-least-once. A resume is a new run (its ``parent_run_id`` is the
-run it continues) that takes over the committed outputs of the steps that completed
-and runs everything else:
-
-* :func:`plan_resume`: failed, cancelled, interrupted, skipped and pending steps run
-  again, and so does every step downstream of one of them; the other completed steps
-  keep their committed outputs and do not run.
-* :func:`plan_rerun_from`: the named step and everything downstream of it run again;
-  the other completed steps keep their outputs.
-
-A step whose completion was committed is never run again by a resume (unless a step
-upstream of it runs again, which only ``continue_on_failure`` or ``--from`` allow). A
-step that finished but whose completion had not been committed when the process died
-(the last ~50 ms) runs again: design steps to tolerate that.
+Resumes are planned from what is recorded here by :mod:`core.resume_plan`.
 
 What is recorded of each step: every transition that changes what the step did, that
 is RUNNING (an attempt starts), PENDING after a failed attempt (a retry is scheduled)
@@ -32,24 +19,21 @@ large run. So a step the store shows as pending may already be queued for a work
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import OrchestrationError, StoreError
+from .errors import OrchestrationError
 from .models import ResourceAllocation, TaskStatus, TaskTransition, Workflow, WorkflowExecution, WorkflowStatus
-from .store import Store, already_resumed
-from .process_tree import process_alive
+from .store import Store
 from .workflow_params import resolve_params
 
 if TYPE_CHECKING:
     from .resource_manager import ResourceManager
     from .workflow_manager import RunHandle, WorkflowManager
-    from .store_records import RunRecord
 
-__all__ = ["StoreRecorder", "plan_resume", "plan_rerun_from"]
+__all__ = ["StoreRecorder"]
 
 _READY = TaskStatus.READY
 
@@ -183,84 +167,3 @@ class StoreRecorder:
                 self.store.record_release(allocation.id)
         except OrchestrationError as exc:
             log.error("allocation %s not recorded: %s", allocation.id, exc.message)
-
-
-def _resumable(store: Store, run_id: str) -> tuple[RunRecord, Workflow]:
-    """Return the run and its workflow snapshot, checking it may be resumed now.
-
-    Raises:
-        StoreError: no such run, it still runs in a live process, a later run already
-            resumed it, or its workflow snapshot cannot be read.
-    """
-    run = store.get_run(run_id)
-    if run is None:
-        raise StoreError(f"no run {run_id!r} in {store.db_path}; list runs with `orchtui runs`",
-                         error_code="RUN_NOT_FOUND")
-    if not run.status.is_terminal and process_alive(run.owner_pid, run.owner_started_at):
-        raise StoreError(f"run {run_id} is still running (pid {run.owner_pid} on {run.host}); "
-                         "wait for it to end or cancel it first", error_code="RUN_ACTIVE")
-    children = store.resumed_by(run_id)
-    if children:
-        raise already_resumed(run_id, children[0])
-    if run.definition is None:
-        raise StoreError(f"run {run_id} stored a workflow this orchtui cannot read; upgrade orchtui")
-    return run, run.definition
-
-
-def _downstream(workflow: Workflow, roots: Iterable[str]) -> set[str]:
-    """Return ``roots`` and every step that depends on one of them, directly or not."""
-    dependents: dict[str, list[str]] = {s.name: [] for s in workflow.steps}
-    for step in workflow.steps:
-        for dep in step.dependencies:
-            if dep in dependents:
-                dependents[dep].append(step.name)
-    found: set[str] = set()
-    stack = list(roots)
-    while stack:
-        name = stack.pop()
-        if name in found:
-            continue
-        found.add(name)
-        stack.extend(dependents.get(name, ()))
-    return found
-
-
-def plan_resume(store: Store, run_id: str) -> tuple[Workflow, dict[str, Any], dict[str, Any]]:
-    """Plan the resume of run ``run_id``: ``(workflow, params, preset_outputs)``.
-
-    ``preset_outputs`` holds the committed output of each completed step that need not
-    run again; every other step (failed, cancelled, interrupted, skipped, pending, and
-    anything downstream of those) runs. Pass the three to
-    ``WorkflowManager.start_workflow(workflow, params, preset_outputs=...)``.
-
-    Raises:
-        StoreError: the run is unknown, still running, already resumed, or completed.
-    """
-    run, workflow = _resumable(store, run_id)
-    if run.status is WorkflowStatus.COMPLETED:
-        raise StoreError(f"run {run_id} completed: nothing to resume; "
-                         f"`orchtui rerun {run_id} --from STEP` runs steps again", error_code="RUN_COMPLETED")
-    committed = store.committed_outputs(run_id)
-    again = _downstream(workflow, [s for s in workflow.step_names if s not in committed])
-    preset = {name: output for name, output in committed.items() if name not in again}
-    return workflow, dict(run.params), preset
-
-
-def plan_rerun_from(store: Store, run_id: str, step: str) -> tuple[Workflow, dict[str, Any], dict[str, Any]]:
-    """Plan running ``step`` of run ``run_id`` and everything downstream of it again.
-
-    Returns ``(workflow, params, preset_outputs)`` like :func:`plan_resume`; the other
-    completed steps keep their committed outputs.
-
-    Raises:
-        StoreError: the run is unknown, still running or already resumed, or it has no
-            step of that name.
-    """
-    run, workflow = _resumable(store, run_id)
-    if step not in workflow.step_names:
-        close = difflib.get_close_matches(step, workflow.step_names, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; its steps: {', '.join(workflow.step_names)}"
-        raise StoreError(f"run {run_id} has no step {step!r}{hint}", error_code="STEP_NOT_FOUND")
-    again = _downstream(workflow, [step])
-    preset = {name: output for name, output in store.committed_outputs(run_id).items() if name not in again}
-    return workflow, dict(run.params), preset

@@ -277,6 +277,10 @@ def workflow_json(workflow: Workflow) -> str:
     """
     data = dataclasses.replace(workflow, steps=[]).to_dict()
     del data["steps"]
+    source = data.get("source_path")
+    if source and not os.path.isabs(source) and os.path.isfile(source):
+        # `resume --reload` reads the file again, maybe from another directory.
+        data["source_path"] = os.path.abspath(source)
     steps: list[str] = []
     verbatim = _names_verbatim(workflow.steps)
     for step in workflow.steps:

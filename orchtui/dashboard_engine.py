@@ -35,7 +35,8 @@ from core.models import Project, ResourceUsage, TaskPriority, TaskStatus, Workfl
 from core.project_manager import ProjectManager
 from core.resource_manager import ResourceManager
 from core.run_launcher import launch_resume, launch_run, reap_children, runner_log_path
-from core.run_recorder import StoreRecorder, plan_resume
+from core.resume_plan import plan_resume
+from core.run_recorder import StoreRecorder
 from core.snapshot import OrchestratorSnapshot, RunView
 from core.store import Store
 from core.templating import resolve_parameters

@@ -278,6 +278,61 @@ def test_rerun_from_a_step(cli_env: dict[str, str], tmp_path: Path, isolated_sta
     assert len(shown["resumed_by"]) == 1
 
 
+FIXABLE = """name: fixable
+steps:
+  - {name: a, module: shell, action: run, parameters: {command: "echo a >> trace.txt"}}
+  - {name: b, module: shell, action: run, dependencies: [a], parameters: {command: "exit 3"}}
+"""
+
+
+def _failed_run(tmp_path: Path, cli_env: dict[str, str]) -> tuple[Path, str]:
+    """Run FIXABLE (b fails), then 'fix' b in the file; return the file and the run id."""
+    file = tmp_path / "fixable.yaml"
+    file.write_text(FIXABLE)
+    failed = cli(["run", "fixable.yaml", "--json"], cli_env, tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    file.write_text(FIXABLE.replace("exit 3", "echo b >> trace.txt"))
+    return file, json.loads(failed.stdout)["run_id"]
+
+
+@pytest.mark.slow
+def test_resume_runs_the_stored_definition_and_says_the_file_changed(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    file, run_id = _failed_run(tmp_path, cli_env)
+    resumed = cli(["resume", run_id], cli_env, tmp_path)
+    assert resumed.returncode == 1  # the stored b still exits 3
+    assert f"note: {file} changed since run {run_id} started (step 'b' changed)" in resumed.stderr
+    assert "--reload" in resumed.stderr
+
+
+@pytest.mark.slow
+def test_resume_with_reload_runs_the_fixed_file_and_keeps_completed_steps(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    file, run_id = _failed_run(tmp_path, cli_env)
+    file.write_text(file.read_text() + "  - {name: c, module: builtin, action: echo, dependencies: [b], "
+                    "parameters: {message: added}}\n")
+    resumed = cli(["resume", run_id, "--reload", "--json"], cli_env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["definition"] == "file" and result["reused_steps"] == ["a"]
+    assert result["results"]["c"] == "added" and "note:" not in resumed.stderr
+    assert (tmp_path / "trace.txt").read_text().split() == ["a", "b"]  # a ran once
+
+
+@pytest.mark.slow
+def test_resume_reload_of_a_file_that_no_longer_validates_is_a_located_error(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    file, run_id = _failed_run(tmp_path, cli_env)
+    file.write_text(file.read_text().replace("dependencies: [a]", "dependencies: [ghost]"))
+    resumed = cli(["resume", run_id, "--reload"], cli_env, tmp_path)
+    assert resumed.returncode == 1 and "fixable.yaml:4:" in resumed.stderr and "ghost" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert json.loads(cli(["show", run_id, "--json"], cli_env, tmp_path).stdout)["resumed_by"] == []
+
+
 def _first_recorded_run(state: Path) -> str:
     """Wait until a run is recorded in the store under ``state`` (by another process); return its id."""
     deadline = time.monotonic() + 60

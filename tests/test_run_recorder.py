@@ -16,7 +16,8 @@ from core.config import load_settings
 from core.errors import OrchestrationError, StoreError
 from core.models import TaskStatus, Workflow, WorkflowExecution, WorkflowStatus, WorkflowStep
 from core.resource_manager import ResourceManager
-from core.run_recorder import StoreRecorder, plan_rerun_from, plan_resume
+from core.resume_plan import plan_rerun_from, plan_resume
+from core.run_recorder import StoreRecorder
 from core.store import Store
 from core.task_orchestrator import TaskOrchestrator
 from core.workflow_manager import WorkflowManager

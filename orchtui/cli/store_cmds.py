@@ -359,22 +359,33 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
 
 
 def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | None, as_json: bool,
-           new_run_id: str | None = None) -> None:
-    """Run the resume (or rerun) of ``run_id`` in this process and exit with run's codes."""
+           new_run_id: str | None = None, reload: bool = False) -> None:
+    """Run the resume (or rerun) of ``run_id`` in this process and exit with run's codes.
+
+    With ``reload`` the workflow file's current definition runs instead of the stored one;
+    without it, a file that changed since is mentioned on stderr.
+    """
     from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
-    from core.run_recorder import StoreRecorder, plan_rerun_from, plan_resume
+    from core.resume_plan import current_definition, file_changes, plan_rerun_from, plan_resume
+    from core.run_recorder import StoreRecorder
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
 
     from ..progress import summary_table
 
     settings = load_settings()
-    if from_step is None:
-        workflow, params, preset = plan_resume(store, run_id)
-    else:
-        workflow, params, preset = plan_rerun_from(store, run_id, from_step)
     parent = store.get_run(run_id)
+    definition = current_definition(parent) if reload and parent is not None else None
+    if from_step is None:
+        workflow, params, preset = plan_resume(store, run_id, definition=definition)
+    else:
+        workflow, params, preset = plan_rerun_from(store, run_id, from_step, definition=definition)
+    changed = file_changes(parent) if parent is not None and not reload else None
+    if changed is not None:
+        file, changes = changed
+        click.echo(f"note: {terminal_safe(str(file))} changed since run {run_id} started ({'; '.join(changes)}); "
+                   "running the definition stored with the run (--reload runs the file)", err=True)
     new_run = new_run_id or new_id("run")
     resources = ResourceManager()
     recorder = StoreRecorder(store, resource_manager=resources)
@@ -404,7 +415,8 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     execution = final_execution(handle)
     code = EXIT_OK if execution.success else (interrupts.exit_code if interrupted else EXIT_FAILED)
     if as_json:
-        emit_json(execution.to_dict() | {"resumed_from": run_id, "reused_steps": sorted(preset)})
+        emit_json(execution.to_dict() | {"resumed_from": run_id, "reused_steps": sorted(preset),
+                                          "definition": "file" if reload else "stored"})
         sys.exit(code)
     console.print(summary_table(execution, handle.step_progress(),
                                 unicode=(console.encoding or "").lower().startswith("utf")))
@@ -416,27 +428,35 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
 
 
 _NEW_RUN_ID_HELP = "The id to give the new run (default: a new one)."
+_reload_option = click.option(
+    "--reload", is_flag=True,
+    help="Run the workflow file as it is now instead of the definition stored with the run "
+         "(steps it adds run; completed steps keep their outputs).")
 
 
 @click.command("resume", context_settings=CONTEXT_SETTINGS)
 @click.argument("run_id", metavar="RUN")
 @click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
 @click.option("--run-id", "new_run_id", default=None, metavar="ID", help=_NEW_RUN_ID_HELP)
+@_reload_option
 @json_option
 @handle_errors
-def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, as_json: bool) -> None:
+def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, reload: bool, as_json: bool) -> None:
     """Finish a failed, cancelled or interrupted run.
 
     Steps whose completion was recorded keep their outputs and do not run again; the
     failed, cancelled, interrupted, skipped and unfinished steps run, with everything
     downstream of them. The resume is a new run that names RUN as its parent.
 
+    It runs the workflow as stored with RUN; after fixing the workflow file, --reload
+    runs the file instead (a note says when the file changed).
+
     \b
     Exit codes: 0 completed, 1 failed or not resumable, 130 cancelled with Ctrl-C,
     143 by SIGTERM, 129 by SIGHUP.
     """
     with _store() as store:
-        _start(store, store.resolve_run_id(run_id), None, max_workers, as_json, new_run_id)
+        _start(store, store.resolve_run_id(run_id), None, max_workers, as_json, new_run_id, reload)
 
 
 @click.command("rerun", context_settings=CONTEXT_SETTINGS)
@@ -444,9 +464,11 @@ def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, as_
 @click.option("--from", "from_step", required=True, metavar="STEP", help="The first step to run again.")
 @click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
 @click.option("--run-id", "new_run_id", default=None, metavar="ID", help=_NEW_RUN_ID_HELP)
+@_reload_option
 @json_option
 @handle_errors
-def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, new_run_id: str | None, as_json: bool) -> None:
+def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, new_run_id: str | None, reload: bool,
+              as_json: bool) -> None:
     """Run STEP of RUN and everything downstream of it again, reusing the other outputs.
 
     \b
@@ -454,7 +476,7 @@ def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, new_run_id: 
     143 by SIGTERM, 129 by SIGHUP.
     """
     with _store() as store:
-        _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json, new_run_id)
+        _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json, new_run_id, reload)
 
 
 # ---------------------------------------------------------------------- prune
