@@ -104,6 +104,9 @@ class Lifecycle:
                         outputs=self._outputs_for(entry, task.parameters),
                         step_name=task.name,
                     )
+                    refusal = run.guard(task.name, task.module, params) if run is not None and run.guard else None
+                    if refusal:
+                        raise OrchestrationError(f"step {task.name!r} may not run: {refusal}")
             except OrchestrationError as exc:
                 self._deallocate(entry)
                 self._leave_lane_slot(entry)

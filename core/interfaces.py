@@ -13,9 +13,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from .models import Invocation, TaskResult, TaskTransition, Workflow, WorkflowExecution
 
-__all__ = ["ExecutorBackend", "BackendHandle", "RunObserver", "DoneCallback"]
+__all__ = ["ExecutorBackend", "BackendHandle", "RunObserver", "DoneCallback", "ParameterGuard"]
 
 DoneCallback = Callable[[TaskResult], None]
+# (step name, module, resolved parameters) -> why the step may not run with them, or None.
+ParameterGuard = Callable[[str, str, dict[str, Any]], "str | None"]
 
 
 class BackendHandle(Protocol):

@@ -44,7 +44,8 @@ from .errors import OrchestrationError, ResourceAllocationError, StoreError, err
 from .mcp_runs import ProgressCallback, jsonable
 from .mcp_schemas import TOOL_SPECS, ToolSpec, schema_problem
 from .models import ProjectStatus, Workflow, WorkflowStatus, new_id
-from .path_confinement import FILE_SAFE_MODULES, refused_path
+from .interfaces import ParameterGuard
+from .path_confinement import FILE_SAFE_MODULES, PathRefusal, file_reaching_params, refused_path
 from .text import did_you_mean
 from .workflow_run import RunHandle
 
@@ -212,15 +213,14 @@ class OrchestrationMCPTools:
         """Return ``raw`` resolved, after checking it lies strictly inside the working directory.
 
         Raises:
-            MCPToolError: it resolves to the working directory itself or outside it.
+            MCPToolError: it resolves to the working directory itself, outside it, or into
+                (or around) the state or a workflows directory.
         """
-        chosen = Path(raw).expanduser()
-        target = (chosen if chosen.is_absolute() else self.workdir / chosen).resolve()
-        if target == self.workdir or not target.is_relative_to(self.workdir):
-            raise MCPToolError(
-                f"{what} {raw!r} is outside the server's working directory {self.workdir}; give a path inside it",
-                error_code="PATH_OUTSIDE_WORKDIR", details={"path": raw, "workdir": str(self.workdir)})
-        return target
+        roots = [self.workdir]
+        found = refused_path(raw, base=self.workdir, roots=roots, protected=self._protected_dirs(), where=what)
+        if found is not None:
+            raise self._refusal_error(found, roots, widenable=False)
+        return (self.workdir / Path(raw).expanduser()).resolve()
 
     def _protected_dirs(self) -> list[Path]:
         """Return the directories no parameter may name: the state directory and every workflows directory."""
@@ -228,52 +228,81 @@ class OrchestrationMCPTools:
         dirs += [Path(project.path) / "workflows" for project in self.projects.list_projects(include_archived=True)]
         return [directory.resolve() for directory in dirs]
 
+    def _confinement(self, working_dir: Path | None) -> tuple[Path, list[Path], list[Path]]:
+        """Return ``(base, roots, protected)`` for a run in ``working_dir`` (None: this process's).
+
+        Relative paths start where the run's steps start; a project's run may also name
+        places in its project directory.
+        """
+        base = (working_dir if working_dir is not None else Path.cwd()).resolve()
+        roots = list(dict.fromkeys((self.workdir, *([base] if working_dir is not None else []), *self.allowed_paths)))
+        return base, roots, self._protected_dirs()
+
+    @staticmethod
+    def _refusal_error(found: PathRefusal, roots: list[Path], *, widenable: bool = True) -> MCPToolError:
+        """The error for ``found``; ``widenable`` when ``--allow-path`` would admit the place."""
+        message = found.sentence()
+        outside = found.code == "PATH_OUTSIDE_WORKDIR" and found.resolved is not None and found.resolved not in roots
+        if outside and widenable:
+            message += (f" ({', '.join(map(str, roots))}); give a path inside them, or ask the operator to start "
+                        f"the server with --allow-path {found.resolved}")
+        elif outside:
+            message += f" ({roots[0]}); give a path inside the server's working directory"
+        return MCPToolError(
+            message, error_code=found.code,
+            details={"parameter": found.where, "value": found.value,
+                     "resolved": str(found.resolved) if found.resolved is not None else None,
+                     "allowed": [str(root) for root in roots]},
+            suggestions=["give a path inside the working directory, outside its state and workflows directories"])
+
     def _confine(self, value: Mapping[str, Any], where: str, *, working_dir: Path | None) -> None:
         """Refuse ``value`` (an agent's parameters) when a string in it names a place agents may not name.
-
-        Relative paths start where the run's steps start (``working_dir``, else this
-        process's working directory); a project's run may also name places in its project directory. The
-        state directory and the workflows directories are off limits everywhere.
 
         Raises:
             MCPToolError: ``PATH_OUTSIDE_WORKDIR`` or ``PATH_PROTECTED``, naming the value and where it leads.
         """
-        base = (working_dir if working_dir is not None else Path.cwd()).resolve()
-        roots = list(dict.fromkeys((self.workdir, *([base] if working_dir is not None else []), *self.allowed_paths)))
-        protected = self._protected_dirs()
-        # The names of the parameters are not paths, only what is in them.
-        found = next((refusal for name, item in value.items()
-                      if (refusal := refused_path(item, base=base, roots=roots, protected=protected,
-                                                  where=f"{where}.{name}")) is not None), None)
-        if found is None:
+        if not value:
             return
-        details = {"parameter": found.where, "value": found.value, "resolved": str(found.resolved),
-                   "allowed": [str(root) for root in roots]}
-        if found.protected is not None:
-            raise MCPToolError(
-                f"{found.where} {found.value!r} leads into {found.protected}, which agents may not name "
-                f"(the run store or workflows the server runs as written); give another path",
-                error_code="PATH_PROTECTED", details={**details, "protected": str(found.protected)},
-                suggestions=["give a path outside the state and workflows directories"])
-        raise MCPToolError(
-            f"{found.where} {found.value!r} leads to {found.resolved}, outside the directories agents may name "
-            f"here ({', '.join(map(str, roots))}); give a path inside them, or ask the operator to start the "
-            f"server with --allow-path {found.resolved}",
-            error_code="PATH_OUTSIDE_WORKDIR", details=details,
-            suggestions=["give a path inside the working directory"])
+        base, roots, protected = self._confinement(working_dir)
+        # The names of the parameters are not paths, only what is in them.
+        for name, item in value.items():
+            found = refused_path(item, base=base, roots=roots, protected=protected, where=f"{where}.{name}")
+            if found is not None:
+                raise self._refusal_error(found, roots)
 
     def _confine_parameters(self, workflow: Workflow, params: Mapping[str, Any], *,
                             working_dir: Path | None) -> None:
-        """Refuse an agent's ``params`` for ``workflow`` that name places outside the allowed roots.
+        """Refuse an agent's ``params`` for ``workflow`` that name places agents may not name.
 
-        Only workflows with a step that can touch files (not ``builtin``) are checked.
+        Only parameters that can reach a step that touches files are checked
+        (:func:`~core.path_confinement.file_reaching_params`).
 
         Raises:
             MCPToolError: see :meth:`_confine`.
         """
-        if all(step.module in FILE_SAFE_MODULES for step in workflow.steps):
-            return
-        self._confine(dict(params), "params", working_dir=working_dir)
+        reaching = file_reaching_params(workflow)
+        self._confine({name: value for name, value in params.items() if name in reaching}, "params",
+                      working_dir=working_dir)
+
+    def _parameter_guard(self, working_dir: Path | None) -> ParameterGuard:
+        """Return a guard that refuses plugin steps whose resolved parameters name forbidden places.
+
+        For workflows an agent defined: their plugin steps' parameters are the agent's
+        text, and references (``{{ echo.output }}``) can carry a path past the check made
+        before the run, so the dispatcher checks them again once resolved.
+        """
+        base, roots, protected = self._confinement(working_dir)
+
+        def guard(step: str, module: str, parameters: dict[str, Any]) -> str | None:
+            if module in FILE_SAFE_MODULES or module in _RESTRICTED_MODULES:
+                return None
+            for name, item in parameters.items():
+                found = refused_path(item, base=base, roots=roots, protected=protected, where=f"parameter {name}")
+                if found is not None:
+                    return self._refusal_error(found, roots).message
+            return None
+
+        return guard
 
     def _check_definition(self, workflow: Workflow) -> None:
         """Refuse a workflow from MCP that uses a module not allowed here, or an unknown action.
@@ -345,8 +374,10 @@ class OrchestrationMCPTools:
         return self.workflows.require_workflow(name), None
 
     def _run(self, workflow: Workflow, params: Mapping[str, Any], *, working_dir: Path | None, wait: bool,
-             wait_seconds: float | None, progress: ProgressCallback | None) -> dict[str, Any]:
-        handle = self.workflows.start_workflow(workflow, dict(params), working_dir=working_dir)
+             wait_seconds: float | None, progress: ProgressCallback | None, agent_defined: bool) -> dict[str, Any]:
+        guard = self._parameter_guard(working_dir) if agent_defined else None
+        handle = self.workflows.start_workflow(workflow, dict(params), working_dir=working_dir,
+                                               parameter_guard=guard)
         self._remember(handle)
         result = mcp_runs.follow_run(handle, wait=wait, wait_seconds=wait_seconds, progress=progress)
         if handle.done():
@@ -420,8 +451,10 @@ class OrchestrationMCPTools:
         """
         workflow, working_dir = self._known_workflow(workflow_name, project)
         self._confine_parameters(workflow, parameters or {}, working_dir=working_dir)
+        with self._lock:
+            agent_defined = self._created.get(workflow.name) is workflow
         return self._run(workflow, parameters or {}, working_dir=working_dir, wait=wait, wait_seconds=wait_seconds,
-                         progress=progress)
+                         progress=progress, agent_defined=agent_defined)
 
     def create_workflow(self, name: str, steps: list[dict[str, Any]], description: str = "",
                         params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -509,7 +542,8 @@ class OrchestrationMCPTools:
             step["timeout"] = timeout
         workflow = workflow_from_dict({"name": f"task-{name}", "steps": [step]}, filename="<mcp>")
         self._check_definition(workflow)
-        result = self._run(workflow, {}, working_dir=None, wait=wait, wait_seconds=wait_seconds, progress=progress)
+        result = self._run(workflow, {}, working_dir=None, wait=wait, wait_seconds=wait_seconds, progress=progress,
+                           agent_defined=True)
         result["task"] = name
         if "results" in result:
             result["output"] = result["results"].get(name)
@@ -601,7 +635,8 @@ class OrchestrationMCPTools:
             for group in parallel_groups or [] for member in group for other in sorted(dag.upstream(member) & set(group))
         ]
         order = dag.get_execution_levels()
-        result = self._run(workflow, {}, working_dir=None, wait=wait, wait_seconds=wait_seconds, progress=progress)
+        result = self._run(workflow, {}, working_dir=None, wait=wait, wait_seconds=wait_seconds, progress=progress,
+                           agent_defined=True)
         result.update(execution_order=order, warnings=warnings)
         return result
 

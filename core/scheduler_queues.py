@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .interfaces import ParameterGuard
 from .models import Task, TaskPriority, TaskStatus
 
 __all__ = [
@@ -97,7 +98,7 @@ class TaskEntry:
 class ActiveRun:
     """A workflow run while it has unfinished tasks: names, outputs and its parallel limit."""
 
-    __slots__ = ("run_id", "params", "log_dir", "limit", "working_dir", "preset", "names", "outputs",
+    __slots__ = ("run_id", "params", "log_dir", "limit", "working_dir", "preset", "guard", "names", "outputs",
                  "admitted", "queue", "active", "entries", "cancelling")
 
     def __init__(
@@ -108,6 +109,7 @@ class ActiveRun:
         limit: int | None,
         working_dir: str | None,
         preset: dict[str, Any],
+        guard: ParameterGuard | None = None,
     ) -> None:
         self.run_id = run_id
         self.params = params
@@ -115,6 +117,7 @@ class ActiveRun:
         self.limit = limit
         self.working_dir = working_dir
         self.preset = preset
+        self.guard = guard  # checks resolved parameters (RunSpec.parameter_guard)
         self.names: dict[str, TaskEntry] = {}
         self.outputs: dict[str, Any] = dict(preset)
         self.admitted = 0  # entries in a lane or running (counted against ``limit``)

@@ -48,7 +48,7 @@ from .dispatcher import Dispatcher
 from .errors import ConfigError, CycleDetectedError, OrchestrationError, TaskExecutionError
 from .events import EventBus
 from .executors import create_backend
-from .interfaces import ExecutorBackend
+from .interfaces import ExecutorBackend, ParameterGuard
 from .models import Task, TaskPriority, TaskResult, TaskStatus, TaskTransition
 from .scheduler_queues import CANCELLED, COMPLETED, FAILED, READY, RUNNING, SKIPPED, ActiveRun, TaskEntry
 from .snapshot import OrchestratorSnapshot
@@ -83,7 +83,9 @@ class RunSpec:
 
     ``log_dir`` gets one log file per attempt, ``<step>.<attempt>.log``; ``max_parallel``
     caps how many of the run's tasks run at once (1: SEQUENTIAL mode); ``preset_outputs``
-    are steps already completed by an earlier attempt of the run (resume).
+    are steps already completed by an earlier attempt of the run (resume);
+    ``parameter_guard`` sees each step's parameters once its references are resolved
+    and returns why the step may not run with them (the step fails), or None.
     """
 
     run_id: str
@@ -92,6 +94,7 @@ class RunSpec:
     max_parallel: int | None = None
     preset_outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
     working_dir: str | Path | None = None
+    parameter_guard: ParameterGuard | None = None
 
 
 class TaskOrchestrator:
@@ -281,6 +284,7 @@ class TaskOrchestrator:
         active = ActiveRun(
             run.run_id, dict(run.params), Path(run.log_dir) if run.log_dir is not None else None, run.max_parallel,
             str(run.working_dir) if run.working_dir is not None else None, dict(run.preset_outputs),
+            run.parameter_guard,
         )
         self._post((OP_RUN, active, entries))
 

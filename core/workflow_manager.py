@@ -41,7 +41,7 @@ from .errors import (
     WorkflowValidationError,
 )
 from .events import EventBus, EventType
-from .interfaces import RunObserver
+from .interfaces import ParameterGuard, RunObserver
 from .models import (
     Task,
     TaskStatus,
@@ -359,11 +359,13 @@ class WorkflowManager:
         preset_outputs: Mapping[str, Any] | None = None,
         working_dir: Path | str | None = None,
         observers: Sequence[RunObserver] = (),
+        parameter_guard: ParameterGuard | None = None,
     ) -> RunHandle:
         """Start a run in the background and return its :class:`RunHandle`.
 
         ``preset_outputs`` marks steps as already completed with those outputs (resume).
-        Step logs go to ``Settings.runs_dir/<run_id>/``.
+        Step logs go to ``Settings.runs_dir/<run_id>/``. ``parameter_guard`` vets each
+        step's parameters after its references are resolved (see ``RunSpec``).
 
         Raises
         ------
@@ -419,6 +421,7 @@ class WorkflowManager:
             max_parallel=max_parallel,
             preset_outputs=preset,
             working_dir=str(working_dir) if working_dir is not None else None,
+            parameter_guard=parameter_guard,
         )
         try:
             self.orchestrator.submit_run(spec, tasks)

@@ -214,8 +214,23 @@ def test_a_parameter_may_not_name_the_state_or_workflows_directory(
     target = tmp_path / inside / "planted.yaml"
     refused = err(tools.execute_tool("execute_workflow", {"workflow_name": "touch",
                                                           "parameters": {"target": str(target)}}), "PATH_PROTECTED")
-    assert refused["details"]["protected"] == str((tmp_path / inside).resolve())
+    assert str((tmp_path / inside).resolve()) in refused["error"]
     assert not target.exists()
+
+
+@pytest.mark.parametrize("target", [".", "{workdir}", ""])
+def test_a_parameter_may_not_name_the_working_directory_itself_or_nothing(
+    tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    refused = err(tools.execute_tool("execute_workflow", {
+        "workflow_name": "touch", "parameters": {"target": target.format(workdir=tmp_path)}}), "PATH_OUTSIDE_WORKDIR")
+    assert refused["details"]["parameter"] == "params.target"
+
+
+def test_a_project_may_not_be_created_in_the_workflows_or_state_directory(tools: OrchestrationMCPTools) -> None:
+    err(tools.execute_tool("create_project", {"name": "evil", "path": "workflows/evil"}), "PATH_PROTECTED")
+    err(tools.execute_tool("create_project", {"name": "evil2", "path": "state/evil2"}), "PATH_PROTECTED")
 
 
 def test_parameters_of_builtin_only_workflows_are_not_read_as_paths(tools: OrchestrationMCPTools) -> None:
@@ -238,6 +253,36 @@ def test_plugin_step_parameters_an_agent_writes_are_confined(
         ok(tools.execute_tool("execute_task", {**step, "parameters": {"path": "inside.txt"}}))
     finally:
         registry.unregister("mcptest", "write")
+
+
+def test_a_path_passed_to_a_plugin_step_through_a_reference_is_refused_when_it_runs(
+    tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    written: list[str] = []
+    registry.register("mcptest", "write", lambda ctx, params: written.append(params["path"]), required=("path",))
+    try:
+        outside = str(tmp_path.parent / "laundered.txt")
+        result = tools.execute_tool("create_complex_workflow", {"steps": [
+            {"name": "e", "module": "builtin", "action": "echo", "parameters": {"message": outside}},
+            {"name": "w", "module": "mcptest", "action": "write", "dependencies": ["e"],
+             "parameters": {"path": "{{ e.output }}"}}]})
+        failed = err(result, "RUN_FAILED")
+        assert "may not run" in str(failed) and outside in str(failed)
+        assert written == []
+    finally:
+        registry.unregister("mcptest", "write")
+
+
+def test_a_parameter_that_only_builtin_steps_use_is_not_read_as_a_path(
+    tools: OrchestrationMCPTools, settings: Settings,
+) -> None:
+    (settings.workflows_dir / "mixed.yaml").write_text(
+        "name: mixed\nparams: {note: {type: string, default: hi}}\nsteps:\n"
+        "  - {name: say, module: builtin, action: echo, parameters: {message: '{{ params.note }}'}}\n"
+        "  - {name: act, module: shell, action: run, parameters: {command: 'echo ok'}}\n")
+    result = ok(tools.execute_tool("execute_workflow", {"workflow_name": "mixed", "parameters": {"note": "/etc"}}))
+    assert result["results"]["say"] == "/etc"
 
 
 def test_run_without_waiting_then_poll_status_and_logs(tools: OrchestrationMCPTools) -> None:
@@ -415,7 +460,7 @@ def test_create_and_list_projects_as_in_spec_004(tools: OrchestrationMCPTools, t
 @pytest.mark.parametrize("path", ["../outside", "/tmp", ".", "sub/../../x"])
 def test_project_paths_cannot_leave_the_working_directory(tools: OrchestrationMCPTools, path: str) -> None:
     result = err(tools.execute_tool("create_project", {"name": "p", "path": path}), "PATH_OUTSIDE_WORKDIR")
-    assert "working directory" in result["error"]
+    assert result["error"].startswith(f"project path {path!r} leads to ") and "--allow-path" not in result["error"]
 
 
 def test_project_names_are_validated(tools: OrchestrationMCPTools) -> None:

@@ -513,7 +513,7 @@ def test_unresolvable_reference_fails_that_step_only(orch_factory: Any) -> None:
 
 def test_a_condition_that_cannot_be_evaluated_names_its_step(orch_factory: Any) -> None:
     orch, _ = orch_factory(2)
-    tasks = [noop("count", parameters={"output": "5"}),  # text, as a shell step's output is
+    tasks = [noop("count", parameters={"output": "many"}),  # text that is no number
              noop("gate", dependencies=["count"], conditions={"when": "{{ count.output }} > 3"})]
     orch.submit_run(RunSpec(run_id="r-cond"), tasks)
     assert orch.wait_for_run("r-cond", WAIT)
