@@ -12,6 +12,7 @@ import inspect
 import json
 import re
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from .actions import ActionContext, ActionError, ActionRegistry, StepCancelled, StepTimeout
 from .process_tree import run_process
 from .step_output import printed_to
+from .thread_interrupt import call_interruptibly
 
 __all__ = ["register_builtins", "shell_run", "python_call", "builtin_noop", "builtin_sleep", "builtin_echo", "builtin_fail"]
 
@@ -175,7 +177,8 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
 
 def python_call(ctx: ActionContext, params: dict[str, Any]) -> Any:
     """Call ``target`` with ``args``/``kwargs`` (and ``ctx=`` if it takes one); output is its return
-    value, and what it prints goes to the step's log (:mod:`core.step_output`)."""
+    value, and what it prints goes to the step's log (:mod:`core.step_output`). On a worker
+    thread the call is interrupted at its deadline or on cancel (:mod:`core.thread_interrupt`)."""
     fn = _resolve_target(params.get("target"))
     args = params.get("args", [])
     kwargs = params.get("kwargs", {})
@@ -189,7 +192,10 @@ def python_call(ctx: ActionContext, params: dict[str, Any]) -> Any:
             raise ActionError("python.call: 'ctx' is reserved for the action context; rename that keyword argument")
         kwargs["ctx"] = ctx
     with printed_to(ctx.log):  # its prints belong in its log, not in orchtui's output
-        return fn(*args, **kwargs)
+        if threading.current_thread() is threading.main_thread():
+            return fn(*args, **kwargs)  # a process executor's child: SIGALRM and kill stop it
+        # A worker thread cannot be killed: interrupt it at the deadline or on cancel.
+        return call_interruptibly(ctx, fn, *args, **kwargs)
 
 
 def builtin_noop(ctx: ActionContext, params: dict[str, Any]) -> Any:
