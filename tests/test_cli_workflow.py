@@ -208,3 +208,28 @@ def test_validate_checks_resource_requirements_against_the_resources_here(tmp_pa
     assert declared.returncode == 0 and "ok (gpu, 1 steps)" in declared.stdout
     elsewhere = run_cli("validate", "--anywhere", str(workflow), env=module_env | {"ORCHTUI_RESOURCE_CONFIG": str(empty)})
     assert elsewhere.returncode == 0 and "ok (gpu, 1 steps)" in elsewhere.stdout
+
+
+def test_validate_graph_and_docs_take_a_workflow_name(workflows_dir: Path, module_env: dict[str, str]) -> None:
+    env = dict(module_env, ORCHTUI_WORKFLOWS_DIR=str(workflows_dir))
+    valid = run_cli("validate", "demo", "--anywhere", env=env)
+    assert valid.returncode == 0 and "demo.yaml: ok (demo," in valid.stdout
+    graph = run_cli("graph", "demo", "--format", "levels", env=env)
+    assert graph.returncode == 0 and graph.stdout.startswith("level 0:")
+    docs = run_cli("docs", "demo", env=env)
+    assert docs.returncode == 0 and docs.stdout.startswith("# Workflow `demo`")
+    unknown = run_cli("validate", "dmeo", env=env)
+    assert unknown.returncode == 1 and "did you mean 'demo'?" in unknown.stdout
+    assert_clean(unknown)
+
+
+def test_a_name_two_files_define_is_refused_and_listed_as_such(tmp_path: Path, module_env: dict[str, str]) -> None:
+    text = "name: same\nsteps:\n  - {name: s, module: builtin, action: echo, parameters: {message: %s}}\n"
+    (tmp_path / "a.yaml").write_text(text % "one")
+    (tmp_path / "b.yaml").write_text(text % "two")
+    env = dict(module_env, ORCHTUI_WORKFLOWS_DIR=str(tmp_path))
+    refused = run_cli("run", "same", "--json", env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and json.loads(refused.stdout)["error_code"] == "WORKFLOW_AMBIGUOUS"
+    listed = json.loads(run_cli("workflow", "list", "--json", env=env).stdout)["workflows"]
+    assert [entry["also_defined_by"] for entry in listed] == [["b.yaml"], ["a.yaml"]]
+    assert run_cli("run", str(tmp_path / "b.yaml"), "--no-record", env=env, cwd=tmp_path).returncode == 0

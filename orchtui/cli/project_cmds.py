@@ -177,18 +177,20 @@ def templates_cmd(as_json: bool) -> None:
 
 
 @click.command("docs", context_settings=CONTEXT_SETTINGS)
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("target", metavar="WORKFLOW")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the Markdown here instead of printing it.")
 @json_option
 @handle_errors
-def docs_cmd(file: Path, output: Path | None, as_json: bool) -> None:
-    """Write a Markdown page for workflow FILE: description, parameters, steps, Mermaid graph."""
+def docs_cmd(target: str, output: Path | None, as_json: bool) -> None:
+    """Write a Markdown page for WORKFLOW (a file, or a name in the workflows directory):
+    description, parameters, steps, Mermaid graph."""
     from core.documentation_generator import DocumentationGenerator
-    from core.workflow_file import load_workflow
+
+    from .workflow_target import find_workflow
 
     generator = DocumentationGenerator()
-    workflow = load_workflow(file)
+    workflow = find_workflow(target, load_settings())
     if output is not None:
         path = generator.generate_workflow_docs(workflow, output)
         if as_json:

@@ -7,7 +7,6 @@ them cancels the run cleanly (see :mod:`orchtui.cli.foreground`).
 
 from __future__ import annotations
 
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,58 +15,15 @@ import click
 from rich.console import Console
 
 from core.config import Settings, load_settings
-from core.errors import OrchestrationError, StoreError, WorkflowNotFoundError, WorkflowValidationError
+from core.errors import OrchestrationError, StoreError, WorkflowValidationError
 from core.models import Workflow, WorkflowExecution, WorkflowStatus
 from core.text import terminal_safe
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, StdoutConsole, emit_json, handle_errors, json_option
 from .foreground import Interrupts, final_execution, follow_run
+from .workflow_target import find_workflow
 
 __all__ = ["register"]
-_FILE_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-def _find_workflow(target: str, settings: Settings) -> Workflow:
-    """Load ``target`` as a workflow file, or find the workflow of that name (or file stem).
-
-    Raises:
-        WorkflowValidationError: the file (or the named workflow's file) is invalid.
-        WorkflowNotFoundError: neither a file nor a workflow of that name exists.
-    """
-    from core.workflow_file import find_workflow_files, load_workflow
-
-    path = Path(target)
-    looks_like_a_file = path.suffix.lower() in _FILE_SUFFIXES or "/" in target
-    if path.exists() or path.is_symlink():
-        if looks_like_a_file or not path.is_dir():  # a bare word naming a directory here is a workflow name
-            return load_workflow(path)  # which says what is wrong with anything but a regular file
-    elif looks_like_a_file:
-        raise WorkflowNotFoundError(f"{target}: no such workflow file; give a .yaml/.json file or a workflow name")
-    directory = settings.workflows_dir
-    files = find_workflow_files(directory) if directory.is_dir() else []
-    names: dict[str, Path] = {}
-    for file in files:
-        names.setdefault(file.stem, file)
-    if target in names:
-        workflow = load_workflow(names[target])
-        if workflow.name == target:
-            return workflow
-    for file in files:
-        try:
-            workflow = load_workflow(file)
-        except WorkflowValidationError:
-            continue  # a broken neighbour must not hide the workflow asked for
-        names.setdefault(workflow.name, file)
-        if workflow.name == target:
-            return workflow
-    if target in names:  # a file stem that holds another name
-        return load_workflow(names[target])
-    close = difflib.get_close_matches(target, sorted(names), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(names)) or 'none'}"
-    raise WorkflowNotFoundError(
-        f"no workflow file or workflow named '{target}' in {directory}{hint}",
-        suggestions=[f"did you mean '{close[0]}'?"] if close else ["`orchtui workflow list` shows the workflows"],
-    )
 
 
 def _recorder(settings: Settings, resources: Any) -> tuple[Any, Any]:
@@ -187,7 +143,7 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     settings = load_settings()
     console = StdoutConsole(highlight=False)
     try:
-        workflow = _find_workflow(target, settings)
+        workflow = find_workflow(target, settings)
         values = coerce_cli_params(workflow, params)
         resolve_params(workflow, values)  # every parameter problem now, not just the first later
     except WorkflowValidationError as exc:

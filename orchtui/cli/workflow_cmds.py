@@ -14,13 +14,14 @@ from typing import Any
 import click
 
 from core.config import RESOURCE_CONFIG_NAME, load_settings
-from core.errors import ConfigError, OrchestrationError, WorkflowValidationError
+from core.errors import ConfigError, OrchestrationError, WorkflowNotFoundError, WorkflowValidationError
 from core.models import Workflow
 from core.text import plural
 from core.workflow_dag import WorkflowDAG
 from core.workflow_file import find_workflow_files, load_workflow, workflow_json_schema
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, emit_json, fail, handle_errors, json_option, os_error_message
+from .workflow_target import workflow_file_for
 
 __all__ = ["register"]
 
@@ -77,14 +78,14 @@ def _resources_here() -> Any:
 
 
 @click.command("validate", context_settings=CONTEXT_SETTINGS)
-@click.argument("files", nargs=-1, required=True, type=_FILE)
+@click.argument("targets", nargs=-1, required=True, metavar="WORKFLOW...")
 @click.option("--anywhere", is_flag=True,
               help="Skip the check of steps' resource requirements against this machine's resources "
                    "(for files meant for another machine, say in CI).")
 @json_option
 @handle_errors
-def validate_cmd(files: tuple[Path, ...], anywhere: bool, as_json: bool) -> None:
-    """Check workflow FILES and print every problem found.
+def validate_cmd(targets: tuple[str, ...], anywhere: bool, as_json: bool) -> None:
+    """Check each WORKFLOW (a file, or a name in the workflows directory) and print every problem found.
 
     Each problem is printed as FILE:LINE:COL: message; hint. Resource requirements
     are checked against this machine's resources (and resource config), as a run here
@@ -92,11 +93,19 @@ def validate_cmd(files: tuple[Path, ...], anywhere: bool, as_json: bool) -> None
     when any is not.
     """
     entries: list[dict[str, Any]] = []
-    workflows_given = any(path.name != RESOURCE_CONFIG_NAME for path in files)
+    workflows_given = any(Path(target).name != RESOURCE_CONFIG_NAME for target in targets)
     requirement_problem = _resources_here() if workflows_given and not anywhere else None
-    for path in files:
-        if path.name == RESOURCE_CONFIG_NAME:  # a workflows directory's pools and locks
-            entries.append(_resource_config_entry(path, as_json))
+    settings = load_settings()
+    for target in targets:
+        if Path(target).name == RESOURCE_CONFIG_NAME:  # a workflows directory's pools and locks
+            entries.append(_resource_config_entry(Path(target), as_json))
+            continue
+        try:
+            path = workflow_file_for(target, settings)
+        except WorkflowNotFoundError as exc:
+            entries.append({"file": target, "valid": False, "error": exc.message, "problems": []})
+            if not as_json:
+                click.secho(f"error: {exc.message}", fg="red")
             continue
         try:
             workflow = load_workflow(path, requirement_problem=requirement_problem)
@@ -118,21 +127,21 @@ def validate_cmd(files: tuple[Path, ...], anywhere: bool, as_json: bool) -> None
 
 
 @click.command("graph", context_settings=CONTEXT_SETTINGS)
-@click.argument("file", type=_FILE)
+@click.argument("target", metavar="WORKFLOW")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "levels"]), default="mermaid", show_default=True,
               help="mermaid: a Mermaid flowchart; dot: Graphviz; levels: the steps grouped by what can run in parallel.")
 @click.option("--direction", type=click.Choice(["TD", "LR", "BT", "RL"]), default="TD", show_default=True,
               help="Mermaid flow direction.")
 @json_option
 @handle_errors
-def graph_cmd(file: Path, fmt: str, direction: str, as_json: bool) -> None:
-    """Print the dependency graph of the workflow in FILE.
+def graph_cmd(target: str, fmt: str, direction: str, as_json: bool) -> None:
+    """Print the dependency graph of WORKFLOW (a file, or a name in the workflows directory).
 
     With --json, levels print as {"levels", "order", "critical_path", ...} and the other
     formats as {"format", "graph"}. Exit code 1 when the workflow is invalid.
     """
     try:
-        workflow = load_workflow(file)
+        workflow = load_workflow(workflow_file_for(target, load_settings()))
     except WorkflowValidationError as exc:
         if as_json:
             emit_json(exc.to_error_dict())
@@ -184,6 +193,14 @@ def list_cmd(directory: Path | None, as_json: bool) -> None:
             entries.append(_workflow_entry(path, load_workflow(path)))
         except WorkflowValidationError as exc:
             entries.append(_error_entry(path, exc))
+    files_of: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry["valid"]:
+            files_of.setdefault(entry["name"], []).append(Path(entry["file"]).name)
+    for entry in entries:
+        if entry["valid"] and len(files_of[entry["name"]]) > 1:
+            # `run NAME` refuses such a name; say so here rather than let one shadow the other.
+            entry["also_defined_by"] = [f for f in files_of[entry["name"]] if f != Path(entry["file"]).name]
     if as_json:
         emit_json({"success": True, "directory": str(root), "workflows": entries})
         return
@@ -192,7 +209,10 @@ def list_cmd(directory: Path | None, as_json: bool) -> None:
         return
     width = max(len(e.get("name", "")) for e in entries) if entries else 0
     for entry in entries:
-        if entry["valid"]:
+        if entry.get("also_defined_by"):
+            click.secho(f"{entry['name']:<{width}}  {entry['steps']:>4} steps  {Path(entry['file']).name}  "
+                        f"name also defined by {', '.join(entry['also_defined_by'])}: run it by file", fg="yellow")
+        elif entry["valid"]:
             click.echo(f"{entry['name']:<{width}}  {entry['steps']:>4} steps  {Path(entry['file']).name}  {entry['description']}".rstrip())
         else:
             click.secho(f"{'(invalid)':<{width}}        {Path(entry['file']).name}  {entry['error']}", fg="red")
