@@ -70,7 +70,8 @@ def validate_project_name(name: object) -> str:
     if not _NAME_CHARS.match(name):
         bad = sorted({c for c in name if not _NAME_CHARS.match(c)})
         shown = ", ".join(repr(c) for c in bad)
-        raise _name_error(name, f"contains {shown}; use only letters, digits, '.', '_' and '-'")
+        # ASCII only: a name is a directory name, a store key and part of shell commands and URLs.
+        raise _name_error(name, f"contains {shown}; use only ASCII letters (a-z, A-Z), digits, '.', '_' and '-'")
     return name
 
 

@@ -255,7 +255,8 @@ class ProjectManager:
             target = self._target_dir(name, path)
             if target.exists() or target.is_symlink():
                 raise ProjectManagementError(
-                    f"{target} already exists; choose another name or --path, or load it with load_project",
+                    f"{target} already exists; choose another name or --path, or register the project in it with "
+                    f"`orchtui project load {target}`",
                     error_code="PROJECT_EXISTS",
                     details={"path": str(target)},
                 )

@@ -157,7 +157,8 @@ def _coerce(param: WorkflowParam | None, name: str, raw: str) -> Any:
         wanted = list if kind == "list" else dict
         if not isinstance(value, wanted):
             example = "[a, b]" if kind == "list" else "{key: value}"
-            raise ValueError(f"parameter '{name}' must be a {kind} written like {example}, got {raw!r}")
+            raise ValueError(f"parameter '{name}' must be {'a list' if kind == 'list' else 'an object'} "
+                             f"written like {example}, got {raw!r}")
         return value
     return _yaml_scalar(raw)
 

@@ -94,6 +94,12 @@ _PARAM_TYPE_CHECK = {
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
+# Other spellings of our parameter types, for the did-you-mean (``type: array``).
+_SYNONYMS = {"array": "list", "sequence": "list", "tuple": "list", "dict": "object", "map": "object",
+             "mapping": "object", "str": "string", "text": "string", "int": "integer", "float": "number",
+             "double": "number", "bool": "boolean", "null": "any"}
+
+
 def _value_problem(spec: FieldSpec, value: Any) -> tuple[str, str, int | None] | None:
     """Return ``(message, hint, bad item index)`` when ``value`` breaks ``spec``, else None."""
     if not any(_JSON_TYPES[t](value) for t in spec.types):
@@ -110,6 +116,8 @@ def _value_problem(spec: FieldSpec, value: Any) -> tuple[str, str, int | None] |
     elif isinstance(value, str):
         if spec.enum and not spec.casefold and value not in spec.enum:
             guess = closest(value, spec.enum)
+            if guess is None and _SYNONYMS.get(value.lower()) in spec.enum:
+                guess = _SYNONYMS[value.lower()]  # JSON Schema's or Python's word for one of ours
             return (f"{spec.name!r} must be one of {', '.join(map(str, spec.enum))}, not {value!r}",
                     f"did you mean {guess!r}?" if guess else "", None)
         if spec.pattern:

@@ -58,6 +58,8 @@ def test_project_lifecycle_through_the_cli(cli, tmp_path: Path) -> None:  # noqa
     [
         (("project", "create", "../escape"), "path separator"),
         (("project", "create", "con"), "reserved"),
+        (("project", "create", "café"), "use only ASCII letters"),
+        (("project", "load", "nowhere"), "no project file here"),
         (("project", "create", "ok", "--template", "reserch"), "did you mean 'research'"),
         (("project", "create", "ok", "--path", "../../elsewhere"), "outside the projects directory"),
         (("project", "status", "ghost"), "no project named 'ghost'"),
@@ -90,6 +92,21 @@ def test_existing_project_and_bad_milestone_data(cli) -> None:  # noqa: ANN001
     assert bad.returncode == 1 and "not valid JSON" in bad.stderr
     not_object = cli("project", "milestone", "p1", "m", "--data", "[1, 2]")
     assert not_object.returncode == 1 and "JSON object" in not_object.stderr
+
+
+def test_a_project_directory_copied_here_is_registered_with_project_load(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    assert cli("project", "create", "p1").returncode == 0
+    (tmp_path / "projects" / "p1").rename(tmp_path / "moved")
+    loaded = cli("project", "load", "moved", "--json")
+    assert loaded.returncode == 0 and json.loads(loaded.stdout)["project"]["path"] == str(tmp_path / "moved")
+    listed = json.loads(cli("project", "list", "--json").stdout)["projects"]
+    assert [(p["name"], p["path"]) for p in listed] == [("p1", str(tmp_path / "moved"))]
+
+
+def test_creating_over_an_unregistered_project_directory_says_how_to_load_it(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    (tmp_path / "projects" / "p2").mkdir(parents=True)
+    refused = cli("project", "create", "p2")
+    assert refused.returncode == 1 and "`orchtui project load " in refused.stderr
 
 
 def test_templates_command(cli) -> None:  # noqa: ANN001

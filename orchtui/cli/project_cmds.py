@@ -121,6 +121,23 @@ def status_cmd(name: str, as_json: bool) -> None:
         click.echo(f"  metrics:    {json.dumps(status['metrics'], ensure_ascii=False)}")
 
 
+@project_group.command("load", context_settings=CONTEXT_SETTINGS)
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+@handle_errors
+def load_cmd(path: Path, as_json: bool) -> None:
+    """Register the project in directory PATH (its project.yaml): one copied here, say.
+
+    The directory it is found in becomes its path; loading it again refreshes the record.
+    """
+    with _manager() as manager:
+        project = manager.load_project(path)
+    if as_json:
+        emit_json({"success": True, "project": project.to_dict()})
+        return
+    click.echo(f"registered project {project.name} at {project.path}")
+
+
 @project_group.command("archive", context_settings=CONTEXT_SETTINGS)
 @click.argument("name")
 @json_option
