@@ -81,7 +81,8 @@ class Lifecycle:
         task = entry.task
         run = entry.run
         params = task.parameters
-        if entry.dynamic:
+        guard = run.guard if run is not None else None
+        if entry.dynamic or guard is not None:
             try:
                 if task.conditions and task.attempts == 0:
                     ok, reason = evaluate_conditions(
@@ -104,9 +105,8 @@ class Lifecycle:
                         outputs=self._outputs_for(entry, task.parameters),
                         step_name=task.name,
                     )
-                    refusal = run.guard(task.name, task.module, params) if run is not None and run.guard else None
-                    if refusal:
-                        raise OrchestrationError(f"step {task.name!r} may not run: {refusal}")
+                if guard is not None and (refusal := guard(task.name, task.module, params)):
+                    raise OrchestrationError(f"step {task.name!r} may not run: {refusal}")
             except OrchestrationError as exc:
                 self._deallocate(entry)
                 self._leave_lane_slot(entry)

@@ -18,7 +18,10 @@ Safety (DESIGN.md, security rules):
   Workflow files on disk are the operator's and run as written.
 * Workflows that arrive over MCP (create_workflow, create_complex_workflow,
   execute_task) may not use ``shell`` or ``python`` steps unless the server was made
-  with ``allow_shell`` / ``allow_python``; unknown actions are refused up front; a
+  with ``allow_shell`` / ``allow_python``, nor plugin actions without ``allow_plugins``
+  (orchtui cannot know what a plugin does with the text it is given: a plugin that
+  writes a file named by its parameters lets an agent write code that a workflow file
+  then runs); unknown actions are refused up front; a
   workflow not created in this session cannot be replaced.
 * Path arguments are resolved and must lie inside the working directory; names are
   validated by the core (workflow, step, project, run ids).
@@ -60,6 +63,11 @@ __all__ = ["OrchestrationMCPTools", "MCPToolError", "ActionNotAllowedError"]
 log = logging.getLogger(__name__)
 
 _RESTRICTED_MODULES = ("shell", "python")
+
+
+def _runs_anything(workflow: Workflow) -> bool:
+    """True when ``workflow`` has a shell or python step (which can do anything by itself)."""
+    return any(step.module in _RESTRICTED_MODULES for step in workflow.steps)
 _KEPT_HANDLES = 1000  # finished runs remembered for cancel_run / get_run_status
 _CANCEL_WAIT_SECONDS = 10.0
 
@@ -85,8 +93,8 @@ class OrchestrationMCPTools:
         Where workflows run. Default: the process's engine (``get_orchestration_engine``)
         when ``settings`` is None, otherwise a private engine built for ``settings``
         that records runs in that state directory's store (closed by :meth:`close`).
-    allow_shell, allow_python : bool
-        Let workflows created over MCP use ``shell`` / ``python`` steps.
+    allow_shell, allow_python, allow_plugins : bool
+        Let workflows created over MCP use ``shell`` / ``python`` / plugin steps.
     workdir : Path or str, optional
         Path arguments must stay inside it (default: the working directory).
     allowed_paths : iterable of Path or str
@@ -106,12 +114,14 @@ class OrchestrationMCPTools:
         *,
         allow_shell: bool = False,
         allow_python: bool = False,
+        allow_plugins: bool = False,
         workdir: Path | str | None = None,
         allowed_paths: Iterable[Path | str] = (),
         settings: Settings | None = None,
     ) -> None:
         self.allow_shell = allow_shell
         self.allow_python = allow_python
+        self.allow_plugins = allow_plugins
         self.workdir = Path(workdir if workdir is not None else Path.cwd()).resolve()
         self.allowed_paths = tuple(Path(p).expanduser().resolve() for p in allowed_paths)
         self._closers: list[Callable[[], None]] = []  # what close() undoes, in reverse order
@@ -291,11 +301,12 @@ class OrchestrationMCPTools:
         text, and references (``{{ echo.output }}``) can carry a path past the check made
         before the run, so the dispatcher checks them again once resolved.
         """
-        base, roots, protected = self._confinement(working_dir)
+        base, roots, _ = self._confinement(working_dir)
 
         def guard(step: str, module: str, parameters: dict[str, Any]) -> str | None:
             if module in FILE_SAFE_MODULES or module in _RESTRICTED_MODULES:
                 return None
+            protected = self._protected_dirs()  # now: a project created since the run began counts
             for name, item in parameters.items():
                 found = refused_path(item, base=base, roots=roots, protected=protected, where=f"parameter {name}")
                 if found is not None:
@@ -314,23 +325,29 @@ class OrchestrationMCPTools:
         allowed = {"shell": self.allow_shell, "python": self.allow_python}
         for step in workflow.steps:
             if step.module in _RESTRICTED_MODULES and not allowed[step.module]:
-                raise ActionNotAllowedError(
-                    f"step {step.name!r} uses a {step.module} action, which this MCP server does not allow; "
-                    f"the operator must start it with --allow-{step.module}",
-                    details={"step": step.name, "module": step.module},
-                    suggestions=["use builtin actions", f"ask the operator to restart with --allow-{step.module}"])
+                raise self._not_allowed(step.name, f"a {step.module} action", step.module)
         problems = self.workflows.action_problems(workflow)
         if problems:
             step, problem = next(iter(problems.items()))
             raise MCPToolError(f"step {step!r} cannot run: {problem}", error_code="STEP_CANNOT_RUN",
                                details={"problems": problems})
-        # The agent wrote these values too. Shell and python steps are not checked: a
-        # server that allows them lets the agent run any command anyway.
         for step in workflow.steps:
             if step.module not in FILE_SAFE_MODULES and step.module not in _RESTRICTED_MODULES:
+                if not self.allow_plugins:
+                    raise self._not_allowed(step.name, f"the plugin action {step.module}.{step.action}", "plugins")
+                # The agent wrote these values too (checked again when the step starts).
                 self._confine(step.parameters, f"steps.{step.name}.parameters", working_dir=None)
-        defaults = {name: param.default for name, param in workflow.params.items() if param.default is not None}
-        self._confine_parameters(workflow, defaults, working_dir=None)
+        if not _runs_anything(workflow):
+            defaults = {name: param.default for name, param in workflow.params.items() if param.default is not None}
+            self._confine_parameters(workflow, defaults, working_dir=None)
+
+    @staticmethod
+    def _not_allowed(step: str, what: str, flag: str) -> ActionNotAllowedError:
+        return ActionNotAllowedError(
+            f"step {step!r} uses {what}, which this MCP server does not allow; "
+            f"the operator must start it with --allow-{flag}",
+            details={"step": step, "flag": f"--allow-{flag}"},
+            suggestions=["use builtin actions", f"ask the operator to restart with --allow-{flag}"])
 
     def _define(self, data: dict[str, Any]) -> Workflow:
         """Validate a workflow definition from MCP and register it for this session.
@@ -450,9 +467,11 @@ class OrchestrationMCPTools:
             MCPToolError: a parameter names a place outside the allowed directories.
         """
         workflow, working_dir = self._known_workflow(workflow_name, project)
-        self._confine_parameters(workflow, parameters or {}, working_dir=working_dir)
         with self._lock:
             agent_defined = self._created.get(workflow.name) is workflow
+        if not (agent_defined and _runs_anything(workflow)):
+            # An agent's own workflow with shell or python steps could name any path itself.
+            self._confine_parameters(workflow, parameters or {}, working_dir=working_dir)
         return self._run(workflow, parameters or {}, working_dir=working_dir, wait=wait, wait_seconds=wait_seconds,
                          progress=progress, agent_defined=agent_defined)
 
@@ -554,6 +573,7 @@ class OrchestrationMCPTools:
         status = self.engine.get_system_status()
         status["recent_runs"] = [mcp_runs.run_summary(r) for r in self.store.list_runs(limit=5)]
         status["mcp"] = {"allow_shell": self.allow_shell, "allow_python": self.allow_python,
+                         "allow_plugins": self.allow_plugins,
                          "workdir": str(self.workdir), "workflows_dir": str(self.workflows.config_dir),
                          "allowed_paths": [str(path) for path in self.allowed_paths]}
         return {"success": True, **status}

@@ -13,7 +13,13 @@ followed), and refused when:
   directory (the run store and logs) and the workflows directories, where a written
   file would become a workflow the server runs as written, shell steps included;
 * it is empty or holds a NUL: ``{{ params.dir }}/{{ params.name }}`` with an empty
-  ``dir`` is ``/`` followed by whatever ``name`` says.
+  ``dir`` is ``/`` followed by whatever ``name`` says;
+* it climbs above where it starts with ``..``, even when it resolves inside: joined
+  under another parameter (``{{ params.dir }}/{{ params.name }}``) it would climb
+  further than it seems to (``../../../tmp/w/x`` resolves to ``/tmp/w/x`` from ``/tmp/w``).
+
+A protected directory that holds a root (``--workflows-dir .``) would forbid everything;
+there only its workflow files (``*.yaml``, ``*.yml``, ``*.json`` directly in it) are protected.
 
 Reading *every* string as a path needs no declaration from workflow authors and cannot
 be dodged by spelling (``a/../../etc``, ``~``, a symbolic link named ``out``). Text that is
@@ -102,6 +108,36 @@ def _within(target: Path, directory: Path) -> bool:
     return target == directory or target.is_relative_to(directory)
 
 
+_WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _climbs(text: str) -> bool:
+    """True when relative path ``text`` goes above its start with ``..`` at some point."""
+    if text.startswith(("/", "~")):
+        return False  # absolute: where it leads is all that matters
+    depth = 0
+    for part in text.replace("\\", "/").split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+def _protected_place(target: Path, protected: tuple[Path, ...], roots: tuple[Path, ...]) -> Path | None:
+    """Return the protected directory ``target`` is in or holds, or None."""
+    for directory in protected:
+        if any(root.is_relative_to(directory) for root in roots):
+            # It holds a root: only its workflow files (and itself) are off limits.
+            if target == directory or (target.parent == directory and target.suffix.lower() in _WORKFLOW_SUFFIXES):
+                return directory
+        elif _within(target, directory) or directory.is_relative_to(target):
+            return directory
+    return None
+
+
 def refused_path(value: Any, *, base: Path, roots: Iterable[Path], protected: Iterable[Path] = (),
                  where: str) -> PathRefusal | None:
     """Return the first string in ``value`` that names a place an agent may not name, or None.
@@ -121,6 +157,9 @@ def refused_path(value: Any, *, base: Path, roots: Iterable[Path], protected: It
         if not text or "\0" in text:
             return PathRefusal(name, text, None, "is empty or holds a NUL character, which would turn "
                                "'{{ params.dir }}/file' into '/file'; give a real name")
+        if _climbs(text):
+            return PathRefusal(name, text, None, "climbs out of the directory it starts from with '..'; "
+                               "give a path that stays below it")
         target = _leads_to(text, base)
         if target is None:
             return PathRefusal(name, text, None, "is not a path that can be resolved (a symbolic link loop?)")
@@ -128,8 +167,7 @@ def refused_path(value: Any, *, base: Path, roots: Iterable[Path], protected: It
             return PathRefusal(name, text, target, "the top of a directory agents may name; name a place inside it")
         if not any(target.is_relative_to(root) for root in roots):
             return PathRefusal(name, text, target, "outside the directories agents may name here")
-        inside = next((directory for directory in protected
-                       if _within(target, directory) or directory.is_relative_to(target)), None)
+        inside = _protected_place(target, protected, roots)
         if inside is not None:
             return PathRefusal(name, text, target, f"which is or holds {inside}, where agents may not write "
                                "(the run store, or workflows the server runs as written)", "PATH_PROTECTED")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -174,7 +175,7 @@ def test_a_workflow_file_may_use_shell_steps_without_the_flag(tools: Orchestrati
     assert result["results"]["say"] == "operator-approved"
 
 
-@pytest.mark.parametrize("target", ["../escaped", "{outside}/escaped", "sub/../../escaped"])
+@pytest.mark.parametrize("target", ["{outside}/escaped", "~/escaped"])
 def test_a_parameter_naming_a_path_outside_the_working_directory_is_refused(
     tools: OrchestrationMCPTools, tmp_path: Path, target: str,
 ) -> None:
@@ -183,11 +184,11 @@ def test_a_parameter_naming_a_path_outside_the_working_directory_is_refused(
         "workflow_name": "touch", "parameters": {"target": target.format(outside=outside)}}), "PATH_OUTSIDE_WORKDIR")
     assert refused["details"]["parameter"] == "params.target" and "--allow-path" in refused["error"]
     assert refused["details"]["value"] == target.format(outside=outside)
-    assert not (outside / "escaped").exists()
+    assert not (outside / "escaped").exists() and not (Path.home() / "escaped").exists()
     assert ok(tools.execute_tool("list_runs", {}))["runs"] == []  # nothing started
 
 
-@pytest.mark.parametrize("target", ["made-inside", "sub/../made-inside", "{workdir}/made-inside"])
+@pytest.mark.parametrize("target", ["made-inside", "sub/../made-inside", "./made-inside", "{workdir}/made-inside"])
 def test_a_parameter_naming_a_path_inside_the_working_directory_runs(
     tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str,
 ) -> None:
@@ -238,9 +239,27 @@ def test_parameters_of_builtin_only_workflows_are_not_read_as_paths(tools: Orche
     assert result["results"]["hello"] == "hello /etc"
 
 
+@pytest.fixture
+def plugin_tools(settings: Settings, tmp_path: Path) -> Iterator[OrchestrationMCPTools]:
+    with OrchestrationMCPTools(settings=settings, workdir=tmp_path, allow_plugins=True) as made:
+        yield made
+
+
+def test_plugin_steps_from_mcp_need_the_operators_flag(tools: OrchestrationMCPTools) -> None:
+    registry.register("mcptest", "write", lambda ctx, params: None, required=("path",))
+    try:
+        step = {"name": "w", "module": "mcptest", "action": "write", "parameters": {"path": "inside.txt"}}
+        refused = err(tools.execute_tool("execute_task", step), "ACTION_NOT_ALLOWED")
+        assert "--allow-plugins" in refused["error"]
+        err(tools.execute_tool("create_workflow", {"name": "w", "steps": [step]}), "ACTION_NOT_ALLOWED")
+    finally:
+        registry.unregister("mcptest", "write")
+
+
 def test_plugin_step_parameters_an_agent_writes_are_confined(
-    tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    plugin_tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    tools = plugin_tools
     monkeypatch.chdir(tmp_path)
     registry.register("mcptest", "write", lambda ctx, params: params["path"], required=("path",))
     try:
@@ -256,8 +275,9 @@ def test_plugin_step_parameters_an_agent_writes_are_confined(
 
 
 def test_a_path_passed_to_a_plugin_step_through_a_reference_is_refused_when_it_runs(
-    tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    plugin_tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    tools = plugin_tools
     monkeypatch.chdir(tmp_path)
     written: list[str] = []
     registry.register("mcptest", "write", lambda ctx, params: written.append(params["path"]), required=("path",))
@@ -272,6 +292,37 @@ def test_a_path_passed_to_a_plugin_step_through_a_reference_is_refused_when_it_r
         assert written == []
     finally:
         registry.unregister("mcptest", "write")
+
+
+def test_a_plugin_step_may_not_write_into_a_project_created_after_it_was_defined(
+    plugin_tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tools = plugin_tools
+    monkeypatch.chdir(tmp_path)
+    registry.register("mcptest", "write", lambda ctx, params: Path(params["path"]).write_text("planted"),
+                      required=("path",))
+    try:
+        ok(tools.execute_tool("create_workflow", {"name": "plant", "steps": [
+            {"name": "w", "module": "mcptest", "action": "write", "parameters": {"path": "p/workflows/evil.yaml"}}]}))
+        ok(tools.execute_tool("create_project", {"name": "p", "path": "p"}))
+        failed = err(tools.execute_tool("execute_workflow", {"workflow_name": "plant"}), "RUN_FAILED")
+        assert "may not run" in str(failed)
+        assert not (tmp_path / "p" / "workflows" / "evil.yaml").exists()
+    finally:
+        registry.unregister("mcptest", "write")
+
+
+def test_a_workflows_directory_that_is_the_working_directory_protects_only_workflow_files(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "touch.yaml").write_text(TOUCH_FILE)
+    flat = dataclasses.replace(settings, workflows_dir=tmp_path)
+    with OrchestrationMCPTools(settings=flat, workdir=tmp_path) as tools:
+        ok(tools.execute_tool("execute_workflow", {"workflow_name": "touch", "parameters": {"target": "made"}}))
+        err(tools.execute_tool("execute_workflow", {"workflow_name": "touch", "parameters": {"target": "evil.yaml"}}),
+            "PATH_PROTECTED")
+    assert (tmp_path / "made").exists() and not (tmp_path / "evil.yaml").exists()
 
 
 def test_a_parameter_that_only_builtin_steps_use_is_not_read_as_a_path(
@@ -460,7 +511,7 @@ def test_create_and_list_projects_as_in_spec_004(tools: OrchestrationMCPTools, t
 @pytest.mark.parametrize("path", ["../outside", "/tmp", ".", "sub/../../x"])
 def test_project_paths_cannot_leave_the_working_directory(tools: OrchestrationMCPTools, path: str) -> None:
     result = err(tools.execute_tool("create_project", {"name": "p", "path": path}), "PATH_OUTSIDE_WORKDIR")
-    assert result["error"].startswith(f"project path {path!r} leads to ") and "--allow-path" not in result["error"]
+    assert result["error"].startswith(f"project path {path!r} ") and "--allow-path" not in result["error"]
 
 
 def test_project_names_are_validated(tools: OrchestrationMCPTools) -> None:
@@ -485,7 +536,7 @@ def test_a_project_workflow_runs_in_the_project_directory(tools: OrchestrationMC
 def test_system_and_health_status(tools: OrchestrationMCPTools, tmp_path: Path) -> None:
     ok(tools.execute_tool("execute_workflow", {"workflow_name": "quick"}))
     status = ok(tools.execute_tool("get_system_status", {}))
-    assert status["mcp"] == {"allow_shell": False, "allow_python": False, "workdir": str(tmp_path.resolve()),
+    assert status["mcp"] == {"allow_shell": False, "allow_python": False, "allow_plugins": False, "workdir": str(tmp_path.resolve()),
                              "workflows_dir": str(tmp_path / "workflows"), "allowed_paths": []}
     assert status["workflow_manager"]["total_workflows"] == 5
     assert [r["workflow"] for r in status["recent_runs"]] == ["quick"]

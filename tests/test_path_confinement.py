@@ -27,14 +27,27 @@ def test_text_that_stays_inside_the_root_is_accepted(root: Path, text: str) -> N
     assert check({"x": text}, root) is None
 
 
-@pytest.mark.parametrize("text", ["/etc", "/", "..", "../sibling", "data/../../x", "~", "~/x"])
-def test_absolute_home_and_climbing_paths_are_refused(root: Path, text: str) -> None:
+@pytest.mark.parametrize("text", ["/etc", "/", "~", "~/x", "/tmp"])
+def test_absolute_and_home_paths_outside_are_refused(root: Path, text: str) -> None:
     found = check({"x": text}, root)
     assert found is not None and found.where == "params.x" and found.value == text
     assert not found.resolved.is_relative_to(root) and found.code == "PATH_OUTSIDE_WORKDIR"
 
 
-@pytest.mark.parametrize("text", [".", "data/..", "{root}"])
+@pytest.mark.parametrize("text", ["..", "../sibling", "data/../../x", "a/b/../../..", "../work/data"])
+def test_a_path_that_climbs_above_its_start_is_refused_even_when_it_lands_inside(root: Path, text: str) -> None:
+    found = check({"x": text}, root)
+    assert found is not None and "climbs out" in found.why
+
+
+def test_the_top_of_the_filesystem_cannot_be_used_to_climb_back_in(root: Path) -> None:
+    # From /a/work, ../../../a/work/x is /a/work/x: inside, but joined under another
+    # parameter's directory it lands elsewhere.
+    found = check({"x": "../" * (len(root.parts) + 1) + str(root).lstrip("/") + "/x"}, root)
+    assert found is not None and "climbs out" in found.why
+
+
+@pytest.mark.parametrize("text", [".", "{root}"])
 def test_the_root_itself_is_refused(root: Path, text: str) -> None:
     found = check({"x": text.format(root=root)}, root)
     assert found is not None and found.resolved == root and "the top of" in found.why
@@ -75,6 +88,12 @@ def test_a_second_root_admits_its_paths(root: Path, tmp_path: Path) -> None:
 def test_a_protected_directory_inside_the_root_is_refused(root: Path, text: str) -> None:
     found = check({"x": text}, root, protected=[root / "data"])
     assert found is not None and found.code == "PATH_PROTECTED" and str(root / "data") in found.why
+
+
+def test_a_protected_directory_holding_the_root_protects_only_its_workflow_files(root: Path) -> None:
+    assert check({"x": "out/data.txt"}, root, protected=[root]) is None
+    found = check({"x": "planted.yaml"}, root, protected=[root])
+    assert found is not None and found.code == "PATH_PROTECTED"
 
 
 def test_a_directory_holding_a_protected_one_is_refused(root: Path) -> None:

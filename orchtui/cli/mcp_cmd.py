@@ -32,13 +32,16 @@ EXIT_INTERRUPTED = 130
               help="Let workflows sent over MCP run shell steps (commands on this machine).")
 @click.option("--allow-python", is_flag=True,
               help="Let workflows sent over MCP run python steps (call any importable function).")
+@click.option("--allow-plugins", is_flag=True,
+              help="Let workflows sent over MCP run plugin actions (with whatever parameters agents give).")
 @click.option("--allow-path", "allowed_paths", multiple=True,
               type=click.Path(exists=True, path_type=Path),
               help="A directory outside the working directory that agents may name in parameters (repeatable).")
 @click.option("--workflows-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="The workflows agents may run (default: setting workflows_dir, ./workflows).")
 @handle_errors
-def mcp_cmd(allow_shell: bool, allow_python: bool, allowed_paths: tuple[Path, ...], workflows_dir: Path | None) -> None:
+def mcp_cmd(allow_shell: bool, allow_python: bool, allow_plugins: bool, allowed_paths: tuple[Path, ...],
+            workflows_dir: Path | None) -> None:
     """Serve workflows, runs and projects to AI agents over stdio (MCP).
 
     Agents run the workflows of the workflows directory and of registered
@@ -64,6 +67,7 @@ def mcp_cmd(allow_shell: bool, allow_python: bool, allowed_paths: tuple[Path, ..
     if workflows_dir is not None:
         settings = dataclasses.replace(settings, workflows_dir=workflows_dir.resolve())
     with OrchestrationMCPTools(settings=settings, allow_shell=allow_shell, allow_python=allow_python,
+                               allow_plugins=allow_plugins,
                                allowed_paths=allowed_paths) as tools, \
             LivePublisher(tools.engine.task_orchestrator, tools.engine.workflow_manager, settings.state_dir,
                           label="orchtui mcp"):
