@@ -769,6 +769,11 @@ def run_process(
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
+        if supervisor.timed_out or supervisor.cancelled:
+            why = "timed out" if supervisor.timed_out else "cancelled"
+            how = (f"SIGKILL after the {kill_grace:g}s grace period" if supervisor.killed_hard
+                   else "they ended within the grace period")
+            log.note(f"{why}: sent SIGTERM to {len(supervisor.killed)} process(es) of the step; {how}")
         if supervisor.leftovers:
             log.note(f"killed {len(supervisor.killed)} process(es) the step left running" if supervisor.killed
                      else "the step's output stayed open after it ended, held by no process of its own")

@@ -73,6 +73,20 @@ def test_timeout_kills_the_whole_tree_including_setsid_grandchildren(tmp_path: P
     assert [pid for pid in pids if alive(pid)] == []
 
 
+@pytest.mark.parametrize(("command", "ending"), [
+    ("sleep 30", "they ended within the grace period]"),
+    ("trap '' TERM; sleep 30", "SIGKILL after the 0.2s grace period]"),
+])
+def test_a_timed_out_steps_log_says_how_it_was_stopped(tmp_path: Path, command: str, ending: str) -> None:
+    log = tmp_path / "step.log"
+    result = run_process(["/bin/sh", "-c", f"echo started; {command}"], deadline=time.monotonic() + 0.3,
+                         kill_grace=0.2, log_path=log)
+    assert result.timed_out
+    lines = log.read_text().splitlines()
+    assert lines[0] == "started" and lines[-1].startswith("[orchtui: timed out: sent SIGTERM to ")
+    assert lines[-1].endswith(ending)
+
+
 def test_cancel_kills_the_running_tree(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     cancel = threading.Event()
