@@ -55,9 +55,10 @@ def main(ctx: click.Context, refresh: float) -> None:
     Exit codes: 0 ok, 1 invalid input or failed run, 2 usage error.
     """
     if ctx.invoked_subcommand is None:
+        from .common import handle_errors
         from .dashboard_cmd import open_dashboard
 
-        open_dashboard(refresh=refresh)
+        handle_errors(open_dashboard)(refresh=refresh)  # one line, not a traceback
 
 
 # Each module exposes ``register(group)``; order is the order in --help.

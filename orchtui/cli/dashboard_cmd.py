@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 import yaml
 
-from core.errors import ConfigError
+from core.errors import ConfigError, OrchestrationError
 
 from .common import handle_errors
 
@@ -42,8 +43,14 @@ def open_dashboard(
     """Run the dashboard in this terminal until the user quits.
 
     Raises:
-        OrchestrationError: the store or the workflows directory cannot be opened.
+        OrchestrationError: no terminal to draw on, or the store or the workflows
+            directory cannot be opened.
     """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Textual would start anyway and wait for keys that never come (ssh without -t, cron, a pipe).
+        raise OrchestrationError(
+            "the dashboard needs a terminal, and stdin or stdout is not one; over SSH use `ssh -t`, "
+            "in scripts use `orchtui run`, `orchtui runs` and `orchtui status`", error_code="NO_TERMINAL")
     from ..app import OrchTUIApp  # Textual loads only when the dashboard opens
 
     app = OrchTUIApp(state_dir=state_dir, workflows_dir=workflows_dir, refresh=refresh, keymap=keymap)
