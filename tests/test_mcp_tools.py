@@ -240,76 +240,69 @@ def test_parameters_of_builtin_only_workflows_are_not_read_as_paths(tools: Orche
 
 
 @pytest.fixture
-def plugin_tools(settings: Settings, tmp_path: Path) -> Iterator[OrchestrationMCPTools]:
+def plugin_tools(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 ) -> Iterator[OrchestrationMCPTools]:
+    """A server that allows plugins, whose runs start in its working directory."""
+    monkeypatch.chdir(tmp_path)
     with OrchestrationMCPTools(settings=settings, workdir=tmp_path, allow_plugins=True) as made:
         yield made
 
 
-def test_plugin_steps_from_mcp_need_the_operators_flag(tools: OrchestrationMCPTools) -> None:
-    registry.register("mcptest", "write", lambda ctx, params: None, required=("path",))
-    try:
-        step = {"name": "w", "module": "mcptest", "action": "write", "parameters": {"path": "inside.txt"}}
-        refused = err(tools.execute_tool("execute_task", step), "ACTION_NOT_ALLOWED")
-        assert "--allow-plugins" in refused["error"]
-        err(tools.execute_tool("create_workflow", {"name": "w", "steps": [step]}), "ACTION_NOT_ALLOWED")
-    finally:
-        registry.unregister("mcptest", "write")
+@pytest.fixture
+def written() -> Iterator[list[str]]:
+    """Register the plugin action ``mcptest.write(path)``; yield the paths it wrote to."""
+    paths: list[str] = []
+
+    def write(ctx: Any, params: dict[str, Any]) -> None:
+        Path(params["path"]).write_text("planted")
+        paths.append(params["path"])
+
+    registry.register("mcptest", "write", write, required=("path",))
+    yield paths
+    registry.unregister("mcptest", "write")
+
+
+def write_step(path: str, **extra: Any) -> dict[str, Any]:
+    return {"name": "w", "module": "mcptest", "action": "write", "parameters": {"path": path}, **extra}
+
+
+def test_plugin_steps_from_mcp_need_the_operators_flag(tools: OrchestrationMCPTools, written: list[str]) -> None:
+    refused = err(tools.execute_tool("execute_task", write_step("inside.txt")), "ACTION_NOT_ALLOWED")
+    assert "--allow-plugins" in refused["error"]
+    err(tools.execute_tool("create_workflow", {"name": "w", "steps": [write_step("inside.txt")]}), "ACTION_NOT_ALLOWED")
+    assert written == []
 
 
 def test_plugin_step_parameters_an_agent_writes_are_confined(
-    plugin_tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    plugin_tools: OrchestrationMCPTools, written: list[str],
 ) -> None:
-    tools = plugin_tools
-    monkeypatch.chdir(tmp_path)
-    registry.register("mcptest", "write", lambda ctx, params: params["path"], required=("path",))
-    try:
-        step = {"name": "w", "module": "mcptest", "action": "write", "parameters": {"path": "/etc/passwd"}}
-        refused = err(tools.execute_tool("execute_task", step), "PATH_OUTSIDE_WORKDIR")
-        assert refused["details"]["parameter"] == "steps.w.parameters.path"
-        defaults = {"name": "d", "steps": [{**step, "parameters": {"path": "{{ params.p }}"}}],
-                    "params": {"p": {"default": "/etc/passwd"}}}
-        err(tools.execute_tool("create_workflow", defaults), "PATH_OUTSIDE_WORKDIR")
-        ok(tools.execute_tool("execute_task", {**step, "parameters": {"path": "inside.txt"}}))
-    finally:
-        registry.unregister("mcptest", "write")
+    refused = err(plugin_tools.execute_tool("execute_task", write_step("/etc/passwd")), "PATH_OUTSIDE_WORKDIR")
+    assert refused["details"]["parameter"] == "steps.w.parameters.path"
+    defaults = {"name": "d", "steps": [write_step("{{ params.p }}")], "params": {"p": {"default": "/etc/passwd"}}}
+    err(plugin_tools.execute_tool("create_workflow", defaults), "PATH_OUTSIDE_WORKDIR")
+    ok(plugin_tools.execute_tool("execute_task", write_step("inside.txt")))
+    assert written == ["inside.txt"]
 
 
 def test_a_path_passed_to_a_plugin_step_through_a_reference_is_refused_when_it_runs(
-    plugin_tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    plugin_tools: OrchestrationMCPTools, written: list[str], tmp_path: Path,
 ) -> None:
-    tools = plugin_tools
-    monkeypatch.chdir(tmp_path)
-    written: list[str] = []
-    registry.register("mcptest", "write", lambda ctx, params: written.append(params["path"]), required=("path",))
-    try:
-        outside = str(tmp_path.parent / "laundered.txt")
-        result = tools.execute_tool("create_complex_workflow", {"steps": [
-            {"name": "e", "module": "builtin", "action": "echo", "parameters": {"message": outside}},
-            {"name": "w", "module": "mcptest", "action": "write", "dependencies": ["e"],
-             "parameters": {"path": "{{ e.output }}"}}]})
-        failed = err(result, "RUN_FAILED")
-        assert "may not run" in str(failed) and outside in str(failed)
-        assert written == []
-    finally:
-        registry.unregister("mcptest", "write")
+    outside = str(tmp_path.parent / "laundered.txt")
+    failed = err(plugin_tools.execute_tool("create_complex_workflow", {"steps": [
+        {"name": "e", "module": "builtin", "action": "echo", "parameters": {"message": outside}},
+        write_step("{{ e.output }}", dependencies=["e"])]}), "RUN_FAILED")
+    assert "may not run" in str(failed) and outside in str(failed)
+    assert written == []
 
 
 def test_a_plugin_step_may_not_write_into_a_project_created_after_it_was_defined(
-    plugin_tools: OrchestrationMCPTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    plugin_tools: OrchestrationMCPTools, written: list[str], tmp_path: Path,
 ) -> None:
-    tools = plugin_tools
-    monkeypatch.chdir(tmp_path)
-    registry.register("mcptest", "write", lambda ctx, params: Path(params["path"]).write_text("planted"),
-                      required=("path",))
-    try:
-        ok(tools.execute_tool("create_workflow", {"name": "plant", "steps": [
-            {"name": "w", "module": "mcptest", "action": "write", "parameters": {"path": "p/workflows/evil.yaml"}}]}))
-        ok(tools.execute_tool("create_project", {"name": "p", "path": "p"}))
-        failed = err(tools.execute_tool("execute_workflow", {"workflow_name": "plant"}), "RUN_FAILED")
-        assert "may not run" in str(failed)
-        assert not (tmp_path / "p" / "workflows" / "evil.yaml").exists()
-    finally:
-        registry.unregister("mcptest", "write")
+    ok(plugin_tools.execute_tool("create_workflow", {"name": "plant", "steps": [write_step("p/workflows/evil.yaml")]}))
+    ok(plugin_tools.execute_tool("create_project", {"name": "p", "path": "p"}))
+    failed = err(plugin_tools.execute_tool("execute_workflow", {"workflow_name": "plant"}), "RUN_FAILED")
+    assert "may not run" in str(failed)
+    assert written == [] and not (tmp_path / "p" / "workflows" / "evil.yaml").exists()
 
 
 def test_a_workflows_directory_that_is_the_working_directory_protects_only_workflow_files(
