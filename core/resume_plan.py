@@ -38,7 +38,8 @@ from .store import Store, already_resumed
 if TYPE_CHECKING:
     from .store_records import RunRecord
 
-__all__ = ["plan_resume", "plan_rerun_from", "current_definition", "definition_changes", "file_changes"]
+__all__ = ["plan_resume", "plan_rerun_from", "current_definition", "definition_changes", "file_changes",
+           "params_for"]
 
 Plan = tuple[Workflow, dict[str, Any], dict[str, Any]]
 
@@ -89,6 +90,26 @@ def _committed(store: Store, run_id: str, workflow: Workflow) -> dict[str, Any]:
     return {name: output for name, output in store.committed_outputs(run_id).items() if name in names}
 
 
+def params_for(run: RunRecord, workflow: Workflow) -> tuple[dict[str, Any], list[str]]:
+    """Return the parameters to resume ``run`` with under ``workflow``, and the ones dropped.
+
+    The store keeps a run's parameters with the defaults filled in. Under the stored
+    definition they are used as they are. Under a reloaded one, a value equal to the old
+    default counts as not given (the new default applies), and a parameter the new
+    definition no longer declares is dropped (named in the second list).
+    """
+    params = dict(run.params)
+    stored = run.definition
+    if stored is None or workflow is stored:
+        return params, []
+    given = {name: value for name, value in params.items()
+             if name not in stored.params or value != stored.params[name].default}
+    if not workflow.params:  # declares none: takes anything
+        return given, []
+    dropped = sorted(name for name in given if name not in workflow.params)
+    return {name: value for name, value in given.items() if name in workflow.params}, dropped
+
+
 def plan_resume(store: Store, run_id: str, *, definition: Workflow | None = None) -> Plan:
     """Plan the resume of run ``run_id``: ``(workflow, params, preset_outputs)``.
 
@@ -112,7 +133,7 @@ def plan_resume(store: Store, run_id: str, *, definition: Workflow | None = None
                          f"`orchtui rerun {run_id} --from STEP` runs steps again", error_code="RUN_COMPLETED")
     again = _downstream(workflow, [s for s in workflow.step_names if s not in committed])
     preset = {name: output for name, output in committed.items() if name not in again}
-    return workflow, dict(run.params), preset
+    return workflow, params_for(run, workflow)[0], preset
 
 
 def plan_rerun_from(store: Store, run_id: str, step: str, *, definition: Workflow | None = None) -> Plan:
@@ -133,12 +154,17 @@ def plan_rerun_from(store: Store, run_id: str, step: str, *, definition: Workflo
         raise StoreError(f"run {run_id} has no step {step!r}{hint}", error_code="STEP_NOT_FOUND")
     again = _downstream(workflow, [step])
     preset = {name: output for name, output in _committed(store, run_id, workflow).items() if name not in again}
-    return workflow, dict(run.params), preset
+    return workflow, params_for(run, workflow)[0], preset
 
 
 def _source_file(run: RunRecord) -> Path | None:
+    """The run's workflow file, or None when it came from none (or the path was stored relative).
+
+    Runs recorded before the store kept absolute paths hold a path relative to a working
+    directory nobody recorded; read from here it could name another project's file.
+    """
     source = run.definition.source_path if run.definition is not None else None
-    if not source or source.startswith("<"):  # "<mcp>", "<string>": not a file
+    if not source or source.startswith("<") or not Path(source).is_absolute():  # "<mcp>": not a file
         return None
     return Path(source)
 
@@ -155,10 +181,11 @@ def current_definition(run: RunRecord) -> Workflow:
 
     file = _source_file(run)
     if file is None:
-        raise StoreError(f"run {run.id}'s workflow was not read from a file, so there is nothing to reload; "
+        raise StoreError(f"run {run.run_id}'s workflow was not read from a file orchtui can find again "
+                         "(it came from MCP or Python, or was recorded with a relative path); "
                          "resume without --reload", error_code="DEFINITION_UNAVAILABLE")
     if not file.is_file():
-        raise StoreError(f"run {run.id}'s workflow file {file} no longer exists; resume without --reload",
+        raise StoreError(f"run {run.run_id}'s workflow file {file} no longer exists; resume without --reload",
                          error_code="DEFINITION_UNAVAILABLE")
     workflow = load_workflow(file)
     if run.definition is not None and workflow.name != run.definition.name:
@@ -195,7 +222,9 @@ def file_changes(run: RunRecord) -> tuple[Path, list[str]] | None:
         return None
     try:
         current = current_definition(run)
-    except (StoreError, WorkflowValidationError):
-        return file, ["it no longer loads"]
+    except StoreError:
+        return file, ["it now defines another workflow"]
+    except WorkflowValidationError:
+        return file, ["it no longer validates"]
     changes = definition_changes(run.definition, current)
     return (file, changes) if changes else None

@@ -20,10 +20,11 @@ exception that arrives at the backward jump of a ``while`` loop skips that frame
 ``try``/``finally`` (the function still stops; its ``finally`` in that frame may not run).
 
 An exception raised asynchronously may land anywhere, so the window is kept tight and
-closed for good: a call is *armed* only inside the ``try`` around the function, and
-:meth:`Watched.close` (in the ``finally``) unregisters it under the watchdog's lock and
-clears an exception that was set but not yet delivered, retrying if one lands inside
-``close`` itself. Nothing is ever raised into code outside the function call.
+closed for good: a call is *armed* only inside the ``try`` around the function, and the
+``finally`` disarms it, unregisters it under the watchdog's lock and clears an exception
+that was set but not yet delivered, catching one that lands in the cleanup itself.
+Nothing is ever raised into code outside the function call. A function that catches the
+interrupt and returns anyway is still reported as timed out or cancelled.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from .actions import StepCancelled, StepTimeout
 
 if TYPE_CHECKING:
     from .actions import ActionContext
@@ -84,15 +83,6 @@ class Watched:
         """Allow interrupting from now on (call first thing inside the ``try``)."""
         self.armed = True
 
-    def close(self) -> None:
-        """Stop watching, and drop an exception raised into the call but not delivered yet."""
-        while True:
-            try:
-                self._dog.forget(self)
-                return
-            except _Interrupt:
-                continue  # one landed in here before the lock was held: forget again
-
 
 class Watchdog:
     """The thread that interrupts watched calls at their deadline or on cancel."""
@@ -115,7 +105,7 @@ class Watchdog:
         return watched
 
     def forget(self, watched: Watched) -> None:
-        """Unregister ``watched`` and clear an undelivered exception (see :meth:`Watched.close`)."""
+        """Unregister ``watched`` and clear an exception raised into it but not delivered yet."""
         with self._lock:
             self._calls.pop(id(watched), None)
             watched.armed = False
@@ -155,17 +145,31 @@ def call_interruptibly(ctx: ActionContext, fn: Callable[..., T], /, *args: Any, 
     """Return ``fn(*args, **kwargs)``, interrupted at ``ctx``'s deadline or on its cancel.
 
     Raises:
-        StepTimeout, StepCancelled: the call was interrupted (or it raises them itself).
+        StepTimeout, StepCancelled: the call was interrupted, or it swallowed the
+            interrupt and returned anyway (its result then does not count).
         Whatever ``fn`` raises.
     """
+    from .actions import StepCancelled, StepTimeout  # here: core.actions imports this module's users
+
     watched = _watchdog.watch(ctx)
     try:
         try:
             watched.arm()
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         finally:
-            watched.close()  # from here on nothing is raised into this thread
+            # The cleanup is written out here, inside this frame's handlers, not in a
+            # method: an interrupt set just before disarming may land at the first
+            # instruction of any function called now (CPython checks on entry), and it
+            # must be caught, not escape into orchtui's code.
+            watched.armed = False  # the watchdog raises nothing new into this call
+            try:
+                _watchdog.forget(watched)  # clears one raised but not delivered yet
+            except _Interrupt:
+                _watchdog.forget(watched)  # it landed before the lock was held; none can follow
     except _Deadline:
         raise StepTimeout(ctx.timeout) from None
     except _Cancel:
         raise StepCancelled() from None
+    if watched.raised_at is not None:  # the function caught the interrupt and returned
+        raise StepCancelled() if ctx.cancel_event.is_set() else StepTimeout(ctx.timeout)
+    return result

@@ -333,6 +333,17 @@ def test_resume_reload_of_a_file_that_no_longer_validates_is_a_located_error(
     assert json.loads(cli(["show", run_id, "--json"], cli_env, tmp_path).stdout)["resumed_by"] == []
 
 
+@pytest.mark.slow
+def test_resume_reload_of_a_deleted_file_is_one_clear_line(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    file, run_id = _failed_run(tmp_path, cli_env)
+    file.unlink()
+    resumed = cli(["resume", run_id, "--reload", "--json"], cli_env, tmp_path)
+    assert resumed.returncode == 1 and json.loads(resumed.stdout)["error_code"] == "DEFINITION_UNAVAILABLE"
+    assert "Traceback" not in resumed.stderr
+
+
 def _first_recorded_run(state: Path) -> str:
     """Wait until a run is recorded in the store under ``state`` (by another process); return its id."""
     deadline = time.monotonic() + 60

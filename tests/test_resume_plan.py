@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from core.models import Workflow, WorkflowParam, WorkflowStep
-from core.resume_plan import definition_changes
+from core.models import Workflow, WorkflowParam, WorkflowStatus, WorkflowStep
+from core.resume_plan import definition_changes, params_for
+from core.store_records import RunRecord
 
 
 def workflow(*steps: WorkflowStep, **params: WorkflowParam) -> Workflow:
@@ -40,3 +41,29 @@ def test_where_the_file_was_read_from_is_no_change() -> None:
     stored, current = workflow(step("a")), workflow(step("a"))
     current.source_path = "/elsewhere/w.yaml"
     assert definition_changes(stored, current) == []
+
+
+def run_of(stored: Workflow, params: dict[str, object]) -> RunRecord:
+    return RunRecord(run_id="r1", workflow=stored.name, status=WorkflowStatus.FAILED, params=params, definition=stored)
+
+
+def param(name: str, default: object) -> WorkflowParam:
+    return WorkflowParam(name=name, default=default)
+
+
+def test_the_stored_definition_resumes_with_the_stored_parameters() -> None:
+    stored = workflow(step("a"), nap=param("nap", 0.1))
+    run = run_of(stored, {"nap": 0.1})
+    assert params_for(run, stored) == ({"nap": 0.1}, [])
+
+
+def test_a_reloaded_definition_gets_its_new_defaults_for_values_nobody_gave() -> None:
+    stored = workflow(step("a"), nap=param("nap", 0.1), who=param("who", "x"))
+    current = workflow(step("a"), nap=param("nap", 9), who=param("who", "x"))
+    assert params_for(run_of(stored, {"nap": 0.1, "who": "me"}), current) == ({"who": "me"}, [])
+
+
+def test_a_parameter_the_reloaded_definition_dropped_is_left_out_and_named() -> None:
+    stored = workflow(step("a"), nap=param("nap", 0.1))
+    current = workflow(step("a"), delay=param("delay", 1))
+    assert params_for(run_of(stored, {"nap": 5}), current) == ({}, ["nap"])

@@ -15,6 +15,7 @@ from core.actions import ActionContext, StepCancelled, StepTimeout
 from core.executors import CancelToken
 from core.models import Task, TaskStatus
 from core.task_orchestrator import RunSpec, TaskOrchestrator
+from core import thread_interrupt
 from core.thread_interrupt import call_interruptibly
 
 WAIT = 60.0
@@ -76,6 +77,19 @@ def test_a_cancelled_call_is_stopped() -> None:
                       StepCancelled)
 
 
+def test_a_function_that_catches_the_interrupt_and_returns_is_still_cancelled() -> None:
+    def stubborn(progress: list[int]) -> str:
+        try:
+            spin_forever(progress)
+        except BaseException as exc:  # noqa: BLE001 - what the test is about
+            return f"caught {type(exc).__name__}"
+        return "unreachable"
+
+    cancel = CancelToken()
+    threading.Timer(0.1, cancel.set).start()
+    assert isinstance(in_thread(lambda: call_interruptibly(context(cancel=cancel), stubborn, [0])), StepCancelled)
+
+
 def test_a_call_that_returns_in_time_gives_its_value() -> None:
     assert in_thread(lambda: call_interruptibly(context(timeout=30), lambda x: x * 2, 21)) == 42
 
@@ -93,10 +107,10 @@ def test_nothing_is_ever_raised_outside_the_call() -> None:
     escaped: list[BaseException] = []
 
     def worker() -> None:
-        for _ in range(300):
-            budget = rng.uniform(0.0, 0.004)
+        for _ in range(3000):
+            budget = rng.uniform(0.0, 0.0005)
             try:
-                call_interruptibly(context(timeout=budget), lambda: sum(range(rng.randrange(1, 20_000))))
+                call_interruptibly(context(timeout=budget), lambda: sum(range(rng.randrange(1, 2_000))))
             except (StepTimeout, StepCancelled):
                 pass
             try:
@@ -111,6 +125,7 @@ def test_nothing_is_ever_raised_outside_the_call() -> None:
     for thread in threads:
         thread.join(WAIT * 2)
     assert escaped == []
+    assert thread_interrupt._watchdog._calls == {}  # no call left registered (and armed)
 
 
 def test_a_timed_out_python_step_stops_before_its_retry_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

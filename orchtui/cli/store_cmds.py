@@ -367,7 +367,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     """
     from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
-    from core.resume_plan import current_definition, file_changes, plan_rerun_from, plan_resume
+    from core.resume_plan import current_definition, file_changes, params_for, plan_rerun_from, plan_resume
     from core.run_recorder import StoreRecorder
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
@@ -376,16 +376,21 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
 
     settings = load_settings()
     parent = store.get_run(run_id)
-    definition = current_definition(parent) if reload and parent is not None else None
-    if from_step is None:
-        workflow, params, preset = plan_resume(store, run_id, definition=definition)
-    else:
-        workflow, params, preset = plan_rerun_from(store, run_id, from_step, definition=definition)
+    # Said before planning, which may refuse ("nothing to resume") where --reload would not.
     changed = file_changes(parent) if parent is not None and not reload else None
     if changed is not None:
         file, changes = changed
         click.echo(f"note: {terminal_safe(str(file))} changed since run {run_id} started ({'; '.join(changes)}); "
                    "running the definition stored with the run (--reload runs the file)", err=True)
+    definition = current_definition(parent) if reload and parent is not None else None
+    if from_step is None:
+        workflow, params, preset = plan_resume(store, run_id, definition=definition)
+    else:
+        workflow, params, preset = plan_rerun_from(store, run_id, from_step, definition=definition)
+    dropped = params_for(parent, workflow)[1] if definition is not None and parent is not None else []
+    if dropped:
+        click.echo(f"note: {workflow.source_path} no longer declares parameter(s) {', '.join(dropped)}; "
+                   "resuming without them", err=True)
     new_run = new_run_id or new_id("run")
     resources = ResourceManager()
     recorder = StoreRecorder(store, resource_manager=resources)
