@@ -44,10 +44,10 @@ from typing import TYPE_CHECKING, Any
 from . import mcp_runs
 from .config import Settings
 from .errors import OrchestrationError, ResourceAllocationError, StoreError, error_dict
+from .interfaces import ParameterGuard
 from .mcp_runs import ProgressCallback, jsonable
 from .mcp_schemas import TOOL_SPECS, ToolSpec, schema_problem
 from .models import ProjectStatus, Workflow, WorkflowStatus, new_id
-from .interfaces import ParameterGuard
 from .path_confinement import FILE_SAFE_MODULES, PathRefusal, file_reaching_params, refused_path
 from .text import did_you_mean
 from .workflow_run import RunHandle
@@ -63,13 +63,13 @@ __all__ = ["OrchestrationMCPTools", "MCPToolError", "ActionNotAllowedError"]
 log = logging.getLogger(__name__)
 
 _RESTRICTED_MODULES = ("shell", "python")
+_KEPT_HANDLES = 1000  # finished runs remembered for cancel_run / get_run_status
+_CANCEL_WAIT_SECONDS = 10.0
 
 
 def _runs_anything(workflow: Workflow) -> bool:
     """True when ``workflow`` has a shell or python step (which can do anything by itself)."""
     return any(step.module in _RESTRICTED_MODULES for step in workflow.steps)
-_KEPT_HANDLES = 1000  # finished runs remembered for cancel_run / get_run_status
-_CANCEL_WAIT_SECONDS = 10.0
 
 
 class MCPToolError(OrchestrationError):
