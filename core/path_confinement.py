@@ -146,7 +146,8 @@ def refused_path(value: Any, *, base: Path, roots: Iterable[Path], protected: It
         value: A parameter value (or a step's parameters) as an agent sent it.
         base: The directory relative paths start from (the run's working directory).
         roots: Resolved directories a path must lie strictly inside.
-        protected: Resolved directories a path may neither lie in nor hold.
+        protected: Resolved directories a path may neither lie in nor hold (one that holds a
+            root protects only its workflow files and itself).
         where: The dotted name of ``value``, for the report.
 
     Returns:
