@@ -70,18 +70,13 @@ class _Cancel(_Interrupt):
 class Watched:
     """One call the watchdog may interrupt. Create with :meth:`Watchdog.watch`."""
 
-    __slots__ = ("ident", "ctx", "armed", "raised_at", "_dog")
+    __slots__ = ("ident", "ctx", "armed", "raised_at")
 
-    def __init__(self, dog: Watchdog, ctx: ActionContext) -> None:
+    def __init__(self, ctx: ActionContext) -> None:
         self.ident = threading.get_ident()
         self.ctx = ctx
         self.armed = False  # set inside the try around the call; only then may it be interrupted
         self.raised_at: float | None = None  # when an exception was last raised into the call
-        self._dog = dog
-
-    def arm(self) -> None:
-        """Allow interrupting from now on (call first thing inside the ``try``)."""
-        self.armed = True
 
 
 class Watchdog:
@@ -95,7 +90,7 @@ class Watchdog:
 
     def watch(self, ctx: ActionContext) -> Watched:
         """Register a call on this thread for ``ctx``'s deadline and cancel flag; not yet armed."""
-        watched = Watched(self, ctx)
+        watched = Watched(ctx)
         with self._lock:
             self._calls[id(watched)] = watched
             if self._thread is None:
@@ -154,7 +149,7 @@ def call_interruptibly(ctx: ActionContext, fn: Callable[..., T], /, *args: Any, 
     watched = _watchdog.watch(ctx)
     try:
         try:
-            watched.arm()
+            watched.armed = True  # first thing inside the try: from here it may be interrupted
             result = fn(*args, **kwargs)
         finally:
             # The cleanup is written out here, inside this frame's handlers, not in a

@@ -16,12 +16,12 @@ from core.config import Settings
 from core.errors import WorkflowNotFoundError, WorkflowValidationError
 from core.models import Workflow
 
-__all__ = ["workflow_file_for", "find_workflow", "looks_like_a_file"]
+__all__ = ["workflow_file_for", "find_workflow"]
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def looks_like_a_file(target: str) -> bool:
+def _looks_like_a_file(target: str) -> bool:
     """True when ``target`` must be a path (a workflow file suffix or a directory separator)."""
     return Path(target).suffix.lower() in _FILE_SUFFIXES or "/" in target
 
@@ -53,9 +53,9 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
 
     path = Path(target)
     if path.exists() or path.is_symlink():
-        if looks_like_a_file(target) or not path.is_dir():  # a bare word naming a directory here is a name
+        if _looks_like_a_file(target) or not path.is_dir():  # a bare word naming a directory here is a name
             return path, None  # loading says what is wrong with anything but a regular file
-    elif looks_like_a_file(target):
+    elif _looks_like_a_file(target):
         raise WorkflowNotFoundError(f"{target}: no such workflow file; give a .yaml/.json file or a workflow name")
     directory = settings.workflows_dir
     files = find_workflow_files(directory) if directory.is_dir() else []
