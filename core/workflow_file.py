@@ -17,14 +17,14 @@ from __future__ import annotations
 import codecs
 import json
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .config import RESOURCE_CONFIG_NAME
-from .errors import ValidationProblem, WorkflowValidationError
+from .errors import ValidationProblem, WorkflowNotFoundError, WorkflowValidationError
 from .models import TaskPriority, Workflow, WorkflowParam
 from .workflow_schema import PARAM_FIELDS, STEP_FIELDS, workflow_json_schema
 from .workflow_validate import Locations, RequirementCheck, infer_param_type, validate_workflow_data
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_EXPANDED_VALUES",
     "WORKFLOW_SUFFIXES",
     "LocatingLoader",
+    "ambiguous_name_error",
     "load_workflow",
     "workflow_from_dict",
     "parse_workflow_text",
@@ -477,6 +478,21 @@ def load_workflows_dir(directory: Path | str) -> tuple[list[Workflow], list[Work
         except WorkflowValidationError as exc:
             errors.append(exc)
     return workflows, errors
+
+
+def ambiguous_name_error(name: str, files: Sequence[Path | str], directory: Path | str) -> WorkflowNotFoundError:
+    """Return the error for a workflow ``name`` that several ``files`` of ``directory`` define.
+
+    Running one of them silently ran whichever file sorted first; every face (CLI, MCP,
+    dashboard) refuses the name instead and asks for a rename or the file.
+    """
+    listed = ", ".join(Path(file).name for file in files)
+    return WorkflowNotFoundError(
+        f"workflow name '{name}' is defined by {len(files)} files in {directory} ({listed}); "
+        "rename one, or give the file",
+        error_code="WORKFLOW_AMBIGUOUS",
+        details={"workflow_name": name, "files": [str(file) for file in files]},
+        suggestions=["give the workflow file instead of its name"])
 
 
 _NO_DEFAULT = object()

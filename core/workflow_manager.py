@@ -115,6 +115,7 @@ class WorkflowManager:
         self.observers: list[RunObserver] = list(observers)
         self.load_problems: list[str] = []
         self._lock = threading.RLock()
+        self._ambiguous: dict[str, tuple[list[str], Path]] = {}  # name -> (its files, their directory)
         self._orchestrator = orchestrator
         self._owns_orchestrator = orchestrator is None
         self._listening = False
@@ -215,6 +216,7 @@ class WorkflowManager:
         workflow.status = WorkflowStatus.READY
         with self._lock:
             self.workflows[workflow.name] = workflow
+            self._ambiguous.pop(workflow.name, None)  # registered on purpose: this one is meant
         return workflow
 
     def get_workflow(self, name: str) -> Workflow | None:
@@ -227,8 +229,14 @@ class WorkflowManager:
         Raises
         ------
         WorkflowNotFoundError
-            No workflow has that name (the message suggests the closest one).
+            No workflow has that name (the message suggests the closest one), or several
+            files define it (``WORKFLOW_AMBIGUOUS``).
         """
+        ambiguous = self._ambiguous.get(name)
+        if ambiguous is not None:
+            from .workflow_file import ambiguous_name_error
+
+            raise ambiguous_name_error(name, *ambiguous)
         workflow = self.workflows.get(name)
         if workflow is None:
             hint = did_you_mean(name, sorted(self.workflows))
@@ -253,7 +261,7 @@ class WorkflowManager:
         """Load every workflow file (YAML and JSON) of ``directory`` (default: config_dir).
 
         A bad file never stops the others: its problems are returned, one line each
-        (``file:line:col: message; hint``). A name defined twice keeps the first file.
+        (``file:line:col: message; hint``). A name defined twice: see :meth:`register_loaded`.
 
         Returns
         -------
@@ -267,16 +275,33 @@ class WorkflowManager:
             return [f"{directory}: workflows directory does not exist"]
         loaded, errors = load_workflows_dir(directory)
         problems = [str(p) for err in errors for p in (err.problems or [err.message])]
-        seen: dict[str, str | None] = {}
+        return problems + self.register_loaded(loaded, directory)
+
+    def register_loaded(self, loaded: Sequence[Workflow], directory: Path) -> list[str]:
+        """Register the workflows loaded from ``directory``'s files, in file order.
+
+        A name several files define is registered as the first file's workflow (so it is
+        listed) but :meth:`require_workflow` refuses it with ``WORKFLOW_AMBIGUOUS`` until
+        one is renamed: running whichever file sorts first would run the wrong one half
+        the time.
+
+        Returns
+        -------
+        list of str
+            One problem per file whose name an earlier file took.
+        """
+        problems: list[str] = []
+        files_of: dict[str, list[str]] = {}
         with self._lock:
+            self._ambiguous = {name: seen for name, seen in self._ambiguous.items() if seen[1] != directory}
             for workflow in loaded:
-                if workflow.name in seen:
-                    problems.append(
-                        f"{workflow.source_path}: workflow name '{workflow.name}' is also used by "
-                        f"{seen[workflow.name]}; kept the first one"
-                    )
+                files = files_of.setdefault(workflow.name, [])
+                files.append(str(workflow.source_path))
+                if len(files) > 1:
+                    problems.append(f"{workflow.source_path}: workflow name '{workflow.name}' is also used by "
+                                    f"{files[0]}; rename one (running '{workflow.name}' by name is refused until then)")
+                    self._ambiguous[workflow.name] = (files, directory)
                     continue
-                seen[workflow.name] = workflow.source_path
                 workflow.status = WorkflowStatus.READY
                 self.workflows[workflow.name] = workflow
         return problems

@@ -207,10 +207,14 @@ class DashboardEngine:
         if signature != self._catalog_signature:
             self._catalog_signature = signature
             loaded, errors = load_workflows_dir(self.workflows_dir) if self.workflows_dir.is_dir() else ([], [])
+            shared_names = self.manager.register_loaded(loaded, self.workflows_dir)
+            # A name two files define is listed once (list entries are keyed by name); the
+            # problem line names both files, and running it is refused until one is renamed.
+            first: dict[str, Workflow] = {}
             for workflow in loaded:
-                self.manager.workflows[workflow.name] = workflow
-            workflows = tuple(loaded)
-            problems = tuple(str(e.message).splitlines()[0] for e in errors)
+                first.setdefault(workflow.name, workflow)
+            workflows = tuple(first.values())
+            problems = tuple([str(e.message).splitlines()[0] for e in errors] + shared_names)
         projects = tuple(self.store.list_projects())
         catalog = CatalogView(workflows, problems, projects)
         if catalog != self._catalog:

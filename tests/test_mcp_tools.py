@@ -383,6 +383,13 @@ def test_a_workflow_file_added_later_is_known(tools: OrchestrationMCPTools, sett
     ok(tools.execute_tool("execute_workflow", {"workflow_name": "late"}))
 
 
+def test_a_name_two_files_define_is_refused_naming_both(settings: Settings, tmp_path: Path) -> None:
+    (settings.workflows_dir / "quick-copy.yaml").write_text(QUICK)
+    with OrchestrationMCPTools(settings=settings, workdir=tmp_path) as tools:
+        refused = err(tools.execute_tool("execute_workflow", {"workflow_name": "quick"}), "WORKFLOW_AMBIGUOUS")
+    assert "quick.yaml" in refused["error"] and "quick-copy.yaml" in refused["error"]
+
+
 def test_run_reads_of_unknown_runs_and_steps(tools: OrchestrationMCPTools) -> None:
     err(tools.execute_tool("get_run_status", {"run_id": "run-nope"}), "RUN_NOT_FOUND")
     err(tools.execute_tool("cancel_run", {"run_id": "run-nope"}), "RUN_NOT_FOUND")

@@ -49,7 +49,7 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
         WorkflowNotFoundError: neither a file nor a workflow of that name exists (with a
             did-you-mean), or two files define that name (``WORKFLOW_AMBIGUOUS``).
     """
-    from core.workflow_file import find_workflow_files, load_workflow
+    from core.workflow_file import ambiguous_name_error, find_workflow_files, load_workflow
 
     path = Path(target)
     if path.exists() or path.is_symlink():
@@ -72,13 +72,7 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
             if workflow.name == target:
                 defining.append((file, workflow))
     if len(defining) > 1:
-        listed = ", ".join(file.name for file, _ in defining)
-        raise WorkflowNotFoundError(
-            f"workflow name '{target}' is defined by {len(defining)} files in {directory} ({listed}); "
-            "rename one, or give the file",
-            error_code="WORKFLOW_AMBIGUOUS",
-            details={"workflow_name": target, "files": [str(file) for file, _ in defining]},
-            suggestions=["give the workflow file instead of its name"])
+        raise ambiguous_name_error(target, [file for file, _ in defining], directory)
     if defining:
         return defining[0]
     if by_stem is not None:  # a file stem that holds another name (or an invalid file: loading says why)

@@ -411,3 +411,22 @@ class TestLargeGraphs:
             gc.collect()  # a full collection: the freeze asked for when the graph was shown
             assert app.heap.freezes == 2
         assert gc.get_freeze_count() == 0
+
+
+async def test_a_name_two_files_define_is_listed_once_and_refused_with_both_files(engine: DashboardEngine) -> None:
+    copy = engine.workflows_dir / "demo-copy.yaml"
+    copy.write_text((engine.workflows_dir / "demo.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    app = _app(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        projects = app.query_one(ProjectsPane)
+        await pilot.pause()
+        listed = [o.id for o in projects._options if o.id]
+        assert len([i for i in listed if i.endswith("\x1fdemo")]) == 1
+        shown = [str(o.prompt) for o in projects._options if o.disabled]
+        assert any("demo-copy.yaml" in line and "'demo'" in line for line in shown)
+        await _select_workflow(pilot, app, "demo")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("defined by 2 files" in str(n.message) for n in app._notifications))
+        assert app.view_run is None and app.model.state.runs == ()
