@@ -21,6 +21,10 @@ pass the file's current definition (:func:`current_definition`, ``resume --reloa
 steps it adds run, steps it drops are gone, and completed steps it changed keep their
 outputs (``rerun --from STEP --reload`` runs them again). :func:`definition_changes`
 says what differs, so the CLI can tell the user that the file moved on.
+
+Parameters: the run's own, unless the caller overrides some (``resume -p``). Those
+reach only the steps that run; :func:`kept_steps_using` names the reused steps that
+were made with the old values.
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ from .errors import StoreError
 from .models import Workflow, WorkflowStatus
 from .process_tree import process_alive
 from .store import Store, already_resumed
+from .templating import find_references
 
 if TYPE_CHECKING:
     from .store_records import RunRecord
 
 __all__ = ["plan_resume", "plan_rerun_from", "current_definition", "definition_changes", "file_changes",
-           "params_for"]
+           "params_for", "kept_steps_using"]
 
 Plan = tuple[Workflow, dict[str, Any], dict[str, Any]]
 
@@ -108,6 +113,19 @@ def params_for(run: RunRecord, workflow: Workflow) -> tuple[dict[str, Any], list
         return given, []
     dropped = sorted(name for name in given if name not in workflow.params)
     return {name: value for name, value in given.items() if name in workflow.params}, dropped
+
+
+def kept_steps_using(workflow: Workflow, preset: Iterable[str], changed: Iterable[str]) -> list[str]:
+    """Return the steps of ``preset`` (reused, not run) whose parameters or conditions
+    refer to a parameter in ``changed``, in workflow order.
+
+    A resume with a new parameter value runs only the steps that have not completed:
+    these kept outputs were made with the old value, and the caller should say so.
+    """
+    kept, names = set(preset), set(changed)
+    return [step.name for step in workflow.steps if step.name in kept and any(
+        ref.kind == "params" and ref.name in names
+        for ref in find_references([step.parameters, step.conditions]))]
 
 
 def plan_resume(store: Store, run_id: str, *, definition: Workflow | None = None) -> Plan:

@@ -344,6 +344,75 @@ def test_resume_reload_of_a_deleted_file_is_one_clear_line(
     assert "Traceback" not in resumed.stderr
 
 
+PARAMETRISED = """name: parametrised
+params:
+  who: {type: string, default: world}
+  code: {type: integer, default: 3}
+steps:
+  - {name: a, module: shell, action: run, parameters: {command: "echo a-{{ params.who }} >> trace.txt"}}
+  - {name: b, module: shell, action: run, dependencies: [a], parameters: {command: "exit {{ params.code }}"}}
+  - {name: c, module: shell, action: run, dependencies: [b], parameters: {command: "echo c-{{ params.who }} >> trace.txt"}}
+"""
+
+
+def _failed_parametrised_run(tmp_path: Path, cli_env: dict[str, str]) -> str:
+    (tmp_path / "parametrised.yaml").write_text(PARAMETRISED)
+    failed = cli(["run", "parametrised.yaml", "--json"], cli_env, tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    return json.loads(failed.stdout)["run_id"]
+
+
+@pytest.mark.slow
+def test_resume_with_a_parameter_runs_the_unfinished_steps_with_the_new_value(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    run_id = _failed_parametrised_run(tmp_path, cli_env)
+    resumed = cli(["resume", run_id, "-p", "code=0", "--json"], cli_env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["changed_params"] == ["code"] and "note:" not in resumed.stderr
+    assert (tmp_path / "trace.txt").read_text().split() == ["a-world", "c-world"]
+
+
+@pytest.mark.slow
+def test_resume_names_the_completed_steps_that_keep_outputs_of_an_old_parameter_value(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    run_id = _failed_parametrised_run(tmp_path, cli_env)
+    resumed = cli(["resume", run_id, "-p", "code=0", "-p", "who=you"], cli_env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"note: completed step(s) a used code, who and keep the outputs made with the old value; " \
+           f"`orchtui rerun {run_id} --from a` runs them again" in resumed.stderr
+    assert (tmp_path / "trace.txt").read_text().split() == ["a-world", "c-you"]
+
+
+@pytest.mark.slow
+def test_resume_with_bad_parameters_lists_each_problem_and_starts_nothing(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    run_id = _failed_parametrised_run(tmp_path, cli_env)
+    refused = cli(["resume", run_id, "-p", "code=zero", "-p", "whom=x"], cli_env, tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    lines = refused.stderr.splitlines()
+    assert any("'code' must be an integer" in line for line in lines)
+    assert any("has no parameter 'whom'" in line and "did you mean 'who'" in line for line in lines)
+    assert json.loads(cli(["show", run_id, "--json"], cli_env, tmp_path).stdout)["resumed_by"] == []
+
+
+@pytest.mark.slow
+def test_resume_reload_of_a_file_with_a_new_required_parameter_takes_it_with_p(
+    cli_env: dict[str, str], tmp_path: Path, isolated_state: Path,
+) -> None:
+    run_id = _failed_parametrised_run(tmp_path, cli_env)
+    file = tmp_path / "parametrised.yaml"
+    file.write_text(PARAMETRISED.replace("params:\n", "params:\n  tag: {type: string, required: true}\n")
+                    .replace("c-{{ params.who }}", "c-{{ params.tag }}").replace("exit {{ params.code }}", "true"))
+    missing = cli(["resume", run_id, "--reload"], cli_env, tmp_path)
+    assert missing.returncode == 1 and "needs parameter 'tag'" in missing.stderr and "-p tag=VALUE" in missing.stderr
+    resumed = cli(["resume", run_id, "--reload", "-p", "tag=v2"], cli_env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "trace.txt").read_text().split() == ["a-world", "c-v2"]
+
+
 def _first_recorded_run(state: Path) -> str:
     """Wait until a run is recorded in the store under ``state`` (by another process); return its id."""
     deadline = time.monotonic() + 60

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.models import Workflow, WorkflowParam, WorkflowStatus, WorkflowStep
-from core.resume_plan import definition_changes, params_for
+from core.resume_plan import definition_changes, kept_steps_using, params_for
 from core.store_records import RunRecord
 
 
@@ -67,3 +67,14 @@ def test_a_parameter_the_reloaded_definition_dropped_is_left_out_and_named() -> 
     stored = workflow(step("a"), nap=param("nap", 0.1))
     current = workflow(step("a"), delay=param("delay", 1))
     assert params_for(run_of(stored, {"nap": 5}), current) == ({}, ["nap"])
+
+
+def test_kept_steps_using_a_changed_parameter_are_named_in_workflow_order() -> None:
+    flow = workflow(step("b", "echo {{ params.dir }}"), step("a", "echo {{ params.other }}"),
+                    WorkflowStep(name="gated", conditions={"if": "'{{ params.dir }}' == 'x'"}),
+                    step("runs", "echo {{ params.dir }}"))
+    assert kept_steps_using(flow, ["a", "b", "gated"], ["dir"]) == ["b", "gated"]
+
+
+def test_no_changed_parameter_names_no_kept_step() -> None:
+    assert kept_steps_using(workflow(step("a", "echo {{ params.dir }}")), ["a"], []) == []

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from core.errors import OrchestrationError, error_dict
+from core.errors import OrchestrationError, WorkflowValidationError, error_dict
 
 __all__ = ["CONTEXT_SETTINGS", "json_option", "emit_json", "fail", "handle_errors", "os_error_message", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
@@ -21,6 +21,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+param_option = click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+                            help="A workflow parameter; repeat for several. Values take the declared type.")
 
 
 def emit_json(data: Any) -> None:
@@ -88,8 +90,9 @@ def reader_left(code: int = EXIT_READER_LEFT) -> None:
 def handle_errors(func: F) -> F:
     """Turn orchtui errors (and a few OS ones) into one clear line and exit code 1.
 
-    With ``--json`` (an ``as_json`` parameter) the spec-002 error dict is printed on
-    stdout instead, so a script gets structured errors.
+    A validation error prints each of its problems on a line of its own. With ``--json``
+    (an ``as_json`` parameter) the spec-002 error dict is printed on stdout instead, so a
+    script gets structured errors.
     """
 
     @functools.wraps(func)
@@ -97,6 +100,12 @@ def handle_errors(func: F) -> F:
         as_json = bool(kwargs.get("as_json"))
         try:
             return func(*args, **kwargs)
+        except WorkflowValidationError as exc:  # every problem, one line each
+            if not as_json:
+                for problem in exc.problems[:-1]:
+                    click.secho(f"error: {problem}", fg="red", err=True)
+            last = str(exc.problems[-1]) if exc.problems else exc.message
+            fail(last, as_json=as_json, data=exc.to_error_dict())
         except OrchestrationError as exc:
             fail(exc.message, as_json=as_json, data=exc.to_error_dict())
         except BrokenPipeError:  # `orchtui show RUN | head`: the reader has all it wanted

@@ -15,11 +15,20 @@ import click
 from rich.console import Console
 
 from core.config import Settings, load_settings
-from core.errors import OrchestrationError, StoreError, WorkflowValidationError
+from core.errors import OrchestrationError, StoreError
 from core.models import Workflow, WorkflowExecution, WorkflowStatus
 from core.text import terminal_safe
 
-from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, StdoutConsole, emit_json, handle_errors, json_option
+from .common import (
+    CONTEXT_SETTINGS,
+    EXIT_FAILED,
+    EXIT_OK,
+    StdoutConsole,
+    emit_json,
+    handle_errors,
+    json_option,
+    param_option,
+)
 from .foreground import Interrupts, final_execution, follow_run
 from .workflow_target import find_workflow
 
@@ -109,8 +118,7 @@ def _execute(
 
 @click.command("run", context_settings=CONTEXT_SETTINGS)
 @click.argument("target", metavar="FILE|NAME")
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="A workflow parameter; repeat for several. Values take the declared type.")
+@param_option
 @click.option("--max-workers", type=click.IntRange(min=1), default=None,
               help="Steps running at once (default: setting max_workers / ORCHTUI_MAX_WORKERS).")
 @click.option("--no-record", is_flag=True, help="Do not record the run in the store.")
@@ -142,17 +150,9 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
         raise click.UsageError("--scheduler needs --executor dask")
     settings = load_settings()
     console = StdoutConsole(highlight=False)
-    try:
-        workflow = find_workflow(target, settings)
-        values = coerce_cli_params(workflow, params)
-        resolve_params(workflow, values)  # every parameter problem now, not just the first later
-    except WorkflowValidationError as exc:
-        if as_json:
-            emit_json(exc.to_error_dict())
-        else:
-            for problem in exc.problems or [exc.message]:
-                click.secho(f"error: {problem}", fg="red", err=True)
-        sys.exit(EXIT_FAILED)
+    workflow = find_workflow(target, settings)
+    values = coerce_cli_params(workflow, params)
+    resolve_params(workflow, values)  # every parameter problem now, not just the first later
     execution, interrupted, rows, log_dir = _execute(
         workflow, values, settings=settings, max_workers=max_workers, console=console, quiet=as_json,
         record=not no_record, run_id=run_id, executor=executor, scheduler=scheduler)

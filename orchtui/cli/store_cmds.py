@@ -34,7 +34,16 @@ from core.store_records import RunRecord
 from core.store_recovery import host
 from core.text import format_duration, terminal_safe
 
-from .common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, StdoutConsole, emit_json, handle_errors, json_option
+from .common import (
+    CONTEXT_SETTINGS,
+    EXIT_FAILED,
+    EXIT_OK,
+    StdoutConsole,
+    emit_json,
+    handle_errors,
+    json_option,
+    param_option,
+)
 from .foreground import Interrupts, final_execution, follow_run
 
 __all__ = ["register", "parse_age"]
@@ -359,18 +368,27 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
 
 
 def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | None, as_json: bool,
-           new_run_id: str | None = None, reload: bool = False) -> None:
+           new_run_id: str | None = None, reload: bool = False, param_pairs: tuple[str, ...] = ()) -> None:
     """Run the resume (or rerun) of ``run_id`` in this process and exit with run's codes.
 
     With ``reload`` the workflow file's current definition runs instead of the stored one;
-    without it, a file that changed since is mentioned on stderr.
+    without it, a file that changed since is mentioned on stderr. ``param_pairs``
+    (``-p KEY=VALUE``) override the run's parameters for the steps that run.
     """
     from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
-    from core.resume_plan import current_definition, file_changes, params_for, plan_rerun_from, plan_resume
+    from core.resume_plan import (
+        current_definition,
+        file_changes,
+        kept_steps_using,
+        params_for,
+        plan_rerun_from,
+        plan_resume,
+    )
     from core.run_recorder import StoreRecorder
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
+    from core.workflow_params import coerce_cli_params, resolve_params
 
     from ..progress import summary_table
 
@@ -391,6 +409,14 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     if dropped:
         click.echo(f"note: {workflow.source_path} no longer declares parameter(s) {', '.join(dropped)}; "
                    "resuming without them", err=True)
+    overrides = coerce_cli_params(workflow, param_pairs)
+    changed = sorted(name for name, value in overrides.items() if name not in params or params[name] != value)
+    params.update(overrides)
+    resolve_params(workflow, params)  # every parameter problem now, before the new run is claimed
+    stale = kept_steps_using(workflow, preset, changed)
+    if stale:
+        click.echo(f"note: completed step(s) {', '.join(stale)} used {', '.join(changed)} and keep the outputs "
+                   f"made with the old value; `orchtui rerun {run_id} --from {stale[0]}` runs them again", err=True)
     new_run = new_run_id or new_id("run")
     resources = ResourceManager()
     recorder = StoreRecorder(store, resource_manager=resources)
@@ -421,7 +447,8 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     code = EXIT_OK if execution.success else (interrupts.exit_code if interrupted else EXIT_FAILED)
     if as_json:
         emit_json(execution.to_dict() | {"resumed_from": run_id, "reused_steps": sorted(preset),
-                                          "definition": "file" if reload else "stored"})
+                                          "definition": "file" if reload else "stored",
+                                          "changed_params": changed, "kept_steps_using_changed_params": stale})
         sys.exit(code)
     console.print(summary_table(execution, handle.step_progress(),
                                 unicode=(console.encoding or "").lower().startswith("utf")))
@@ -444,9 +471,11 @@ _reload_option = click.option(
 @click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
 @click.option("--run-id", "new_run_id", default=None, metavar="ID", help=_NEW_RUN_ID_HELP)
 @_reload_option
+@param_option
 @json_option
 @handle_errors
-def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, reload: bool, as_json: bool) -> None:
+def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, reload: bool, params: tuple[str, ...],
+               as_json: bool) -> None:
     """Finish a failed, cancelled or interrupted run.
 
     Steps whose completion was recorded keep their outputs and do not run again; the
@@ -454,14 +483,15 @@ def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, rel
     downstream of them. The resume is a new run that names RUN as its parent.
 
     It runs the workflow as stored with RUN; after fixing the workflow file, --reload
-    runs the file instead (a note says when the file changed).
+    runs the file instead (a note says when the file changed). -p changes a parameter
+    for the steps that run; completed steps keep what they made with the old value.
 
     \b
     Exit codes: 0 completed, 1 failed or not resumable, 130 cancelled with Ctrl-C,
     143 by SIGTERM, 129 by SIGHUP.
     """
     with _store() as store:
-        _start(store, store.resolve_run_id(run_id), None, max_workers, as_json, new_run_id, reload)
+        _start(store, store.resolve_run_id(run_id), None, max_workers, as_json, new_run_id, reload, params)
 
 
 @click.command("rerun", context_settings=CONTEXT_SETTINGS)
@@ -470,10 +500,11 @@ def resume_cmd(run_id: str, max_workers: int | None, new_run_id: str | None, rel
 @click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Steps running at once.")
 @click.option("--run-id", "new_run_id", default=None, metavar="ID", help=_NEW_RUN_ID_HELP)
 @_reload_option
+@param_option
 @json_option
 @handle_errors
 def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, new_run_id: str | None, reload: bool,
-              as_json: bool) -> None:
+              params: tuple[str, ...], as_json: bool) -> None:
     """Run STEP of RUN and everything downstream of it again, reusing the other outputs.
 
     \b
@@ -481,7 +512,7 @@ def rerun_cmd(run_id: str, from_step: str, max_workers: int | None, new_run_id: 
     143 by SIGTERM, 129 by SIGHUP.
     """
     with _store() as store:
-        _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json, new_run_id, reload)
+        _start(store, store.resolve_run_id(run_id), from_step, max_workers, as_json, new_run_id, reload, params)
 
 
 # ---------------------------------------------------------------------- prune
