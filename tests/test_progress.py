@@ -64,6 +64,34 @@ def test_live_mode_renders_a_row_per_step_and_a_notice(manager: WorkflowManager)
     assert "kaput" in rendered and "error / note" in rendered
 
 
+def test_live_mode_draws_only_what_fits_the_terminal_with_running_and_failed_steps_first(manager: WorkflowManager):
+    steps = [{"name": f"s{i}"} for i in range(200)]
+    steps += [{"name": "boom", "module": "builtin", "action": "fail", "parameters": {"message": "kaput"}},
+              {"name": "nap", "module": "builtin", "action": "sleep", "parameters": {"seconds": 60}}]
+    manager.create_workflow({"name": "many", "steps": steps})
+    console = Console(file=io.StringIO(), force_terminal=True, width=80, height=12, color_system=None)
+    handle = manager.start_workflow("many")
+    progress = RunProgress(handle, console=console)
+    while handle.step_progress()[-1].status is not TaskStatus.RUNNING or not handle.execution.failed_steps:
+        handle.wait(0.02)
+    lines = console.render_lines(progress.render(), pad=False)
+    handle.cancel()
+    handle.wait(30)
+    shown = ["".join(segment.text for segment in line).rstrip() for line in lines]
+    assert len(shown) <= 12 and all(len(line) <= 80 for line in shown)
+    assert any("nap" in line and "running" in line for line in shown)
+    assert any("boom" in line and "failed" in line and "kaput" in line for line in shown)
+    assert "more steps; all: 200 completed · 1 failed · 1 running" in shown[-1]
+
+
+def test_the_summary_lists_every_step_whatever_the_terminal(manager: WorkflowManager):
+    manager.create_workflow({"name": "many", "steps": [{"name": f"s{i}"} for i in range(300)]})
+    handle = manager.start_workflow("many")
+    handle.wait(30)
+    lines = summary_table(handle.execution, handle.step_progress()).plain.splitlines()
+    assert len(lines) == 301 and lines[0].split() == ["step", "state", "try", "time", "error", "/", "note"]
+
+
 def test_follow_stops_when_asked(manager: WorkflowManager):
     manager.create_workflow({"name": "long", "steps": [
         {"name": "nap", "module": "builtin", "action": "sleep", "parameters": {"seconds": 60}}]})

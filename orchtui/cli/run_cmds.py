@@ -164,7 +164,8 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
         # The live view already shows a successful run's final state; logs and
         # failures get the full table, with untruncated errors.
         console.print()
-        console.print(summary_table(execution, rows, unicode=(console.encoding or "").lower().startswith("utf")))
+        console.print(summary_table(execution, rows, unicode=(console.encoding or "").lower().startswith("utf")),
+                      soft_wrap=True)
     style = {WorkflowStatus.COMPLETED: "bold green", WorkflowStatus.CANCELLED: "bold magenta"}.get(
         execution.status, "bold red")
     console.print(

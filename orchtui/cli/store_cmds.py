@@ -21,7 +21,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from core.config import load_settings
 from core.errors import StoreError
@@ -34,6 +34,7 @@ from core.store_records import RunRecord
 from core.store_recovery import host
 from core.text import format_duration, terminal_safe
 
+from ..columns import Column, column_text
 from .common import (
     CONTEXT_SETTINGS,
     EXIT_FAILED,
@@ -57,6 +58,9 @@ _STATUS_STYLE = {
 # Step statuses share their names with run statuses, and so their colours.
 _STYLE_BY_VALUE = {status.value: style for status, style in _STATUS_STYLE.items()}
 _OUTPUT_WIDTH = 80
+_RUNS_COLUMNS = tuple(Column(header) for header in ("run", "workflow", "status", "started", "duration"))
+_STEP_COLUMNS = tuple(Column(header) for header in ("step", "status", "try", "time", "exit", "error / output"))
+_HISTORY_COLUMNS = tuple(Column(header) for header in ("time", "step", "status", "try"))
 _POLL = 0.1  # seconds between looks at a followed log and at the store
 
 
@@ -129,14 +133,9 @@ def runs_cmd(workflow: str | None, status: str | None, limit: int, as_json: bool
     if not runs:
         click.echo("no runs recorded" + (" matching the filters" if workflow or status else ""))
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("run", "workflow", "status", "started", "duration"):
-        table.add_column(column, no_wrap=True)
-    for run in runs:
-        style = _STATUS_STYLE.get(run.status, "")
-        table.add_row(run.run_id, escape(run.workflow), f"[{style}]{run.status.value}[/]" if style else run.status.value,
-                      _when(run.started_at or run.created_at), _seconds(run.duration()))
-    _console().print(table)
+    rows = [[run.run_id, run.workflow, Text(run.status.value, style=_STATUS_STYLE.get(run.status, "")),
+             _when(run.started_at or run.created_at), _seconds(run.duration())] for run in runs]
+    _console().print(column_text(_RUNS_COLUMNS, rows), soft_wrap=True)
 
 
 def _run_summary(run: RunRecord) -> dict[str, Any]:
@@ -186,37 +185,32 @@ def show_cmd(run_id: str, with_history: bool, as_json: bool) -> None:
         console.print(f"resumed as run {child}")
     if run.error:
         console.print(f"error: {escape(terminal_safe(run.error))}", style="red")
-    table = Table(box=None, pad_edge=False)
-    for column in ("step", "status", "try", "time", "exit", "error / output"):
-        table.add_column(column, no_wrap=column != "error / output", overflow="fold")
+    rows: list[list[str | Text]] = []
     for step in run.steps.values():
         latest = step.latest
         duration = latest.duration() if latest is not None else None
         if step.error:
-            note = f"[red]{escape(_short(step.error))}[/]"
+            note = Text(_short(step.error), style="red")
         elif step.reused_from:
-            note = f"[dim]reused from {step.reused_from}[/]: {escape(_short(step.output))}"
-        elif step.output is not None:
-            note = escape(_short(step.output))
+            note = Text.assemble((f"reused from {step.reused_from}", "dim"), f": {_short(step.output)}")
         else:
-            note = ""
-        table.add_row(escape(step.name), step.status.value, str(step.attempt or "-"), _seconds(duration),
-                      "-" if step.exit_code is None else str(step.exit_code), note)
+            note = Text(_short(step.output) if step.output is not None else "")
+        rows.append([step.name, Text(step.status.value, style=_STYLE_BY_VALUE.get(step.status.value, "")),
+                     str(step.attempt or "-"), _seconds(duration),
+                     "-" if step.exit_code is None else str(step.exit_code), note])
         for attempt in step.attempts[:-1]:  # earlier attempts, indented under the step
-            table.add_row("", f"[dim]attempt {attempt.attempt}: {attempt.status.value}[/]", str(attempt.attempt),
-                          _seconds(attempt.duration()), "-" if attempt.exit_code is None else str(attempt.exit_code),
-                          f"[dim]{escape(_short(attempt.error))}[/]")
-    console.print(table)
+            rows.append(["", Text(f"attempt {attempt.attempt}: {attempt.status.value}", style="dim"),
+                         str(attempt.attempt), _seconds(attempt.duration()),
+                         "-" if attempt.exit_code is None else str(attempt.exit_code),
+                         Text(_short(attempt.error), style="dim")])
+    console.print(column_text(_STEP_COLUMNS, rows, max_width=console.width if console.is_terminal else None),
+                  soft_wrap=True)
     if with_history:
-        changes = Table(box=None, pad_edge=False, title="history", title_justify="left")
-        for column in ("time", "step", "status", "try"):
-            changes.add_column(column, no_wrap=True)
-        for entry in history:
-            style = _STYLE_BY_VALUE.get(entry.status.value, "")
-            changes.add_row(_when_precise(entry.at), escape(entry.step),
-                            f"[{style}]{entry.status.value}[/]" if style else entry.status.value,
-                            str(entry.attempt or "-"))
-        console.print(changes)
+        console.print("history", style="italic")
+        changes = [[_when_precise(entry.at), entry.step,
+                    Text(entry.status.value, style=_STYLE_BY_VALUE.get(entry.status.value, "")),
+                    str(entry.attempt or "-")] for entry in history]
+        console.print(column_text(_HISTORY_COLUMNS, changes), soft_wrap=True)
 
 
 # ----------------------------------------------------------------------- logs
@@ -451,7 +445,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
                                           "changed_params": changed, "kept_steps_using_changed_params": stale})
         sys.exit(code)
     console.print(summary_table(execution, handle.step_progress(),
-                                unicode=(console.encoding or "").lower().startswith("utf")))
+                                unicode=(console.encoding or "").lower().startswith("utf")), soft_wrap=True)
     console.print(f"{execution.workflow_name}: {execution.status.value} — run {new_run}",
                   style=_STATUS_STYLE.get(execution.status, ""))
     if execution.error:
