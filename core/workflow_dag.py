@@ -17,15 +17,19 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from .errors import CycleDetectedError, DAGValidationError
 from .models import TaskStatus, Workflow
 from .text import did_you_mean
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 __all__ = ["DAGTask", "WorkflowDAG", "STATUS_STYLES", "mermaid_label"]
+
+# networkx is imported where a graph is built or walked, not with this module: importing
+# it takes a tenth of a second, which `orchtui runs`, `show` and `logs` need not pay.
 
 
 @dataclasses.dataclass(slots=True)
@@ -196,6 +200,8 @@ class WorkflowDAG:
         return self._graph
 
     def _build(self) -> None:
+        import networkx as nx
+
         tasks = self.tasks
         edges = [(dep, name) for name, task in tasks.items() for dep in task.dependencies]
         problems: list[str] = []
@@ -218,6 +224,8 @@ class WorkflowDAG:
 
     def _analyse(self) -> None:
         """Compute levels and order in one pass, or find the cycle that prevents them."""
+        import networkx as nx
+
         graph = self.graph
         if self._levels is not None or self._cycle is not None:
             return
@@ -234,6 +242,8 @@ class WorkflowDAG:
         self._order = [name for level in levels for name in level]
 
     def _one_cycle(self, graph: nx.DiGraph) -> list[str]:
+        import networkx as nx
+
         edges = nx.find_cycle(graph)
         return self._rotate([u for u, _ in edges])
 
@@ -261,6 +271,8 @@ class WorkflowDAG:
         Returns an empty list for an acyclic graph; every returned path is a real cycle
         of :attr:`graph`, starting at its earliest-added node.
         """
+        import networkx as nx
+
         graph = self.graph if graph is None else graph
         if self._levels is not None:
             return []
@@ -370,6 +382,8 @@ class WorkflowDAG:
         DAGValidationError
             There is no task called ``name``.
         """
+        import networkx as nx
+
         self._require(name)
         return set(nx.ancestors(self.graph, name))
 
@@ -381,6 +395,8 @@ class WorkflowDAG:
         DAGValidationError
             There is no task called ``name``.
         """
+        import networkx as nx
+
         self._require(name)
         return set(nx.descendants(self.graph, name))
 

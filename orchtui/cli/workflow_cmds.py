@@ -17,7 +17,6 @@ from core.config import RESOURCE_CONFIG_NAME, load_settings
 from core.errors import ConfigError, OrchestrationError, WorkflowNotFoundError, WorkflowValidationError
 from core.models import Workflow
 from core.text import plural
-from core.workflow_dag import WorkflowDAG
 from core.workflow_file import find_workflow_files, load_workflow, workflow_json_schema
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, emit_json, fail, handle_errors, json_option, os_error_message
@@ -149,6 +148,8 @@ def graph_cmd(target: str, fmt: str, direction: str, as_json: bool) -> None:
             for line in _problem_lines(exc):
                 click.secho(line, fg="red", err=True)
         raise SystemExit(EXIT_FAILED) from None
+    from core.workflow_dag import WorkflowDAG  # networkx: a tenth of a second every other command need not pay
+
     dag = WorkflowDAG.from_workflow(workflow)
     if fmt == "levels":
         data = dag.to_dict()
