@@ -177,6 +177,13 @@ class ActionContext:
                 break
         self.check()
 
+    def note(self, text: str) -> None:
+        """Append an ``[orchtui: text]`` remark to the attempt's log file, if it has one."""
+        if self.log_path is not None:
+            sink = CappedLog(self.log_path, self.log_cap_bytes)
+            sink.note(text)
+            sink.close()
+
     def log(self, text: str) -> None:
         """Append ``text`` to the attempt's log file (within its size cap), if it has one."""
         if self.log_path is None:

@@ -108,6 +108,8 @@ def shell_run(ctx: ActionContext, params: dict[str, Any]) -> Any:
             cancel_event=ctx.cancel_event if ctx.cancellable else None,
             kill_grace=ctx.kill_grace,
         )
+    except (StepTimeout, StepCancelled):  # TimeoutError is an OSError, but this one is no failure to start
+        raise
     except FileNotFoundError:
         raise ActionError(f"shell.run: command not found: {argv[0]!r}; check the name or the PATH", exit_code=127) from None
     except PermissionError:
@@ -191,11 +193,18 @@ def python_call(ctx: ActionContext, params: dict[str, Any]) -> Any:
         if "ctx" in kwargs:
             raise ActionError("python.call: 'ctx' is reserved for the action context; rename that keyword argument")
         kwargs["ctx"] = ctx
-    with printed_to(ctx.log):  # its prints belong in its log, not in orchtui's output
-        if threading.current_thread() is threading.main_thread():
-            return fn(*args, **kwargs)  # a process executor's child: SIGALRM and kill stop it
-        # A worker thread cannot be killed: interrupt it at the deadline or on cancel.
-        return call_interruptibly(ctx, fn, *args, **kwargs)
+    try:
+        with printed_to(ctx.log):  # its prints belong in its log, not in orchtui's output
+            if threading.current_thread() is threading.main_thread():
+                return fn(*args, **kwargs)  # a process executor's child: SIGALRM and kill stop it
+            # A worker thread cannot be killed: interrupt it at the deadline or on cancel.
+            return call_interruptibly(ctx, fn, *args, **kwargs)
+    except StepTimeout:
+        ctx.note(f"timed out after {ctx.timeout:g}s: the call was interrupted" if ctx.timeout else "timed out")
+        raise
+    except StepCancelled:
+        ctx.note("cancelled: the call was interrupted")
+        raise
 
 
 def builtin_noop(ctx: ActionContext, params: dict[str, Any]) -> Any:

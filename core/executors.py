@@ -36,7 +36,7 @@ import psutil
 from .errors import OrchestrationError
 from .interfaces import DoneCallback, ExecutorBackend
 from .models import Invocation, TaskResult
-from .process_tree import adopt_owner, this_process
+from .process_tree import CappedLog, adopt_owner, mark_own_children, supervising, this_process
 
 __all__ = ["CancelToken", "ThreadBackend", "ProcessBackend", "create_backend", "BACKEND_NAMES", "InvokeFn"]
 
@@ -136,6 +136,7 @@ class ThreadBackend:
     queues_excess = True
 
     def __init__(self, max_workers: int = 4, *, invoke: InvokeFn | None = None) -> None:
+        mark_own_children()  # what a python.call starts is found by crash recovery
         self._max_workers = max(1, int(max_workers))
         self._invoke = invoke  # None: core.actions.invoke, resolved by each worker
         self._queue: queue.SimpleQueue[tuple[Invocation, DoneCallback, CancelToken] | None] = queue.SimpleQueue()
@@ -369,7 +370,7 @@ def _child_main(invocation: Invocation, conn: Connection, invoke_target: str, ow
     """
     stand_in = _start_stand_in(lifeline.fileno(), invocation.kill_grace + _STAND_IN_MARGIN)
     try:
-        _run_in_child(invocation, conn, invoke_target, owner)
+        _run_in_child(invocation, conn, invoke_target, owner, stand_in)
     finally:
         _stop_stand_in(stand_in)
 
@@ -378,15 +379,30 @@ def _leave_to_parent(_signum: int, _frame: Any) -> None:
     """A ProcessBackend child's handler for the signals its parent acts on: nothing."""
 
 
-def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float]) -> None:
-    """The body of :func:`_child_main`: run the invocation and send its result back."""
-    from .actions import StepTimeout
+def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, owner: tuple[int, float],
+                  stand_in: int | None = None) -> None:
+    """The body of :func:`_child_main`: run the invocation and send its result back.
+
+    A step that timed out or was cancelled leaves no process behind: what its Python
+    code started itself (``subprocess``, ``os.system``; a shell step's commands are
+    stopped by the shell action) is stopped before the result goes back.
+    """
+    from .actions import StepCancelled, StepTimeout
 
     # The step processes this child starts belong to the orchtui process that runs the
     # workflow: if that one dies, crash recovery must find them under its identity.
     adopt_owner(*owner)
     cancel = threading.Event()
-    signal.signal(_CANCEL_SIGNAL, lambda _signum, _frame: cancel.set())
+    in_action = False
+
+    def on_cancel(_signum: int, _frame: Any) -> None:
+        cancel.set()
+        if in_action and not supervising():
+            # Python code (a python.call) never looks at the event: stop it where it is, as
+            # the alarm does at the deadline. A shell command's supervisor sees the event.
+            raise StepCancelled()
+
+    signal.signal(_CANCEL_SIGNAL, on_cancel)
     # Ctrl-C, a closed terminal's SIGHUP and a group's SIGTERM reach the whole process
     # group; the parent decides (orchtui.cli.foreground) and cancels this child's step.
     # A handler that does nothing, not SIG_IGN: an ignored signal stays ignored in the
@@ -395,7 +411,17 @@ def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, 
         signal.signal(signum, _leave_to_parent)
     timeout = invocation.timeout if invocation.timeout and invocation.timeout > 0 else None
 
+    backstopped = False
+
     def on_alarm(_signum: int, _frame: Any) -> None:
+        nonlocal backstopped
+        if supervising() and not backstopped:
+            # A shell command's supervisor stops its tree at the same deadline and notes it
+            # in the log; raising into it would report "cannot start". Strike only if it has
+            # not returned by the end of its grace period.
+            backstopped = True
+            signal.setitimer(signal.ITIMER_REAL, invocation.kill_grace + 1.0)
+            return
         raise StepTimeout(timeout)
 
     try:
@@ -405,14 +431,21 @@ def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, 
             signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
+            in_action = True
             result = invoke_fn(invocation, cancel)
         finally:
+            in_action = False
             signal.setitimer(signal.ITIMER_REAL, 0)
     except StepTimeout:  # the alarm struck outside the action, around invoke's own bookkeeping
         result = TaskResult(success=False, error_message=f"timed out after {timeout:g}s", error_type="TimeoutError",
                             attempt=invocation.attempt)
+    except StepCancelled:  # likewise the cancel signal
+        result = TaskResult(success=False, error_message="Cancelled", error_type="Cancelled",
+                            attempt=invocation.attempt)
     except BaseException as exc:  # report, never die silently: the parent waits for a result
         result = _crash_result(invocation, exc)
+    if not result.success and result.error_type in ("TimeoutError", "Cancelled"):
+        _stop_leftovers(invocation, stand_in, "timed out" if result.error_type == "TimeoutError" else "cancelled")
     try:
         conn.send(result)
     except (BrokenPipeError, ConnectionResetError):  # the parent is gone (the stand-in ends us): nobody to tell
@@ -427,6 +460,25 @@ def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, 
             )
         )
     conn.close()
+
+
+def _stop_leftovers(invocation: Invocation, stand_in: int | None, why: str) -> None:
+    """SIGTERM what this child started (but its stand-in), SIGKILL what outlives the grace
+    period, and say so in the step's log."""
+    victims = [proc for proc in _descendants(os.getpid()) or () if proc.pid != stand_in]
+    if not victims:
+        return
+    for proc in victims:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(victims, timeout=invocation.kill_grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    how = f"SIGKILL after the {invocation.kill_grace:g}s grace period" if alive else "they ended within the grace period"
+    log = CappedLog(invocation.log_path, invocation.log_cap_bytes)
+    log.note(f"{why}: sent SIGTERM to {len(victims)} process(es) the step started; {how}")
+    log.close()
 
 
 def kill_process_tree(pid: int) -> None:
@@ -522,6 +574,7 @@ class ProcessBackend:
             )
         self._max_workers = max(1, int(max_workers))
         self._ctx = multiprocessing.get_context(start_method)
+        mark_own_children()  # before the fork server starts: its children inherit the marker
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload([invoke_target.partition(":")[0]])
             _start_forkserver_deaf_to_group_signals()

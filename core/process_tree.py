@@ -54,6 +54,9 @@ __all__ = [
     "ProcessResult",
     "CappedLog",
     "memory_limited_argv",
+    "mark_own_children",
+    "strip_own_marker",
+    "supervising",
     "spawn",
     "run_process",
     "collect_tree",
@@ -269,6 +272,34 @@ def adopt_owner(pid: int, started: float) -> None:
 
 def _owner_of_this_process() -> bytes:
     return _adopted_owner if _adopted_owner is not None else _own_marker(os.getpid())
+
+
+def mark_own_children() -> None:
+    """Put this process's :data:`OWNER_ENV` marker in its own environment.
+
+    :func:`run_process` marks the step commands it starts. Processes started any other
+    way inherit the environment instead: a process executor's fork server and the
+    children it forks, and whatever a ``python.call`` starts itself (``subprocess``,
+    ``os.system``). With the marker there, :func:`kill_orphans` finds them too once this
+    process dies, so a resume never runs beside them. Call it before starting those.
+    """
+    os.environ[OWNER_ENV] = _owner_of_this_process().decode()
+
+
+def strip_own_marker(env: dict[str, str]) -> None:
+    """Remove this process's :data:`OWNER_ENV` marker from ``env``, for a process meant to
+    outlive it (a detached run the dashboard starts), which its death must not stop."""
+    if env.get(OWNER_ENV, "").encode() == _owner_of_this_process():
+        del env[OWNER_ENV]
+
+
+_SUPERVISING = threading.local()
+
+
+def supervising() -> bool:
+    """True while this thread is inside :func:`run_process`, which enforces its deadline
+    itself (killing the tree and noting it in the log)."""
+    return getattr(_SUPERVISING, "depth", 0) > 0
 
 
 @functools.cache
@@ -758,6 +789,7 @@ def run_process(
         kill_grace,
         token,
     )
+    _SUPERVISING.depth = getattr(_SUPERVISING, "depth", 0) + 1
     try:
         supervisor.run()
     except BaseException:
@@ -765,6 +797,7 @@ def run_process(
         kill_tree(proc.pid, grace=0.5, token=token, pgid=proc.pid)
         raise
     finally:
+        _SUPERVISING.depth -= 1
         returncode = supervisor.reap()
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()

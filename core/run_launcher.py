@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import OrchestrationError
 from .models import Workflow, new_id
+from .process_tree import strip_own_marker
 
 __all__ = ["launch_run", "launch_resume", "reap_children", "runner_log_path", "RUNNER_LOG"]
 
@@ -67,6 +68,7 @@ def _param_arg(workflow: Workflow | None, name: str, value: Any) -> str:
 def _spawn(argv: list[str], state_dir: Path, run_id: str, env: Mapping[str, str] | None, cwd: Path | None) -> None:
     log_file = runner_log_path(state_dir, run_id)
     child_env = dict(os.environ if env is None else env)
+    strip_own_marker(child_env)  # it outlives this process on purpose
     child_env["ORCHTUI_DIR"] = str(Path(state_dir).resolve())
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), child_env.get("PYTHONPATH", "")) if p)
     try:

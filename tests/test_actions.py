@@ -286,6 +286,13 @@ def test_python_call_cooperative_function_stops_at_the_deadline(module_dir: Path
     assert (result.error_type, result.error_message) == ("TimeoutError", "timed out after 0.1s")
 
 
+def test_python_call_stopped_at_its_deadline_says_so_at_the_end_of_its_log(module_dir: Path, tmp_path: Path) -> None:
+    write_module(module_dir, "coop_mod_b", "def f(ctx):\n    print('working')\n    while True:\n        ctx.sleep(0.01)\n")
+    log = tmp_path / "f.log"
+    run("python", "call", {"target": "coop_mod_b:f"}, timeout=0.1, log_path=str(log))
+    assert log.read_text().splitlines() == ["working", "[orchtui: timed out after 0.1s: the call was interrupted]"]
+
+
 # ------------------------------------------------------------------ builtins
 
 

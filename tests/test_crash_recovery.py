@@ -240,6 +240,14 @@ def sleep_in_python(pid_file):
         time.sleep(0.05)
 
 
+def spawn_and_wait(pid_file):
+    import subprocess
+    child = subprocess.Popen(["sleep", "60"])  # inherits the environment: no step marker of its own
+    Path(pid_file + ".child").write_text(str(child.pid))
+    Path(pid_file).write_text(str(os.getpid()))
+    child.wait()
+
+
 def hold_the_gil(pid_file):
     Path(pid_file).write_text(str(os.getpid()))
     re.match(r"(a+)+$", "a" * 40 + "b")  # one C call that holds the GIL for days
@@ -262,6 +270,26 @@ def test_a_python_step_of_the_process_executor_dies_with_its_orchtui_process(
     env = {**cli_env, "PYTHONPATH": str(tmp_path) + os.pathsep + cli_env["PYTHONPATH"]}
     step = run_and_kill_owner(workflow, env, pid_file, isolated_state, "--executor", "process")
     wait_gone(step, "the step's process to die with its owner", timeout=15)
+
+
+def test_a_process_executor_step_and_what_its_python_started_are_gone_once_recovery_ran(
+    tmp_path: Path, cli_env: dict[str, str], isolated_state: Path
+) -> None:
+    # An immediate resume used to run the step beside its first attempt for the stand-in's
+    # grace period: the fork server's child and the process it started carried no owner
+    # marker, so recovery could not find them, and the child ignored the cancel signal.
+    (tmp_path / "orphan_step.py").write_text(PYTHON_STEP)
+    pid_file = tmp_path / "step.pid"
+    workflow = tmp_path / "python-spawn.yaml"
+    workflow.write_text("name: python-spawn\nsteps:\n  - name: spawn\n    module: python\n    action: call\n"
+                        f"    parameters: {{target: 'orphan_step:spawn_and_wait', args: [{json.dumps(str(pid_file))}]}}\n")
+    env = {**cli_env, "PYTHONPATH": str(tmp_path) + os.pathsep + cli_env["PYTHONPATH"]}
+    step = run_and_kill_owner(workflow, env, pid_file, isolated_state, "--executor", "process")
+    started = psutil.Process(int(Path(f"{pid_file}.child").read_text()))
+    with Store(isolated_state / "orchtui.db"):  # opening recovers: marks the run, stops its leftovers
+        pass
+    for process in (step, started):
+        wait_gone(process, "recovery to have stopped it", timeout=0.5)
 
 
 @pytest.mark.parametrize("ignore_sigterm", [False, True], ids=["stops-on-sigterm", "ignores-sigterm"])

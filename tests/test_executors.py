@@ -253,3 +253,62 @@ def test_commands_a_process_child_runs_start_with_no_stop_signal_ignored(tmp_pat
     ignored = int(out.read_text().split()[1], 16)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         assert not ignored & (1 << (signum - 1)), f"{signum.name} is ignored"
+
+
+def _logged(module: str, action: str, log: Path, timeout: float, **params: Any) -> Invocation:
+    return Invocation("t1", "step", module, action, params, 1, None, timeout, str(log), kill_grace=0.5)
+
+
+def test_process_backend_times_out_a_shell_step_as_a_timeout_with_its_log_note(tmp_path: Path) -> None:
+    # The child's SIGALRM used to strike inside the shell action's supervisor, whose
+    # TimeoutError (an OSError) read as "cannot start '/bin/sh'", with no note in the log.
+    log = tmp_path / "sh.log"
+    backend = ProcessBackend(1)
+    done = Results()
+    backend.submit(_logged("shell", "run", log, 0.5, command="echo start; sleep 30"), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.error_type == "TimeoutError" and result.error_message == "timed out after 0.5s"
+    assert log.read_text().splitlines()[-1].startswith("[orchtui: timed out: sent SIGTERM to")
+
+
+def _python_spawning_sleep(tmp_path: Path) -> dict[str, Any]:
+    """python.call parameters that start `sleep 60` with subprocess, note its pid, and wait for it."""
+    pidfile = tmp_path / "pid"
+    code = (f"import subprocess, pathlib; p = subprocess.Popen(['sleep', '60']); "
+            f"pathlib.Path({str(pidfile)!r}).write_text(str(p.pid)); p.wait()")
+    return {"target": "builtins:exec", "args": [code]}
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+def test_process_backend_stops_what_a_python_call_started_at_its_timeout_or_cancel(tmp_path: Path, how: str) -> None:
+    log = tmp_path / "py.log"
+    backend = ProcessBackend(1)
+    done = Results()
+    handle = backend.submit(_logged("python", "call", log, 2.0 if how == "timeout" else 60.0,
+                                    **_python_spawning_sleep(tmp_path)), done)
+    pidfile = tmp_path / "pid"
+    for _ in range(3000):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        threading.Event().wait(0.01)
+    if how == "cancel":
+        backend.cancel(handle)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.error_type == ("TimeoutError" if how == "timeout" else "Cancelled")
+    assert gone(int(pidfile.read_text()))
+    assert "process(es) the step started" in log.read_text()
+
+
+def test_a_process_backend_fork_server_and_its_children_carry_the_owner_marker() -> None:
+    # Crash recovery finds a dead orchtui's leftovers by this marker; a process-executor
+    # child that outlived it would otherwise run beside the resume of its own step.
+    from core.process_tree import OWNER_ENV, owner_marker, this_process
+
+    backend = ProcessBackend(1)
+    done = Results()
+    backend.submit(inv("python", "call", target="os:getenv", args=[OWNER_ENV]), done)
+    (result,) = done.wait()
+    backend.shutdown()
+    assert result.data == owner_marker(*this_process())

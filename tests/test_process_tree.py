@@ -334,3 +334,14 @@ def test_kill_orphans_ignores_another_process_that_reused_the_owner_pid(tmp_path
         assert alive(step)
     finally:
         kill_orphans(owner, started, grace=0.2)
+
+
+def test_a_detached_process_gets_no_owner_marker_of_ours_but_keeps_another(tmp_path: Path) -> None:
+    from core.process_tree import OWNER_ENV, owner_marker, strip_own_marker, this_process
+
+    ours = {OWNER_ENV: owner_marker(*this_process()), "KEEP": "1"}
+    strip_own_marker(ours)
+    assert ours == {"KEEP": "1"}
+    foreign = {OWNER_ENV: owner_marker(1, 12.5)}
+    strip_own_marker(foreign)
+    assert foreign == {OWNER_ENV: owner_marker(1, 12.5)}
