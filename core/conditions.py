@@ -163,7 +163,7 @@ class _Walker:
             raise ValueError("bitwise operators are not allowed")
         if self.check_only():
             return None
-        _require_number(operand)
+        operand = _require_number(operand)
         return -operand if isinstance(node.op, ast.USub) else +operand
 
     def _visit_BinOp(self, node: ast.BinOp) -> Any:
@@ -173,9 +173,7 @@ class _Walker:
         left, right = self.visit(node.left), self.visit(node.right)
         if self.check_only():
             return None
-        _require_number(left)
-        _require_number(right)
-        return op(left, right)
+        return op(_require_number(left), _require_number(right))
 
     def _visit_Compare(self, node: ast.Compare) -> Any:
         ops = [_COMPARE.get(type(op)) for op in node.ops]
@@ -186,13 +184,17 @@ class _Walker:
         if self.check_only():
             return None
         for kind, op, right in zip(node.ops, ops, rights):
-            if not isinstance(kind, (ast.In, ast.NotIn)):
-                left, right = _as_numbers(left, right)
             try:
-                holds = op(left, right)  # type: ignore[misc]
+                if isinstance(kind, (ast.In, ast.NotIn)):
+                    holds = _contains(right, left) == isinstance(kind, ast.In)
+                else:
+                    left, right = _as_numbers(left, right)
+                    holds = op(left, right)  # type: ignore[misc]
             except TypeError:
-                raise ValueError(f"{left!r} ({type(left).__name__}) and {right!r} ({type(right).__name__}) "
-                                 "cannot be ordered") from None
+                how = (f"cannot be looked for in {right!r} ({type(right).__name__})"
+                       if isinstance(kind, (ast.In, ast.NotIn)) else
+                       f"and {right!r} ({type(right).__name__}) cannot be ordered")
+                raise ValueError(f"{left!r} ({type(left).__name__}) {how}") from None
             if not holds:
                 return False
             left = right
@@ -203,17 +205,41 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# A number as a command prints one: no "1_000", "inf", "nan" or "0x1f", which Python's
+# int() and float() would also take.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def _number_in(text: str) -> int | float | None:
-    """Return the number ``text`` spells (``" 5\n"``, ``"2.5"``), or None."""
-    try:
-        return int(text.strip())
-    except ValueError:
-        pass
-    try:
-        number = float(text.strip())
-    except ValueError:
+    """Return the number ``text`` spells (``" 5\n"``, ``"2.5"``, ``"-1e3"``), or None."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
         return None
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)
     return number if math.isfinite(number) else None
+
+
+def _contains(container: Any, item: Any) -> bool:
+    """``item in container``, where text and a number that spell the same value match
+    (a shell step's ``12`` is in ``[12, 13]``), as they do for ``==``.
+
+    Raises:
+        TypeError: ``container`` cannot hold anything (a number), or text is looked for
+            in something that is not text.
+    """
+    if item in container:
+        return True
+    if isinstance(container, (str, bytes, Mapping)):
+        return False
+    if isinstance(item, str):
+        number = _number_in(item)
+        return number is not None and any(_is_number(x) and x == number for x in container)
+    if _is_number(item):
+        return any(isinstance(x, str) and _number_in(x) == item for x in container)
+    return False
 
 
 def _as_numbers(left: Any, right: Any) -> tuple[Any, Any]:
@@ -227,9 +253,16 @@ def _as_numbers(left: Any, right: Any) -> tuple[Any, Any]:
     return left, right
 
 
-def _require_number(value: Any) -> None:
+def _require_number(value: Any) -> int | float:
+    """Return ``value`` as a number for arithmetic (text that spells one counts, as in
+    comparisons); raises ValueError for anything else."""
+    if isinstance(value, str):
+        number = _number_in(value)
+        if number is not None:
+            return number
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"arithmetic needs numbers, got {value!r}")
+    return value
 
 
 def _parse(expression: str) -> tuple[ast.Expression, list[Reference]]:
@@ -299,10 +332,11 @@ def evaluate_conditions(
     """
     if not conditions:
         return True, ""
-    where = f"step '{step_name}'" if step_name else "a step"
+    # The message is the step's error, shown beside its name (and in the run's error as
+    # "step 'x' failed: ..."), so it does not name the step again.
     problems = condition_problems(conditions)
     if problems:
-        raise ConditionError(f"{where}: {problems[0]}")
+        raise ConditionError(problems[0])
     when = conditions.get("when", True)
     if isinstance(when, bool):
         return when, "" if when else "condition 'when: false'"
@@ -312,7 +346,7 @@ def evaluate_conditions(
     try:
         result = _Walker(_names(refs), values).visit(tree)
     except (ValueError, TypeError, ArithmeticError) as exc:
-        raise ConditionError(f"{where}: cannot evaluate condition {when!r}: {exc}") from None
+        raise ConditionError(f"cannot evaluate condition {when!r}: {exc}") from None
     if result:
         return True, ""
     return False, f"condition {when!r} is false"
