@@ -21,7 +21,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     folder = tmp_path / "wfs"
     folder.mkdir()
     (folder / "greeting.yaml").write_text(flow("hello"))
-    (folder / "broken.yaml").write_text("name: hello\nsteps: 3\n")  # mentions the name, defines nothing
+    (folder / "broken.yaml").write_text("name: other\ndescription: hello\nsteps: 3\n")  # mentions the name only
     monkeypatch.chdir(tmp_path)
     return dataclasses.replace(load_settings(cwd=tmp_path), workflows_dir=folder)
 
@@ -64,3 +64,24 @@ def test_an_invalid_file_named_by_its_stem_reports_its_problems(settings: Settin
 def test_a_directory_named_like_the_workflow_does_not_hide_it(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "hello").mkdir()
     assert find_workflow("hello", settings).name == "hello"
+
+
+def test_an_invalid_file_declaring_the_name_makes_it_ambiguous_instead_of_being_skipped(settings: Settings) -> None:
+    (settings.workflows_dir / "prod-hello.yaml").write_text("name: hello\nsteps:\n  - {name: a, dependencies: [ghost]}\n")
+    with pytest.raises(WorkflowNotFoundError, match="prod-hello.yaml") as refused:
+        find_workflow("hello", settings)
+    assert refused.value.error_code == "WORKFLOW_AMBIGUOUS"
+
+
+def test_the_only_file_declaring_the_name_reports_its_problems_when_invalid(settings: Settings) -> None:
+    (settings.workflows_dir / "greeting.yaml").unlink()
+    (settings.workflows_dir / "prod.yaml").write_text("name: hello\nsteps:\n  - {name: a, dependencies: [ghost]}\n")
+    with pytest.raises(WorkflowValidationError, match="ghost"):
+        find_workflow("hello", settings)
+
+
+def test_an_invalid_yaml_file_declaring_the_name_is_found_by_its_top_level_line(settings: Settings) -> None:
+    (settings.workflows_dir / "greeting.yaml").unlink()
+    (settings.workflows_dir / "prod.yaml").write_text("name: hello\nsteps: [\n")
+    with pytest.raises(WorkflowValidationError):
+        find_workflow("hello", settings)

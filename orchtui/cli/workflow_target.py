@@ -10,6 +10,7 @@ version did, ran whichever sorted first.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from core.config import Settings
@@ -47,7 +48,8 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
 
     Raises:
         WorkflowNotFoundError: neither a file nor a workflow of that name exists (with a
-            did-you-mean), or two files define that name (``WORKFLOW_AMBIGUOUS``).
+            did-you-mean), or two files define that name (``WORKFLOW_AMBIGUOUS``), valid or not.
+        WorkflowValidationError: the one file that declares the name is invalid.
     """
     from core.workflow_file import ambiguous_name_error, find_workflow_files, load_workflow
 
@@ -61,20 +63,28 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
     files = find_workflow_files(directory) if directory.is_dir() else []
     by_stem = next((file for file in files if file.stem == target), None)
     # Only files that mention the name can define it: parsing every file of a large
-    # directory to run one workflow would cost seconds.
-    defining: list[tuple[Path, Workflow]] = []
+    # directory to run one workflow would cost seconds. An invalid file that declares the
+    # name counts: running another file's workflow of that name instead would run the
+    # wrong one without a word (its problems are reported when it is the only one).
+    defining: list[tuple[Path, Workflow | None, WorkflowValidationError | None]] = []
     for file in files:
-        if file is by_stem or target in _read_text(file):
+        text = _read_text(file)
+        if file is by_stem or target in text:
             try:
                 workflow = load_workflow(file)
-            except WorkflowValidationError:
-                continue  # a broken neighbour must not hide the workflow asked for
+            except WorkflowValidationError as exc:
+                if _declared_name(text) == target:
+                    defining.append((file, None, exc))
+                continue
             if workflow.name == target:
-                defining.append((file, workflow))
+                defining.append((file, workflow, None))
     if len(defining) > 1:
-        raise ambiguous_name_error(target, [file for file, _ in defining], directory)
+        raise ambiguous_name_error(target, [file for file, _, _ in defining], directory)
     if defining:
-        return defining[0]
+        file, workflow, problem = defining[0]
+        if problem is not None:
+            raise problem
+        return file, workflow
     if by_stem is not None:  # a file stem that holds another name (or an invalid file: loading says why)
         return by_stem, None
     names = sorted({file.stem for file in files} | _names_in(files))
@@ -84,6 +94,22 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
         f"no workflow file or workflow named '{target}' in {directory}{hint}",
         suggestions=[f"did you mean '{close[0]}'?"] if close else ["`orchtui workflow list` shows the workflows"],
     )
+
+
+_TOP_LEVEL_NAME = re.compile(r"""^name:[ \t]*["']?([^"'#\s]+)""", re.MULTILINE)
+
+
+def _declared_name(text: str) -> str | None:
+    """The workflow name an invalid file's text declares (its top-level ``name``), or None."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:  # a syntax error elsewhere: the top-level line may still say
+        found = _TOP_LEVEL_NAME.search(text)
+        return found.group(1) if found else None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _names_in(files: list[Path]) -> set[str]:
