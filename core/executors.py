@@ -36,7 +36,7 @@ import psutil
 from .errors import OrchestrationError
 from .interfaces import DoneCallback, ExecutorBackend
 from .models import Invocation, TaskResult
-from .process_tree import CappedLog, adopt_owner, mark_own_children, supervising, this_process
+from .process_tree import CappedLog, adopt_owner, hurried, mark_own_children, supervising, this_process
 
 __all__ = ["CancelToken", "ThreadBackend", "ProcessBackend", "create_backend", "BACKEND_NAMES", "InvokeFn"]
 
@@ -493,6 +493,27 @@ def kill_process_tree(pid: int) -> None:
             proc.kill()
 
 
+class _Escalation:
+    """SIGKILLs a cancelled child's tree once its grace period ends, or at once when the
+    user hurries (a second Ctrl-C: :func:`core.process_tree.hurry_kills`); :meth:`cancel`
+    stops it when the child ended first."""
+
+    def __init__(self, pid: int, grace: float) -> None:
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._wait, args=(pid, time.monotonic() + grace),
+                                        name="orchtui-escalation", daemon=True)
+        self._thread.start()
+
+    def _wait(self, pid: int, kill_at: float) -> None:
+        while not self._ended.wait(min(0.05, max(0.0, kill_at - time.monotonic()))):
+            if hurried() or time.monotonic() >= kill_at:
+                kill_process_tree(pid)
+                return
+
+    def cancel(self) -> None:
+        self._ended.set()
+
+
 class _ProcessAttempt:
     """One invocation's child process, as the ProcessBackend tracks it."""
 
@@ -504,7 +525,7 @@ class _ProcessAttempt:
         self.process: Any = None
         self.cancelled = False
         self.lock = threading.Lock()
-        self.escalation: threading.Timer | None = None
+        self.escalation: _Escalation | None = None
         self.monitor: threading.Thread | None = None
 
 
@@ -645,10 +666,7 @@ class ProcessBackend:
         """Send the cancel signal and arm the SIGKILL escalation; called with ``handle.lock`` held."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, _CANCEL_SIGNAL)
-        timer = threading.Timer(self._kill_grace, kill_process_tree, args=(process.pid,))
-        timer.daemon = True
-        handle.escalation = timer
-        timer.start()
+        handle.escalation = _Escalation(process.pid, self._kill_grace)
 
     def _run(self, attempt: _ProcessAttempt) -> None:
         invocation = attempt.invocation

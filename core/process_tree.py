@@ -57,6 +57,8 @@ __all__ = [
     "mark_own_children",
     "strip_own_marker",
     "supervising",
+    "hurry_kills",
+    "hurried",
     "spawn",
     "run_process",
     "collect_tree",
@@ -294,6 +296,22 @@ def strip_own_marker(env: dict[str, str]) -> None:
 
 
 _SUPERVISING = threading.local()
+_hurried = False
+
+
+def hurry_kills() -> None:
+    """Cut every grace period of this process short: trees being stopped get SIGKILL now.
+
+    For a second Ctrl-C (or SIGTERM) while a run is being cancelled: the user asked to stop
+    waiting. Safe to call from a signal handler (it sets a flag that stopping trees poll).
+    """
+    global _hurried
+    _hurried = True
+
+
+def hurried() -> bool:
+    """True once :func:`hurry_kills` was called."""
+    return _hurried
 
 
 def supervising() -> bool:
@@ -658,6 +676,8 @@ class _Supervisor:
         limits = []
         if self.kill_at is not None:
             limits.append(self.kill_at - now)
+            if not self.killed_hard:
+                limits.append(_CANCEL_SLICE)  # a hurry (a second Ctrl-C) cuts the grace short
         else:
             if self.deadline is not None:
                 limits.append(self.deadline - now)
@@ -690,14 +710,14 @@ class _Supervisor:
                 elif self.deadline is not None and time.monotonic() >= self.deadline:
                     self.timed_out = True
                     self._terminate()
-            elif not self.killed_hard and time.monotonic() >= self.kill_at:
+            elif not self.killed_hard and (_hurried or time.monotonic() >= self.kill_at):
                 self._kill_survivors()
             elif self.killed_hard and time.monotonic() >= self.kill_at:
                 break  # unkillable holder of the pipes (e.g. uninterruptible sleep): stop reading
         if self.kill_at is not None and not self.killed_hard:
             # Pipes closed and the main process exited within the grace period; other
             # collected processes (detached, not holding the pipes) may still be alive.
-            rest = _wait_gone(self.tree, max(0.0, self.kill_at - time.monotonic()))
+            rest = _wait_gone(self.tree, 0.0 if _hurried else max(0.0, self.kill_at - time.monotonic()))
             if rest:
                 self._kill_survivors()
         if self.killed_hard:

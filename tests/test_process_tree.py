@@ -103,6 +103,30 @@ def test_cancel_kills_the_running_tree(tmp_path: Path) -> None:
     assert [pid for pid in wait_for_lines(pid_file, 4) if alive(pid)] == []
 
 
+def test_a_hurry_cuts_the_grace_period_of_a_tree_being_stopped_short(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second Ctrl-C: the user will not wait out the grace period of a step that ignores SIGTERM.
+    import core.process_tree as process_tree
+
+    monkeypatch.setattr(process_tree, "_hurried", False)
+    started = tmp_path / "started"
+    cancel = threading.Event()
+    outcome: list[process_tree.ProcessResult] = []
+    stopper = threading.Thread(target=lambda: outcome.append(run_process(
+        ["/bin/sh", "-c", f"trap '' TERM; touch {started}; while :; do sleep 0.05; done"],
+        cancel_event=cancel, kill_grace=3600)))
+    stopper.start()
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.02)
+    cancel.set()  # SIGTERM, ignored: an hour of grace would follow
+    process_tree.hurry_kills()
+    stopper.join(60)
+    assert not stopper.is_alive(), "the hurry did not end the grace period"
+    assert outcome[0].cancelled and outcome[0].returncode == -9
+
+
 def test_background_processes_left_holding_the_pipes_are_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     result = run_process(["/bin/sh", "-c", f"sleep 60 & echo $! > {pid_file}; echo done"], kill_grace=0.2)

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from core.models import WorkflowExecution, WorkflowStatus
+from core.process_tree import hurry_kills
 from core.workflow_run import RunHandle
 
 from .common import silence_stdout
@@ -61,7 +62,9 @@ class Interrupts:
         if not self.requested.is_set():
             self.received = signal.Signals(signum)
             self.requested.set()
-        elif self.following:
+            return
+        hurry_kills()  # stop waiting for the steps' grace period: SIGKILL what still runs
+        if self.following:
             self.following = False
             raise KeyboardInterrupt
 
