@@ -462,3 +462,16 @@ def test_every_bundled_workflow_runs_to_completion(workflows_dir: Path, tmp_path
         done = run_cli(orchtui_cmd, cli_env, "run", name, "--json", cwd=tmp_path)
         assert done.returncode == 0, (name, done.stdout[-2000:], done.stderr[-2000:])
         assert json.loads(done.stdout)["success"] is True
+
+
+def test_run_json_keeps_stdout_for_the_result_when_a_step_writes_to_the_inherited_stdout(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    # os.system in a python.call on the thread executor writes to orchtui's own descriptor 1.
+    wf = write(tmp_path / "stray.yaml", (
+        "name: stray\nsteps:\n"
+        "  - {name: a, module: python, action: call, parameters: {target: 'os:system', args: ['echo stray words']}}\n"
+    ))
+    out = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "completed"
+    assert "stray words" in out.stderr

@@ -69,6 +69,27 @@ def silence_stdout() -> None:
         pass
 
 
+def keep_stdout_for_json() -> None:
+    """Keep stdout for the JSON result alone: from now on this process's file descriptor 1
+    (which every process it starts inherits) is stderr, and ``sys.stdout`` writes to the
+    real stdout through a descriptor of its own.
+
+    A step's commands, and anything a ``python.call`` runs with ``subprocess`` or
+    ``os.system`` on the thread executor, write to descriptor 1: on stdout they would
+    break ``run --json`` for the script reading it. On stderr they are still seen.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+        private = os.dup(sys.stdout.fileno())
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real descriptors (an embedding test harness): nothing to protect
+        return
+    sys.stdout = os.fdopen(private, "w", encoding=sys.stdout.encoding, errors=sys.stdout.errors,
+                           buffering=1)
+
+
 class StdoutConsole(Console):
     """A rich Console on stdout whose closed reader raises BrokenPipeError where it happened.
 

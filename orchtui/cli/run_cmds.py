@@ -27,6 +27,7 @@ from .common import (
     emit_json,
     handle_errors,
     json_option,
+    keep_stdout_for_json,
     param_option,
 )
 from .foreground import Interrupts, final_execution, follow_run
@@ -149,6 +150,8 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     if scheduler and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
     settings = load_settings()
+    if as_json:
+        keep_stdout_for_json()
     console = StdoutConsole(highlight=False)
     workflow = find_workflow(target, settings)
     values = coerce_cli_params(workflow, params)

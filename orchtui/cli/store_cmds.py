@@ -43,6 +43,7 @@ from .common import (
     emit_json,
     handle_errors,
     json_option,
+    keep_stdout_for_json,
     param_option,
 )
 from .foreground import Interrupts, final_execution, follow_run
@@ -387,6 +388,8 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     from ..progress import summary_table
 
     settings = load_settings()
+    if as_json:
+        keep_stdout_for_json()
     parent = store.get_run(run_id)
     # Said before planning, which may refuse ("nothing to resume") where --reload would not.
     changed = file_changes(parent) if parent is not None and not reload else None
