@@ -27,6 +27,7 @@ from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
+from textual.notifications import SeverityLevel
 from textual.worker import get_current_worker
 
 from core.errors import OrchestrationError
@@ -202,6 +203,12 @@ class OrchTUIApp(App[None]):
     def get_default_screen(self) -> DashboardScreen:
         """Return the dashboard's main screen (see :class:`DashboardScreen`)."""
         return DashboardScreen(id="_default")
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's notify, without markup by default: our messages quote paths, steps'
+        errors and typed text, and ``[/data]`` in them would crash the app."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-bar")

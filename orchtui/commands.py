@@ -10,6 +10,8 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 
 if TYPE_CHECKING:
     from .app import OrchTUIApp
@@ -37,14 +39,15 @@ class RunWorkflowCommands(_DashboardProvider):
 
     async def discover(self) -> Hits:
         for text, name, help_text in self._commands():
-            yield DiscoveryHit(text, partial(self.dashboard.request_run, name), help=help_text)
+            yield DiscoveryHit(Content(text), partial(self.dashboard.request_run, name), help=escape(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for text, name, help_text in self._commands():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self.dashboard.request_run, name), text=text, help=help_text)
+                yield Hit(score, matcher.highlight(text), partial(self.dashboard.request_run, name), text=text,
+                          help=escape(help_text))
 
 
 class OpenRunCommands(_DashboardProvider):
@@ -56,14 +59,15 @@ class OpenRunCommands(_DashboardProvider):
 
     async def discover(self) -> Hits:
         for text, run_id, help_text in self._commands()[:10]:
-            yield DiscoveryHit(text, partial(self.dashboard.open_run, run_id), help=help_text or None)
+            yield DiscoveryHit(Content(text), partial(self.dashboard.open_run, run_id), help=escape(help_text) or None)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for text, run_id, help_text in self._commands():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self.dashboard.open_run, run_id), text=text, help=help_text or None)
+                yield Hit(score, matcher.highlight(text), partial(self.dashboard.open_run, run_id), text=text,
+                          help=escape(help_text) or None)
 
 
 class CreateProjectCommands(_DashboardProvider):
@@ -81,6 +85,6 @@ class CreateProjectCommands(_DashboardProvider):
         name = query[len(prefix):].strip() if lowered.startswith(prefix) else ""
         if name:
             label = f"Create project {name}"
-            yield Hit(1.0, label, partial(self.dashboard.request_create_project, name), text=label)
+            yield Hit(1.0, Content(label), partial(self.dashboard.request_create_project, name), text=label)
         elif score > 0:
             yield Hit(score, matcher.highlight(text), self.dashboard.request_create_project, text=text)

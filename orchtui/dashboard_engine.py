@@ -54,6 +54,9 @@ __all__ = ["DashboardEngine", "RUN_HISTORY", "LOG_TAIL_LINES", "RUN_MODES", "mer
 
 RUN_HISTORY = 300  # newest runs listed
 LOG_TAIL_LINES = 20  # lines of log in the details view
+# ...and at most this many characters of them: a progress bar that redraws with "\r" (pip,
+# curl, tqdm) writes megabytes without a newline, and laying that out froze the screen 3 s.
+LOG_TAIL_CHARS = 4000
 RUN_MODES = ("process", "inline")
 _CATALOG_CHECK = 2.0  # seconds between looks at the workflows directory and projects
 _QUEUE_HEADS = 3  # next tasks shown per lane when several processes are merged
@@ -436,6 +439,8 @@ class DashboardEngine:
         if path is not None:
             try:
                 tail = read_log(path, tail_lines=LOG_TAIL_LINES)
+                if len(tail) > LOG_TAIL_CHARS:
+                    tail = "…" + tail[-LOG_TAIL_CHARS:]
             except StoreError as exc:
                 tail = exc.message
         has_output = record_step is not None and record_step.status is TaskStatus.COMPLETED

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from rich.text import Text
 from textual.widgets import Button, Input, Label, Select, Static
 
 from core.errors import OrchestrationError
@@ -54,7 +55,7 @@ class _FormScreen(ModalScreen[Any]):
             result = self._result()
         except OrchestrationError as exc:
             error = self.query_one("#form-error", Static)
-            error.update(exc.message)
+            error.update(Text(exc.message))  # it quotes what was typed: "[/x]" is no markup
             error.add_class("-shown")
             return
         self.dismiss(result)
@@ -99,7 +100,8 @@ class ParamFormScreen(_FormScreen):
                     hint = param.type + (", required" if param.required else "")
                     if param.choices:
                         hint += ", one of " + ", ".join(param_text(c) for c in param.choices)
-                    yield Label(f"{name} [dim]({hint})[/dim]" + (f" — {param.description}" if param.description else ""))
+                    yield Label(Text.assemble(name, (f" ({hint})", "dim"),
+                                              f" — {param.description}" if param.description else ""))
                     yield Input(param_text(param.default), id=f"param-{index}", classes="param-input")
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):

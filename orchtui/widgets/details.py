@@ -90,7 +90,7 @@ def render_step_detail(detail: StepDetail) -> RenderableType:
                 Text(f"{task_glyph(a.status)} {a.status.value}", style=task_style(a.status)),
                 took,
                 "-" if a.exit_code is None else str(a.exit_code),
-                a.error or "",
+                Text(a.error or ""),  # a step's words, not markup: "[/data/in]" would crash Rich
             )
         parts.append(table)
     else:

@@ -430,3 +430,50 @@ async def test_a_name_two_files_define_is_listed_once_and_refused_with_both_file
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("defined by 2 files" in str(n.message) for n in app._notifications))
         assert app.view_run is None and app.model.state.runs == ()
+
+
+class TestTextThatLooksLikeMarkup:
+    """Workflow text, step errors and typed input are shown as written, never parsed as
+    markup: ``[/mnt/backup]`` used to crash the dashboard with a MarkupError."""
+
+    MARKED = ("name: marked\ndescription: 'copies to [/mnt/backup]'\n"
+              "params:\n  n: {type: integer, default: 1, description: 'e.g. [/tmp/out]'}\n"
+              "steps:\n  - name: a\n    module: shell\n    action: run\n"
+              "    parameters: {command: \"echo 'cannot open [/data/in]' >&2; exit 1\"}\n")
+
+    @pytest.fixture
+    def marked(self, inline_engine: DashboardEngine) -> DashboardEngine:
+        (inline_engine.workflows_dir / "marked.yaml").write_text(self.MARKED, encoding="utf-8")
+        return inline_engine
+
+    async def test_the_palette_shows_a_description_with_brackets(self, marked: DashboardEngine) -> None:
+        app = _app(marked)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("colon")
+            for key in "run workflow marked":
+                await pilot.press("space" if key == " " else key)
+            await wait_for(pilot, lambda: _first_hit(app).startswith("Run workflow marked"))
+            await pilot.press("escape")
+
+    async def test_the_form_shows_a_description_and_an_error_quoting_typed_brackets(self, marked: DashboardEngine) -> None:
+        app = _app(marked)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _select_workflow(pilot, app, "marked")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
+            field = app.screen.query_one("#param-0")
+            field.value = "[/x]"  # type: ignore[attr-defined]
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "[/x]" in str(app.screen.query_one("#form-error", Static).render()))
+
+    async def test_the_details_of_a_step_whose_error_has_brackets(self, marked: DashboardEngine) -> None:
+        app = _app(marked)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _launch(pilot, app, "marked")
+            await wait_for(pilot, lambda: app.model.state.focus is not None
+                           and app.model.state.focus.step_status.get("a") is TaskStatus.FAILED, attempts=600)
+            await pilot.press("2", "g", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+            body = app.screen.query_one("#details-body", Static)
+            await wait_for(pilot, lambda: "[/data/in]" in "".join(body.render_line(y).text
+                                                                  for y in range(body.size.height)))
