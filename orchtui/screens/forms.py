@@ -100,7 +100,7 @@ class ParamFormScreen(_FormScreen):
                     hint = param.type + (", required" if param.required else "")
                     if param.choices:
                         hint += ", one of " + ", ".join(param_text(c) for c in param.choices)
-                    yield Label(Text.assemble(name, (f" ({hint})", "dim"),
+                    yield Label(Text.assemble(name, " ", (f"({hint})", "dim"),
                                               f" — {param.description}" if param.description else ""))
                     yield Input(param_text(param.default), id=f"param-{index}", classes="param-input")
             yield Static("", id="form-error", classes="form-error")
