@@ -262,14 +262,21 @@ def test_a_python_step_of_the_process_executor_dies_with_its_orchtui_process(
     # no owner marker that recovery could find: it must notice its owner's death itself,
     # even while its step keeps the interpreter busy, or a resume would run the step while
     # its first attempt still does.
-    (tmp_path / "orphan_step.py").write_text(PYTHON_STEP)
     pid_file = tmp_path / "step.pid"
-    workflow = tmp_path / "python-orphan.yaml"
-    workflow.write_text("name: python-orphan\nsteps:\n  - name: hold\n    module: python\n    action: call\n"
-                        f"    parameters: {{target: 'orphan_step:{function}', args: [{json.dumps(str(pid_file))}]}}\n")
-    env = {**cli_env, "PYTHONPATH": str(tmp_path) + os.pathsep + cli_env["PYTHONPATH"]}
-    step = run_and_kill_owner(workflow, env, pid_file, isolated_state, "--executor", "process")
+    step = _run_python_step_and_kill_owner(function, pid_file, cli_env, isolated_state)
     wait_gone(step, "the step's process to die with its owner", timeout=15)
+
+
+def _run_python_step_and_kill_owner(function: str, pid_file: Path, cli_env: dict[str, str],
+                                    state: Path) -> psutil.Process:
+    """Run PYTHON_STEP's ``function`` as a process-executor step, kill its orchtui process
+    as it runs, and return the step's process (see :func:`run_and_kill_owner`)."""
+    (pid_file.parent / "orphan_step.py").write_text(PYTHON_STEP)
+    workflow = pid_file.parent / "python-orphan.yaml"
+    workflow.write_text("name: python-orphan\nsteps:\n  - name: work\n    module: python\n    action: call\n"
+                        f"    parameters: {{target: 'orphan_step:{function}', args: [{json.dumps(str(pid_file))}]}}\n")
+    env = {**cli_env, "PYTHONPATH": str(pid_file.parent) + os.pathsep + cli_env["PYTHONPATH"]}
+    return run_and_kill_owner(workflow, env, pid_file, state, "--executor", "process")
 
 
 def test_a_process_executor_step_and_what_its_python_started_are_gone_once_recovery_ran(
@@ -278,13 +285,8 @@ def test_a_process_executor_step_and_what_its_python_started_are_gone_once_recov
     # An immediate resume used to run the step beside its first attempt for the stand-in's
     # grace period: the fork server's child and the process it started carried no owner
     # marker, so recovery could not find them, and the child ignored the cancel signal.
-    (tmp_path / "orphan_step.py").write_text(PYTHON_STEP)
     pid_file = tmp_path / "step.pid"
-    workflow = tmp_path / "python-spawn.yaml"
-    workflow.write_text("name: python-spawn\nsteps:\n  - name: spawn\n    module: python\n    action: call\n"
-                        f"    parameters: {{target: 'orphan_step:spawn_and_wait', args: [{json.dumps(str(pid_file))}]}}\n")
-    env = {**cli_env, "PYTHONPATH": str(tmp_path) + os.pathsep + cli_env["PYTHONPATH"]}
-    step = run_and_kill_owner(workflow, env, pid_file, isolated_state, "--executor", "process")
+    step = _run_python_step_and_kill_owner("spawn_and_wait", pid_file, cli_env, isolated_state)
     started = psutil.Process(int(Path(f"{pid_file}.child").read_text()))
     with Store(isolated_state / "orchtui.db"):  # opening recovers: marks the run, stops its leftovers
         pass

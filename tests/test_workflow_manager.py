@@ -138,23 +138,24 @@ def test_load_workflows_keeps_good_files_and_reports_bad_ones(tmp_path: Path):
     assert wm.load_workflows(tmp_path / "missing") == [f"{tmp_path / 'missing'}: workflows directory does not exist"]
 
 
-def test_a_name_two_files_define_is_refused_by_name_naming_both_files(tmp_path: Path):
+def _two_files_named_same(tmp_path: Path) -> tuple[Path, WorkflowManager]:
+    """A workflows directory whose a.yaml and b.yaml both define ``same``, and its manager."""
     folder = tmp_path / "wfs"
     folder.mkdir()
     (folder / "a.yaml").write_text("name: same\nsteps:\n  - name: a\n")
     (folder / "b.yaml").write_text("name: same\nsteps:\n  - name: b\n")
-    wm = WorkflowManager(folder, settings=load_settings(tmp_path))
+    return folder, WorkflowManager(folder, settings=load_settings(tmp_path))
+
+
+def test_a_name_two_files_define_is_refused_by_name_naming_both_files(tmp_path: Path):
+    _, wm = _two_files_named_same(tmp_path)
     with pytest.raises(WorkflowNotFoundError, match=r"defined by 2 files .*\(a.yaml, b.yaml\)") as refused:
         wm.start_workflow("same", {})
     assert refused.value.error_code == "WORKFLOW_AMBIGUOUS"
 
 
 def test_renaming_one_of_two_files_of_a_name_makes_the_name_runnable_again(tmp_path: Path):
-    folder = tmp_path / "wfs"
-    folder.mkdir()
-    (folder / "a.yaml").write_text("name: same\nsteps:\n  - name: a\n")
-    (folder / "b.yaml").write_text("name: same\nsteps:\n  - name: b\n")
-    wm = WorkflowManager(folder, settings=load_settings(tmp_path))
+    folder, wm = _two_files_named_same(tmp_path)
     (folder / "b.yaml").write_text("name: other\nsteps:\n  - name: b\n")
     assert wm.load_workflows() == []
     assert wm.require_workflow("same").step_names == ["a"]
