@@ -59,16 +59,13 @@ _SUMMARY_COLUMNS = (Column(""), Column("step"), Column("state"), Column("try", "
 _LIVE_COLUMNS = (Column(""), Column(""), Column(""), Column("", "right"), Column("", "right"), Column(""))
 
 
-def summary_table(execution: WorkflowExecution, steps: list[StepProgress], *, unicode: bool = True,
-                  max_width: int | None = None) -> Text:
-    """Return the end-of-run table: every step's state, attempts, duration and error.
-
-    ``max_width`` (a terminal's width) cuts long errors to fit; without it they are whole.
-    """
+def summary_table(execution: WorkflowExecution, steps: list[StepProgress], *, unicode: bool = True) -> Text:
+    """Return the end-of-run table: every step's state, attempts, duration and whole error
+    (print it with ``soft_wrap=True``: a terminal wraps a long error, nothing cuts it)."""
     now = time.time()
     rows = [[_glyph(step.status, unicode), step.name, step.status.value, str(step.attempt or "—"),
              format_seconds(step.elapsed(now)), _note(step, now)] for step in steps]
-    return column_text(_SUMMARY_COLUMNS, rows, max_width=max_width)
+    return column_text(_SUMMARY_COLUMNS, rows)
 
 
 def _worth_watching(steps: list[StepProgress], room: int) -> list[StepProgress]:
