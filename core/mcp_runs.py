@@ -26,6 +26,7 @@ __all__ = [
     "ProgressCallback",
     "jsonable",
     "flush",
+    "read_runs",
     "follow_run",
     "run_outcome",
     "run_started",
@@ -193,6 +194,26 @@ def flush(store: Store) -> None:
         log.warning("the run store reported a failed write: %s", exc.message)
 
 
+def _recovered(store: Store, runs: list[RunRecord]) -> bool:
+    """Mark ``runs`` whose process died INTERRUPTED (:meth:`Store.recover_orphaned`);
+    True when some were. A failure to write is logged: the read is still worth giving."""
+    try:
+        return bool(store.recover_orphaned(runs))
+    except StoreError as exc:
+        log.warning("runs whose process died cannot be marked interrupted: %s", exc.message)
+        return False
+
+
+def read_runs(store: Store, *, workflow: str | None, status: str | None, limit: int) -> list[RunRecord]:
+    """Return the newest stored runs (of ``workflow``/``status`` when given), runs whose
+    process died already marked INTERRUPTED."""
+    flush(store)
+    runs = store.list_runs(workflow=workflow, status=status, limit=limit)
+    if _recovered(store, runs):
+        runs = store.list_runs(workflow=workflow, status=status, limit=limit)
+    return runs
+
+
 def _read_run(store: Store, run_id: str) -> RunRecord:
     """Return the stored run whose id is ``run_id`` or starts with it.
 
@@ -202,6 +223,8 @@ def _read_run(store: Store, run_id: str) -> RunRecord:
     flush(store)  # runs of this process: their last writes may still be queued
     full = store.resolve_run_id(run_id)
     run = store.get_run(full)
+    if run is not None and _recovered(store, [run]):  # its process died: say so now
+        run = store.get_run(full)
     if run is None:  # pruned between the two reads
         raise StoreError(f"run {full!r} is no longer in the store", error_code="RUN_NOT_FOUND")
     return run

@@ -710,8 +710,7 @@ class OrchestrationMCPTools:
 
     def list_runs(self, workflow: str | None = None, status: str | None = None, limit: int = 20) -> dict[str, Any]:
         """Return recent runs from the store, newest first (of one workflow / status when given)."""
-        mcp_runs.flush(self.store)
-        runs = self.store.list_runs(workflow=workflow, status=status, limit=limit)
+        runs = mcp_runs.read_runs(self.store, workflow=workflow, status=status, limit=limit)
         return {"success": True, "runs": [mcp_runs.run_summary(r) for r in runs], "total": len(runs)}
 
 

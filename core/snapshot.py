@@ -69,3 +69,5 @@ class RunView:
     error: str = ""
     owner_pid: int | None = None
     session_id: str | None = None
+    owner_started_at: float | None = None  # the owner's start time: with the pid, proves it is the same process
+    host: str | None = None  # where the owner runs (None: this process's own run, or not recorded)

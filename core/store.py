@@ -69,7 +69,7 @@ from .store_records import (
 )
 from .process_tree import kill_orphans, this_process
 from .store_history import HistoryEntry, derive_history
-from .store_recovery import host, mark_interrupted
+from .store_recovery import OwnedRun, host, mark_interrupted, orphaned
 from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps
 from .store_schema import connect, connect_read_only, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
@@ -757,6 +757,21 @@ class Store:
                 log.warning("stopped %d step process(es) left running by dead process %s: %s",
                             len(stopped), pid, ", ".join(map(str, stopped)))
         return list(run_ids)
+
+    def recover_orphaned(self, runs: Iterable[OwnedRun]) -> list[str]:
+        """Run :meth:`recover_interrupted` if one of ``runs`` (just read) is unfinished and
+        its owner process on this host died; return the ids recovery marked.
+
+        Readers that live long (the MCP server) call this so that a run whose process
+        was killed shows INTERRUPTED at once, not only once another process opens the
+        store. A read-only store marks nothing.
+
+        Raises:
+            StoreError: the marks cannot be written.
+        """
+        if self.read_only or not orphaned(runs):
+            return []
+        return self.recover_interrupted()
 
     def prune(self, older_than_seconds: float) -> int:
         """Delete finished runs older than ``older_than_seconds``, with their log directories.

@@ -166,6 +166,8 @@ class RunRecord:
             error=self.error,
             owner_pid=self.owner_pid,
             session_id=self.session_id,
+            owner_started_at=self.owner_started_at,
+            host=self.host,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import socket
 import sqlite3
+from collections.abc import Iterable
+from typing import Protocol
 
 from .models import TaskStatus, WorkflowStatus
 from .process_tree import process_alive
 
-__all__ = ["host", "mark_interrupted"]
+__all__ = ["host", "mark_interrupted", "orphaned", "owner_gone", "OwnedRun"]
 
 _LIVE_RUN = tuple(s.value for s in WorkflowStatus if not s.is_terminal)
 _RUNNING = TaskStatus.RUNNING.value
@@ -26,6 +28,38 @@ _INTERRUPTED = TaskStatus.INTERRUPTED.value
 def host() -> str:
     """Return this machine's host name, as stored with every run."""
     return socket.gethostname()
+
+
+def owner_gone(pid: int | None, started: float | None, run_host: str | None) -> bool:
+    """Return True when a run's owner process is known to have died: it ran on this host
+    (``run_host`` None counts as this host, as in :func:`mark_interrupted`) and process
+    ``pid`` started at ``started`` no longer lives. A run without a recorded owner, or of
+    another host, is never judged gone."""
+    if pid is None or (run_host is not None and run_host != host()):
+        return False
+    return not process_alive(pid, started)
+
+
+class OwnedRun(Protocol):
+    """A run as any face holds it (``RunRecord``, ``RunView``): who owns it, and where."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def status(self) -> WorkflowStatus: ...
+    @property
+    def owner_pid(self) -> int | None: ...
+    @property
+    def owner_started_at(self) -> float | None: ...
+    @property
+    def host(self) -> str | None: ...
+
+
+def orphaned(runs: Iterable[OwnedRun]) -> list[str]:
+    """Return the ids of the unfinished ``runs`` whose owner process is known to have
+    died (:func:`owner_gone`): the runs crash recovery would mark INTERRUPTED now."""
+    return [run.run_id for run in runs
+            if not run.status.is_terminal and owner_gone(run.owner_pid, run.owner_started_at, run.host)]
 
 
 def mark_interrupted(

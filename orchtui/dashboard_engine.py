@@ -574,5 +574,6 @@ class DashboardEngine:
         self.manager.shutdown()
         self.orchestrator.shutdown(wait=True, cancel_running=True)
         self.projects.close()
+        self.watcher.wait_for_recovery(timeout=10.0)  # its writes land before the store closes
         if self._owns_store:
             self.store.close()

@@ -12,17 +12,22 @@ default) before the next.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 import time
 from collections.abc import Callable
 
 from core.models import Workflow
 from core.snapshot import RunView
+from core.errors import StoreError
 from core.store import Store
 from core.store_records import workflow_or_none
+from core.store_recovery import orphaned
 
 __all__ = ["StoreWatcher"]
 
 _PARSED_KEPT = 8  # distinct workflow snapshots kept parsed
+log = logging.getLogger(__name__)
 _UNREAD = object()
 
 
@@ -45,6 +50,8 @@ class StoreWatcher:
         Seconds between reads at the least.
     budget : float
         The share of one core the reads may take (spaces reads that cost more).
+    owner_check : float
+        Seconds between looks at whether the unfinished runs' processes still live.
     clock : callable
         Monotonic seconds (for the spacing).
     """
@@ -56,6 +63,7 @@ class StoreWatcher:
         history: int = 300,
         min_interval: float = 0.1,
         budget: float = 0.2,
+        owner_check: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -71,6 +79,14 @@ class StoreWatcher:
         self._parsed: dict[str, Workflow | None] = {}  # snapshot text -> its workflow, least recent first
         self._next_read = 0.0
         self.reads = 0  # store reads so far (tests and the benchmark look)
+        self.owner_check = owner_check
+        self._next_owner_check = 0.0
+        self._recovery: threading.Thread | None = None
+        # Runs whose owner is gone but which recovery did not mark (it could not write, or
+        # judged otherwise): not handed to it again. Replaced, never mutated, by the
+        # recovery thread alone; the model thread only reads it.
+        self._left_alone: frozenset[str] = frozenset()
+        self.recovery_error = ""  # why the last recovery failed ("" when it did not)
 
     @property
     def runs(self) -> tuple[RunView, ...]:
@@ -109,6 +125,42 @@ class StoreWatcher:
             self._runs = tuple(ordered)
         cost = self._clock() - started
         self._next_read = now + max(self.min_interval, cost / self.budget)
+        self._recover_dead_owners(now)
+
+    def _recover_dead_owners(self, now: float) -> None:
+        """Start crash recovery on its own thread when a listed unfinished run's owner died.
+
+        Recovery stops the dead process's leftover steps, which can take seconds of
+        grace: on the model thread that would freeze every pane. One recovery at a time.
+        """
+        if self.store.read_only or now < self._next_owner_check:
+            return
+        if self._recovery is not None and self._recovery.is_alive():
+            return
+        self._next_owner_check = now + self.owner_check
+        left_alone = self._left_alone
+        dead = orphaned(view for view in self._runs if view.run_id not in left_alone)
+        if dead:
+            self._recovery = threading.Thread(target=self._recover, args=(dead,),
+                                              name="orchtui-dashboard-recovery", daemon=True)
+            self._recovery.start()
+
+    def _recover(self, dead: list[str]) -> None:
+        try:
+            marked = set(self.store.recover_interrupted())
+            self.recovery_error = ""
+        except StoreError as exc:  # the state directory cannot be written: show the runs as they are
+            marked = set()
+            self.recovery_error = exc.message
+            log.warning("the runs of dead processes cannot be marked interrupted: %s", exc.message)
+        self._left_alone = self._left_alone | {run_id for run_id in dead if run_id not in marked}
+
+    def wait_for_recovery(self, timeout: float | None = None) -> bool:
+        """Wait for a recovery in progress to end; True when none is left running."""
+        recovery = self._recovery
+        if recovery is not None:
+            recovery.join(timeout)
+        return recovery is None or not recovery.is_alive()
 
     def _read_focus(self, run_id: str) -> None:
         view = self.store.get_run_view(run_id)

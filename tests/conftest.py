@@ -33,6 +33,17 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def dead_owner() -> tuple[int, float]:
+    """Return (pid, start time) of a process that has exited and been reaped: a run
+    recorded with it as owner is one whose process died."""
+    proc = subprocess.Popen([sys.executable, "-c", "import os, psutil; print(os.getpid(), psutil.Process().create_time())"],
+                            stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=60)
+    pid, started = out.split()
+    return int(pid), float(started)
+
+
+@pytest.fixture
 def workflows_dir() -> Path:
     """The bundled example workflows."""
     return WORKFLOWS_DIR

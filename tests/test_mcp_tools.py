@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from core.config import Settings, load_settings
 from core.mcp_schemas import TOOL_SPECS, schema_problem
 from core.mcp_tools import OrchestrationMCPTools
 from core.actions import registry
-from core.models import WorkflowStatus
+from core.models import Workflow, WorkflowStatus, WorkflowStep
 from core.store import Store
 
 TOOL_NAMES = [
@@ -407,6 +408,33 @@ def test_list_runs_filters_by_workflow_and_status(tools: OrchestrationMCPTools) 
     failed = ok(tools.execute_tool("list_runs", {"status": "failed"}))
     assert [r["workflow"] for r in failed["runs"]] == ["broken"]
     assert ok(tools.execute_tool("list_runs", {"workflow": "quick", "limit": 1}))["total"] == 1
+
+
+def run_of_a_dead_process(settings: Settings, dead_owner: tuple[int, float]) -> str:
+    """Store a running run whose process has died (as after ``kill -9``); return its id."""
+    with Store.open(settings, recover=False) as store:
+        store.create_run("run-orphan", Workflow(name="quick", steps=[WorkflowStep(name="hello")]), {})
+        store.flush()
+    conn = sqlite3.connect(settings.db_path)
+    with conn:
+        conn.execute("UPDATE runs SET owner_pid = ?, owner_started = ? WHERE id = 'run-orphan'", dead_owner)
+    conn.close()
+    return "run-orphan"
+
+
+def test_a_run_whose_process_died_is_listed_interrupted(
+    tools: OrchestrationMCPTools, settings: Settings, dead_owner: tuple[int, float]
+) -> None:
+    run_of_a_dead_process(settings, dead_owner)  # after the server opened the store
+    assert [r["status"] for r in ok(tools.execute_tool("list_runs", {}))["runs"]] == ["interrupted"]
+
+
+def test_the_status_of_a_run_whose_process_died_says_interrupted(
+    tools: OrchestrationMCPTools, settings: Settings, dead_owner: tuple[int, float]
+) -> None:
+    run_id = run_of_a_dead_process(settings, dead_owner)
+    status = ok(tools.execute_tool("get_run_status", {"run_id": run_id}))
+    assert status["status"] == "interrupted" and status["finished"] is True
 
 
 # ------------------------------------------------------------- defining work

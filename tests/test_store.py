@@ -661,15 +661,6 @@ def test_three_processes_write_at_once(tmp_path: Path) -> None:
 # --------------------------------------------------------------- crash recovery
 
 
-def dead_process() -> tuple[int, float]:
-    """Return (pid, start time) of a process that has exited (and been reaped)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import os, psutil; print(os.getpid(), psutil.Process().create_time())"],
-                            stdout=subprocess.PIPE, text=True)
-    out, _ = proc.communicate(timeout=60)
-    pid, started = out.split()
-    return int(pid), float(started)
-
-
 def set_owner(db: Path, run_id: str, pid: int, started: float) -> None:
     conn = sqlite3.connect(db)
     with conn:
@@ -678,7 +669,7 @@ def set_owner(db: Path, run_id: str, pid: int, started: float) -> None:
     conn.close()
 
 
-def test_runs_of_dead_processes_become_interrupted(tmp_path: Path) -> None:
+def test_runs_of_dead_processes_become_interrupted(tmp_path: Path, dead_owner: tuple[int, float]) -> None:
     db = tmp_path / "o.db"
     with Store(db) as store:
         for run_id in ("run-dead", "run-recycled", "run-mine"):
@@ -690,7 +681,7 @@ def test_runs_of_dead_processes_become_interrupted(tmp_path: Path) -> None:
         store.record_allocation(ResourceAllocation(id="alloc-loose", resource_id="gpu", requester_id="x",
                                                    amount={"units": 1}))
         store.flush()
-    pid, started = dead_process()
+    pid, started = dead_owner
     set_owner(db, "run-dead", pid, started)
     # A live pid with another start time is a recycled pid: its run is orphaned too.
     set_owner(db, "run-recycled", os.getpid(), started - 1000)
@@ -713,7 +704,7 @@ def test_runs_of_dead_processes_become_interrupted(tmp_path: Path) -> None:
         assert store.recover_interrupted() == []
 
 
-def test_process_alive_checks_pid_and_start_time() -> None:
+def test_process_alive_checks_pid_and_start_time(dead_owner: tuple[int, float]) -> None:
     import psutil
 
     me = psutil.Process()
@@ -721,7 +712,7 @@ def test_process_alive_checks_pid_and_start_time() -> None:
     assert process_alive(me.pid, None)
     assert not process_alive(me.pid, me.create_time() - 100)
     assert not process_alive(None, None)
-    pid, started = dead_process()
+    pid, started = dead_owner
     assert not process_alive(pid, started)
 
 

@@ -28,10 +28,9 @@ from core.errors import StoreError
 from core.logs import LogFile, list_logs, log_path, read_log
 from core.logs import follow as follow_log
 from core.models import TaskStatus, WorkflowStatus, new_id
-from core.process_tree import process_alive
 from core.store import Store
 from core.store_records import RunRecord
-from core.store_recovery import host
+from core.store_recovery import owner_gone
 from core.text import format_duration, terminal_safe
 
 from ..columns import Column, column_text
@@ -225,7 +224,7 @@ class _OwnerCheck:
 
     def __init__(self, store: Store, run: RunRecord, every: float = 1.0) -> None:
         self._store = store
-        self._owner = (run.owner_pid, run.owner_started_at) if run.host == host() else None
+        self._owner = (run.owner_pid, run.owner_started_at, run.host) if run.owner_pid is not None else None
         self._every = every
         self._last = time.monotonic()  # opening the store just recovered what it could
         self._abandoned = False
@@ -237,7 +236,7 @@ class _OwnerCheck:
         if self._owner is None or now - self._last < self._every:
             return self._abandoned
         self._last = now
-        if not process_alive(*self._owner):
+        if owner_gone(*self._owner):
             pid = self._owner[0]
             self._owner = None  # once is enough
             try:

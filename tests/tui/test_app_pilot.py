@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -176,6 +178,19 @@ async def test_cancel_one_step_of_a_run_in_another_process(engine: DashboardEngi
         await wait_for(pilot, lambda: app.model.state.focus is not None and app.model.state.focus.status.is_terminal)
         assert app.model.state.focus.step_status["nap"] is TaskStatus.CANCELLED
         assert app.model.state.focus.step_status["after_nap"] is TaskStatus.SKIPPED
+
+
+@pytest.mark.slow
+async def test_a_run_whose_process_is_killed_shows_interrupted_without_another_process(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = await _launch_until_nap_runs(pilot, app)
+        run = app.model.state.run(run_id)
+        assert run is not None and run.owner_pid is not None and run.owner_pid != os.getpid()
+        os.kill(run.owner_pid, signal.SIGKILL)  # no orchtui process will open the store after this
+        await wait_for(pilot, lambda: _status(app, run_id) is WorkflowStatus.INTERRUPTED, attempts=600)
+        await wait_for(pilot, lambda: app.model.state.focus is not None
+                       and app.model.state.focus.step_status.get("nap") is TaskStatus.INTERRUPTED)
 
 
 @pytest.mark.slow

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.models import Workflow, WorkflowStep
+from core.models import Workflow, WorkflowStatus, WorkflowStep
+from core.snapshot import RunView
 from core.store import Store
 from orchtui.store_watch import StoreWatcher
 
@@ -52,3 +54,50 @@ def test_a_changed_workflow_gets_its_own_definition(store: Store) -> None:
     first, second = watcher.known_definition("run-1"), watcher.known_definition("run-2")
     assert first is not None and second is not None
     assert len(first.steps) == 3 and len(second.steps) == 4
+
+
+# ------------------------------------------------------- runs whose process died
+
+
+def set_owner(store: Store, run_id: str, pid: int, started: float, host: str | None) -> None:
+    """Record ``pid`` as the owner of ``run_id`` behind the store's back, as a process that
+    later died would have recorded itself."""
+    conn = sqlite3.connect(store.db_path)
+    with conn:
+        conn.execute("UPDATE runs SET owner_pid = ?, owner_started = ?, host = ? WHERE id = ?",
+                     (pid, started, host, run_id))
+    conn.close()
+
+
+def watch_until_recovery_ends(watcher: StoreWatcher, run_id: str) -> RunView:
+    """Poll (a recovery may start), let any recovery finish, poll again; return the run."""
+    watcher.poll(None)
+    assert watcher.wait_for_recovery(timeout=30)
+    watcher.poll(None)
+    (view,) = [v for v in watcher.runs if v.run_id == run_id]
+    return view
+
+
+def test_a_listed_run_whose_process_died_becomes_interrupted(store: Store, dead_owner: tuple[int, float]) -> None:
+    store.create_run("run-1", chain("wf", 3), {})
+    store.flush()
+    set_owner(store, "run-1", *dead_owner, host=None)
+    watcher = StoreWatcher(store, min_interval=0.0, owner_check=0.0)
+    view = watch_until_recovery_ends(watcher, "run-1")
+    assert view.status is WorkflowStatus.INTERRUPTED
+    assert f"pid {dead_owner[0]}" in view.error
+
+
+def test_a_run_whose_process_lives_is_left_running(store: Store) -> None:
+    store.create_run("run-1", chain("wf", 3), {})  # owned by this process
+    store.flush()
+    watcher = StoreWatcher(store, min_interval=0.0, owner_check=0.0)
+    assert watch_until_recovery_ends(watcher, "run-1").status is WorkflowStatus.RUNNING
+
+
+def test_a_run_of_another_host_is_never_judged(store: Store, dead_owner: tuple[int, float]) -> None:
+    store.create_run("run-1", chain("wf", 3), {})
+    store.flush()
+    set_owner(store, "run-1", *dead_owner, host="another-machine")  # its pid means nothing here
+    watcher = StoreWatcher(store, min_interval=0.0, owner_check=0.0)
+    assert watch_until_recovery_ends(watcher, "run-1").status is WorkflowStatus.RUNNING
