@@ -63,6 +63,7 @@ from .workflow_stats import PerformanceTracker
 if TYPE_CHECKING:
     from .resource_manager import ResourceManager
     from .task_orchestrator import TaskOrchestrator
+    from .workflow_directory import LoadedFile
 
 __all__ = ["WorkflowManager", "RunHandle"]
 
@@ -116,6 +117,7 @@ class WorkflowManager:
         self.load_problems: list[str] = []
         self._lock = threading.RLock()
         self._ambiguous: dict[str, tuple[list[str], Path]] = {}  # name -> (its files, their directory)
+        self._broken: dict[str, tuple[WorkflowValidationError, Path]] = {}  # name only an invalid file declares
         self._orchestrator = orchestrator
         self._owns_orchestrator = orchestrator is None
         self._listening = False
@@ -217,6 +219,7 @@ class WorkflowManager:
         with self._lock:
             self.workflows[workflow.name] = workflow
             self._ambiguous.pop(workflow.name, None)  # registered on purpose: this one is meant
+            self._broken.pop(workflow.name, None)
         return workflow
 
     def get_workflow(self, name: str) -> Workflow | None:
@@ -231,12 +234,12 @@ class WorkflowManager:
         WorkflowNotFoundError
             No workflow has that name (the message suggests the closest one), or several
             files define it (``WORKFLOW_AMBIGUOUS``).
+        WorkflowValidationError
+            The only file that declares the name is invalid (its located problems).
         """
-        ambiguous = self._ambiguous.get(name)
-        if ambiguous is not None:
-            from .workflow_file import ambiguous_name_error
-
-            raise ambiguous_name_error(name, *ambiguous)
+        refused = self.refusal(name)
+        if refused is not None:
+            raise refused
         workflow = self.workflows.get(name)
         if workflow is None:
             hint = did_you_mean(name, sorted(self.workflows))
@@ -247,6 +250,20 @@ class WorkflowManager:
                 suggestions=[hint or f"add a workflow file to {self.config_dir} or call create_workflow"],
             )
         return workflow
+
+    def refusal(self, name: str) -> WorkflowNotFoundError | WorkflowValidationError | None:
+        """Return why running workflow ``name`` by name is refused, or None when it is not.
+
+        Refused: several files of a loaded directory declare the name
+        (``WORKFLOW_AMBIGUOUS``), or the only file that does is invalid (its problems).
+        """
+        ambiguous = self._ambiguous.get(name)
+        if ambiguous is not None:
+            from .workflow_file import ambiguous_name_error
+
+            return ambiguous_name_error(name, *ambiguous)
+        broken = self._broken.get(name)
+        return broken[0] if broken is not None else None
 
     def list_workflows(self) -> list[str]:
         """Return the names of the registered workflows, sorted."""
@@ -268,42 +285,57 @@ class WorkflowManager:
         list of str
             The problems found; empty when every file loaded.
         """
-        from .workflow_file import load_workflows_dir
+        from .workflow_directory import WorkflowDirectory
 
         directory = Path(directory) if directory is not None else self.config_dir
         if not directory.is_dir():
             return [f"{directory}: workflows directory does not exist"]
-        loaded, errors = load_workflows_dir(directory)
-        problems = [str(p) for err in errors for p in (err.problems or [err.message])]
-        return problems + self.register_loaded(loaded, directory)
+        files = WorkflowDirectory(directory).load()
+        problems = [str(p) for f in files if f.error is not None for p in (f.error.problems or [f.error.message])]
+        return problems + self.register_loaded(files, directory)
 
-    def register_loaded(self, loaded: Sequence[Workflow], directory: Path) -> list[str]:
-        """Register the workflows loaded from ``directory``'s files, in file order.
+    def register_loaded(self, files: Sequence[LoadedFile], directory: Path) -> list[str]:
+        """Register the workflows of ``directory``'s files (loaded, in file order).
 
-        A name several files define is registered as the first file's workflow (so it is
-        listed) but :meth:`require_workflow` refuses it with ``WORKFLOW_AMBIGUOUS`` until
+        What this directory registered before and no file declares any more is
+        forgotten. A name several files declare (an invalid file counts: it means to be
+        that workflow) is registered as the first valid file's workflow, so it is
+        listed, but :meth:`require_workflow` refuses it with ``WORKFLOW_AMBIGUOUS`` until
         one is renamed: running whichever file sorts first would run the wrong one half
-        the time.
+        the time. A name only an invalid file declares is refused with its problems.
 
         Returns
         -------
         list of str
             One problem per file whose name an earlier file took.
         """
+        directory = Path(directory)
         problems: list[str] = []
-        files_of: dict[str, list[str]] = {}
+        declaring: dict[str, list[LoadedFile]] = {}
+        for loaded in files:
+            if loaded.name is not None:
+                declaring.setdefault(loaded.name, []).append(loaded)
         with self._lock:
             self._ambiguous = {name: seen for name, seen in self._ambiguous.items() if seen[1] != directory}
-            for workflow in loaded:
-                files = files_of.setdefault(workflow.name, [])
-                files.append(str(workflow.source_path))
-                if len(files) > 1:
-                    problems.append(f"{workflow.source_path}: workflow name '{workflow.name}' is also used by "
-                                    f"{files[0]}; rename one (running '{workflow.name}' by name is refused until then)")
-                    self._ambiguous[workflow.name] = (files, directory)
+            self._broken = {name: seen for name, seen in self._broken.items() if seen[1] != directory}
+            for name, workflow in list(self.workflows.items()):
+                if name not in declaring and _defined_in(workflow, directory):
+                    del self.workflows[name]  # its file was deleted or renamed the workflow
+            for name, group in declaring.items():
+                for later in group[1:]:
+                    problems.append(f"{later.path}: workflow name '{name}' is also used by {group[0].path}; rename "
+                                    f"one (running '{name}' by name is refused until then)")
+                if len(group) > 1:
+                    self._ambiguous[name] = ([str(f.path) for f in group], directory)
+                valid = next((f.workflow for f in group if f.workflow is not None), None)
+                if valid is not None:
+                    valid.status = WorkflowStatus.READY
+                    self.workflows[name] = valid
                     continue
-                workflow.status = WorkflowStatus.READY
-                self.workflows[workflow.name] = workflow
+                if len(group) == 1 and group[0].error is not None:
+                    self._broken[name] = (group[0].error, directory)
+                if _defined_in(self.workflows.get(name), directory):
+                    del self.workflows[name]  # its only file is invalid now: not the old version
         return problems
 
     # ----------------------------------------------------------------- validation
@@ -660,3 +692,8 @@ class WorkflowManager:
         ``min_time``, ``max_time``, ``last_status``, ``last_run_id``).
         """
         return self._perf.summary(running=len(self._active))
+
+
+def _defined_in(workflow: Workflow | None, directory: Path) -> bool:
+    """True when ``workflow`` was loaded from a file directly in ``directory``."""
+    return workflow is not None and workflow.source_path is not None and Path(workflow.source_path).parent == directory

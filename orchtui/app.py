@@ -346,13 +346,18 @@ class OrchTUIApp(App[None]):
     def _update_dag(self, state: DashboardState, now: float) -> None:
         dag = self.dag_view
         key = (self.view_workflow, self.view_run)
-        if key != self._dag_key or not self._dag_settled:
-            # The selection changed (or its definition may have arrived): find its definition.
+        edited = self.view_run is None and state.catalog is not self._shown.catalog  # its file may have changed
+        if key != self._dag_key or not self._dag_settled or edited:
+            # The selection changed (or its definition arrived or changed): find its definition.
             self._dag_key = key
             workflow, self._dag_settled = self._workflow_for_view()
             if workflow is not None:
                 self._show_graph(workflow)
                 dag.border_title = self._dag_title(workflow)
+            elif self._dag_settled and self.view_workflow is not None:  # listed, but its file is invalid
+                self._dag_pending = self._dag_workflow = None
+                dag.show_nothing(state.catalog.refusal(self.view_workflow) or "")
+                dag.border_title = f"2 Live DAG · {self.view_workflow} (cannot be shown)"
         run = self._viewed_run(state)
         if run is not None:
             dag.set_statuses(run.step_status, run.step_started_at, now)
@@ -578,7 +583,12 @@ class OrchTUIApp(App[None]):
 
     def request_run(self, name: str) -> None:
         """Ask for ``name``'s parameters, then start it (the palette's "Run workflow …")."""
-        workflow = self.model.state.catalog.workflow(name)
+        catalog = self.model.state.catalog
+        refused = catalog.refusal(name)  # said now, not after the form was filled in
+        if refused is not None:
+            self.notify(f"{name} cannot be run: {refused}", severity="error", timeout=15)
+            return
+        workflow = catalog.workflow(name)
         if workflow is None:
             self.notify(f"No workflow called {name!r} in {self.engine.workflows_dir}.", severity="error")
             return

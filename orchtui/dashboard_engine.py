@@ -21,6 +21,7 @@ closes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 import time
@@ -41,7 +42,7 @@ from core.snapshot import OrchestratorSnapshot, RunView
 from core.store import Store
 from core.templating import resolve_parameters
 from core.workflow_dag import WorkflowDAG
-from core.workflow_file import load_workflows_dir
+from core.workflow_directory import WorkflowDirectory
 from core.workflow_manager import WorkflowManager
 from core.workflow_params import resolve_params
 
@@ -51,6 +52,8 @@ from .store_watch import StoreWatcher
 from .widgets.details import StepDetail
 
 __all__ = ["DashboardEngine", "RUN_HISTORY", "LOG_TAIL_LINES", "RUN_MODES", "merge_snapshots", "merge_usages"]
+
+log = logging.getLogger(__name__)
 
 RUN_HISTORY = 300  # newest runs listed
 LOG_TAIL_LINES = 20  # lines of log in the details view
@@ -176,6 +179,12 @@ class DashboardEngine:
         self._catalog = CatalogView()
         self._catalog_signature: tuple[Any, ...] | None = None
         self._catalog_checked = 0.0
+        self._directory = WorkflowDirectory(settings.workflows_dir)
+        self._directory_lock = threading.Lock()
+        self._directory_parts: CatalogView | None = None  # the directory's part of the catalog, once loaded
+        self._fresh_parts: CatalogView | None = None  # a background load's result, until load_catalog takes it
+        self._catalog_loader: threading.Thread | None = None
+        self._projects: tuple[Project, ...] = ()
         self.watcher = StoreWatcher(self.store, history=RUN_HISTORY)
         self._live = LiveReader(settings.state_dir)
         self._live_key: tuple[Any, ...] | None = None
@@ -198,31 +207,68 @@ class DashboardEngine:
     def load_catalog(self) -> CatalogView:
         """Return the workflows and projects; the same object while neither changed.
 
-        Workflow files are parsed again only when the directory's listing (names, sizes,
-        modification times) changed; projects are re-read every couple of seconds.
+        The directory is looked at every couple of seconds (names, sizes, modification
+        times); only the files that changed are parsed again, and after the first load
+        on a thread of their own: a 10k-step file takes seconds, which the other panes
+        would otherwise stand still for. Projects are re-read at each look.
         """
+        parts, fresh = self._directory_parts, self._fresh_parts
         now = time.monotonic()
-        if now - self._catalog_checked < _CATALOG_CHECK and self._catalog_signature is not None:
+        if fresh is None and parts is not None and now - self._catalog_checked < _CATALOG_CHECK:
             return self._catalog
-        self._catalog_checked = now
-        signature = self._dir_signature()
-        workflows, problems = self._catalog.workflows, self._catalog.problems
-        if signature != self._catalog_signature:
-            self._catalog_signature = signature
-            loaded, errors = load_workflows_dir(self.workflows_dir) if self.workflows_dir.is_dir() else ([], [])
-            shared_names = self.manager.register_loaded(loaded, self.workflows_dir)
-            # A name two files define is listed once (list entries are keyed by name); the
-            # problem line names both files, and running it is refused until one is renamed.
-            first: dict[str, Workflow] = {}
-            for workflow in loaded:
-                first.setdefault(workflow.name, workflow)
-            workflows = tuple(first.values())
-            problems = tuple([str(e.message).splitlines()[0] for e in errors] + shared_names)
-        projects = tuple(self.store.list_projects())
-        catalog = CatalogView(workflows, problems, projects)
+        if fresh is not None:
+            self._fresh_parts = None
+            parts = fresh
+        if parts is None or now - self._catalog_checked >= _CATALOG_CHECK:
+            self._catalog_checked = now
+            signature = self._dir_signature()
+            loading = self._catalog_loader is not None and self._catalog_loader.is_alive()
+            if signature != self._catalog_signature and not loading:  # while loading: at the next look
+                self._catalog_signature = signature
+                if parts is None:  # nothing to show yet: wait for it
+                    parts = self._load_directory()
+                else:
+                    self._catalog_loader = threading.Thread(target=self._load_in_background, daemon=True,
+                                                            name="orchtui-catalog-loader")
+                    self._catalog_loader.start()
+            self._projects = tuple(self.store.list_projects())
+        self._directory_parts = parts
+        catalog = dataclasses.replace(parts, projects=self._projects)
         if catalog != self._catalog:
             self._catalog = catalog
         return self._catalog
+
+    def _load_in_background(self) -> None:
+        try:
+            self._fresh_parts = self._load_directory()
+        except Exception as exc:  # the catalog stays as it was; the next change tries again
+            self._catalog_signature = None
+            log.warning("the workflows directory %s could not be loaded: %s", self.workflows_dir, exc)
+
+    def _load_directory(self) -> CatalogView:
+        """Load the workflows directory (changed files only) and register its workflows;
+        return them as a catalog without projects."""
+        with self._directory_lock:
+            files = self._directory.load() if self.workflows_dir.is_dir() else []
+            shared_names = self.manager.register_loaded(files, self.workflows_dir)
+        # A name several files declare is listed once (list entries are keyed by name); the
+        # problem line names both files, and running it is refused until one is renamed.
+        # A name only an invalid file declares stays listed (refused), so editing the
+        # selected workflow into a broken state keeps it selected.
+        first: dict[str, Workflow] = {}
+        names: dict[str, None] = {}
+        for loaded in files:
+            if loaded.name is not None:
+                names.setdefault(loaded.name)
+            if loaded.workflow is not None:
+                first.setdefault(loaded.workflow.name, loaded.workflow)
+        refused = []
+        for name in names:
+            error = self.manager.refusal(name)
+            if error is not None:
+                refused.append((name, str(error.message).splitlines()[0]))
+        problems = [str(f.error.message).splitlines()[0] for f in files if f.error is not None]
+        return CatalogView(tuple(first.values()), tuple(problems + shared_names), (), tuple(names), tuple(refused))
 
     def _dir_signature(self) -> tuple[tuple[str, int, int], ...]:
         try:

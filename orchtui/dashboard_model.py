@@ -46,20 +46,39 @@ class CatalogView:
     """What can be run: the workflows directory's workflows and the projects.
 
     Attributes:
-        workflows: the valid workflows of the workflows directory, by name.
-        problems: one line per workflow file that failed to load.
+        workflows: the valid workflows of the workflows directory, one per name.
+        problems: one line per problem of the directory's files (invalid files, names
+            several files use).
         projects: every project with its workflow names.
+        names: every workflow name the directory's files declare, in file order: the
+            valid ones and those only an invalid file declares (listed, not runnable).
+            Empty: the names of ``workflows``.
+        refused: ``(name, why)`` for each name that cannot be run by name (several
+            files declare it, or its only file is invalid).
     """
 
     workflows: tuple[Workflow, ...] = ()
     problems: tuple[str, ...] = ()
     projects: tuple[Project, ...] = ()
+    names: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()
 
     def workflow(self, name: str) -> Workflow | None:
         """Return the workflow called ``name``, or None."""
         for workflow in self.workflows:
             if workflow.name == name:
                 return workflow
+        return None
+
+    def listed(self) -> tuple[str, ...]:
+        """Return the names to list, in file order."""
+        return self.names or tuple(w.name for w in self.workflows)
+
+    def refusal(self, name: str) -> str | None:
+        """Return why ``name`` cannot be run by name (one line), or None when it can."""
+        for refused, why in self.refused:
+            if refused == name:
+                return why
         return None
 
 

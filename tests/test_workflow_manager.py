@@ -161,6 +161,33 @@ def test_renaming_one_of_two_files_of_a_name_makes_the_name_runnable_again(tmp_p
     assert wm.require_workflow("same").step_names == ["a"]
 
 
+def test_an_invalid_file_declaring_a_valid_files_name_makes_it_ambiguous(tmp_path: Path):
+    folder, wm = _two_files_named_same(tmp_path)
+    (folder / "b.yaml").write_text("name: same\nsteps:\n  - name: b\n    dependencies: [nope]\n")
+    assert any("b.yaml" in problem and "also used by" in problem for problem in wm.load_workflows())
+    with pytest.raises(WorkflowNotFoundError) as refused:
+        wm.require_workflow("same")
+    assert refused.value.error_code == "WORKFLOW_AMBIGUOUS"
+
+
+def test_a_name_only_an_invalid_file_declares_is_refused_with_its_problems(tmp_path: Path):
+    folder, wm = _two_files_named_same(tmp_path)
+    (folder / "b.yaml").unlink()
+    (folder / "a.yaml").write_text("name: same\nsteps:\n  - name: a\n    dependencies: [nope]\n")
+    wm.load_workflows()
+    with pytest.raises(WorkflowValidationError, match=r"a.yaml:4.*nope"):
+        wm.require_workflow("same")  # not the version loaded before the file broke
+
+
+def test_a_workflow_whose_file_was_deleted_is_forgotten_when_the_directory_is_loaded_again(tmp_path: Path):
+    folder, wm = _two_files_named_same(tmp_path)
+    (folder / "a.yaml").unlink()
+    (folder / "b.yaml").unlink()
+    wm.create_workflow("made", [WorkflowStep(name="x")])  # not from the directory: kept
+    assert wm.load_workflows() == []
+    assert wm.list_workflows() == ["made"]
+
+
 def test_validate_workflow_covers_actions_and_structure(manager: WorkflowManager):
     manager.create_workflow("ext", [WorkflowStep(name="scan", module="static_analysis", action="analyze")])
     problems = manager.validate_workflow("ext")

@@ -354,8 +354,27 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
                 click.echo(read_log(file.path, tail_lines=tail), nl=False)
                 shown += 1
         if not shown:
-            which = f"step {step!r} of run {run_id}" if step else f"run {run_id}"
-            click.echo(f"no logs for {which} yet" + (f" (attempt {attempt})" if attempt else ""), err=True)
+            click.echo(_no_logs_note(run, step, attempt), err=True)
+
+
+def _no_logs_note(run: RunRecord, step: str | None, attempt: int | None) -> str:
+    """Say why there is no log to print: "yet" only where one may still come."""
+    of_attempt = f" (attempt {attempt})" if attempt else ""
+    if step is None:
+        if run.status.is_terminal:
+            return f"no step of run {run.run_id} wrote any output{of_attempt}"
+        return f"no logs for run {run.run_id} yet{of_attempt}; -f follows its steps as they write"
+    record = run.steps[step]
+    which = f"step {step!r} of run {run.run_id}"
+    if record.reused_from is not None:
+        return f"{which} reused the output of run {record.reused_from}; its log is there"
+    if record.status is TaskStatus.SKIPPED:
+        return f"{which} was skipped: it never ran, so it has no log"
+    if record.status is TaskStatus.RUNNING:
+        return f"no output from {which} yet{of_attempt}; -f follows it"
+    if not record.status.is_terminal or record.attempt == 0:
+        return f"{which} never started" if run.status.is_terminal else f"{which} has not started yet; -f waits for it"
+    return f"{which} ({record.status.value}) wrote no output{of_attempt}"
 
 
 # ------------------------------------------------------------ resume / rerun

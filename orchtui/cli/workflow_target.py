@@ -10,7 +10,6 @@ version did, ran whichever sorted first.
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 
 from core.config import Settings
@@ -51,6 +50,7 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
             did-you-mean), or two files define that name (``WORKFLOW_AMBIGUOUS``), valid or not.
         WorkflowValidationError: the one file that declares the name is invalid.
     """
+    from core.workflow_directory import declared_name
     from core.workflow_file import ambiguous_name_error, find_workflow_files, load_workflow
 
     path = Path(target)
@@ -73,7 +73,7 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
             try:
                 workflow = load_workflow(file)
             except WorkflowValidationError as exc:
-                if _declared_name(text) == target:
+                if declared_name(text) == target:
                     defining.append((file, None, exc))
                 continue
             if workflow.name == target:
@@ -94,22 +94,6 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
         f"no workflow file or workflow named '{target}' in {directory}{hint}",
         suggestions=[f"did you mean '{close[0]}'?"] if close else ["`orchtui workflow list` shows the workflows"],
     )
-
-
-_TOP_LEVEL_NAME = re.compile(r"""^name:[ \t]*["']?([^"'#\s]+)""", re.MULTILINE)
-
-
-def _declared_name(text: str) -> str | None:
-    """The workflow name an invalid file's text declares (its top-level ``name``), or None."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:  # a syntax error elsewhere: the top-level line may still say
-        found = _TOP_LEVEL_NAME.search(text)
-        return found.group(1) if found else None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) else None
 
 
 def _names_in(files: list[Path]) -> set[str]:

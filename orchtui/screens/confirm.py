@@ -1,4 +1,8 @@
-"""A yes/no question as a modal: ``y``/Enter confirms, ``n``/Escape declines."""
+"""A yes/no question as a modal: ``y`` confirms, ``n``/Escape declines.
+
+Enter presses the focused button, which is No at first: the questions asked here are
+about stopping work, and a reflexive Enter must not do that.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="dialog"):
-            yield Label(self._question, id="confirm-question")
+            yield Label(self._question, id="confirm-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self._confirm_label} (y)", variant="error", id="confirm-yes")
                 yield Button("No (n)", id="confirm-no")

@@ -54,7 +54,8 @@ class LogScreen(Screen[None]):
 
     def _title(self) -> str:
         run, step, attempt = self._source
-        return f" log · run {run} · step {step} · attempt {attempt}"
+        # The step first: at 80 columns a long step name would push the attempt off the line.
+        return f" log · step {step} · attempt {attempt} · run {run}"
 
     def on_mount(self) -> None:
         pane = self.query_one(LogsPane)

@@ -45,6 +45,7 @@ __all__ = ["DagModel", "DagLayout", "PaneFit", "DagView", "dag_model_from_workfl
 
 _MIN_CELL, _MAX_CELL = 14, 30
 _HEADER_STYLE = Style(color="grey58")
+_NOTHING_SHOWN = " no steps — pick a workflow in Projects (1)"
 _UP_STYLE = Style(bold=True, color="cyan")
 _DOWN_STYLE = Style(bold=True, color="magenta")
 _EDGE_NAMES = 4  # neighbours named per side in the border before "+N"
@@ -342,6 +343,7 @@ class DagView(ScrollView, can_focus=True):
         self._now = 0.0
         self._filter = ""
         self._lines: dict[int, Strip] = {}  # layout line -> rendered strip, while still valid
+        self._empty_text = _NOTHING_SHOWN
         self.cursor: str | None = None
 
     # ----------------------------------------------------------------- feeding
@@ -358,6 +360,13 @@ class DagView(ScrollView, can_focus=True):
         """
         return self._layout
 
+    def show_nothing(self, why: str = "") -> None:
+        """Show no graph, with ``why`` (one line) in its place, or the hint to pick one."""
+        self._empty_text = f" ✖ {why}" if why else _NOTHING_SHOWN
+        if self._model.levels or self._layout is None:
+            self.show(DagModel("", (), {}, {}))
+        self.refresh()
+
     def show(self, model: DagModel, layout: DagLayout | None = None) -> None:
         """Display ``model``; keeps the cursor on the same step name when it still exists
         (else puts it on the first step, and says so with :class:`NodeHighlighted`).
@@ -369,6 +378,8 @@ class DagView(ScrollView, can_focus=True):
         if model is self._model:
             return
         self._model = model
+        if model.levels:
+            self._empty_text = _NOTHING_SHOWN
         fit = self.fit()
         if layout is None or layout.model is not model or layout.width != fit.width_for(layout.height):
             layout = fitted_layout(model, fit)
@@ -441,7 +452,7 @@ class DagView(ScrollView, can_focus=True):
         line = y + int(self.scroll_offset.y)
         if layout is None or line >= layout.height:
             if y == 0 and layout is not None and layout.height == 0:
-                return Strip([Segment(" no steps — pick a workflow in Projects (1)".ljust(width), _HEADER_STYLE)])
+                return Strip([Segment(self._empty_text[:width].ljust(width), _HEADER_STYLE)])
             return Strip.blank(width, self.rich_style)
         cached = self._lines.get(line)
         if cached is not None and cached.cell_length == width:

@@ -22,6 +22,18 @@ def workflow_option_id(section: str, workflow: str) -> str:
     return f"{section}\x1f{workflow}"
 
 
+def _workflow_label(catalog: CatalogView, name: str) -> Text:
+    """A workflow's row: its name and step count; a red ✖ when it cannot be run by name
+    (its file is invalid, or several files declare it: the problem lines below say why)."""
+    workflow = catalog.workflow(name)
+    label = Text.assemble("  ", name, no_wrap=True, overflow="ellipsis")
+    if workflow is not None:
+        label.append(f" {len(workflow.steps)}", "dim")
+    if catalog.refusal(name) is not None:
+        label.append(" ✖", "red")
+    return label
+
+
 class ProjectsPane(OptionList):
     """A list of runnable workflows grouped by where they come from."""
 
@@ -58,12 +70,12 @@ class ProjectsPane(OptionList):
         keep = self.highlighted_option.id if self.highlighted_option is not None else None
         options: list[Option] = []
         wanted = self._filter
-        workflows = [w for w in self._catalog.workflows if wanted in w.name.lower()]
+        catalog = self._catalog
+        names = [name for name in catalog.listed() if wanted in name.lower()]
         options.append(Option(Text("workflows/", style="bold"), disabled=True))
-        for workflow in workflows:
-            label = Text.assemble("  ", workflow.name, (f" {len(workflow.steps)}", "dim"), no_wrap=True, overflow="ellipsis")
-            options.append(Option(label, id=workflow_option_id("dir", workflow.name)))
-        if not workflows:
+        for name in names:
+            options.append(Option(_workflow_label(catalog, name), id=workflow_option_id("dir", name)))
+        if not names:
             options.append(Option(Text("  (none)", style="dim"), disabled=True))
         for problem in self._catalog.problems:
             options.append(Option(Text(f"  ✖ {problem}", style="red"), disabled=True))

@@ -428,7 +428,7 @@ class TestLargeGraphs:
         assert gc.get_freeze_count() == 0
 
 
-async def test_a_name_two_files_define_is_listed_once_and_refused_with_both_files(engine: DashboardEngine) -> None:
+async def test_a_name_two_files_define_is_listed_once_and_refused_at_once_with_both_files(engine: DashboardEngine) -> None:
     copy = engine.workflows_dir / "demo-copy.yaml"
     copy.write_text((engine.workflows_dir / "demo.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     app = _app(engine)
@@ -440,11 +440,41 @@ async def test_a_name_two_files_define_is_listed_once_and_refused_with_both_file
         shown = [str(o.prompt) for o in projects._options if o.disabled]
         assert any("demo-copy.yaml" in line and "'demo'" in line for line in shown)
         await _select_workflow(pilot, app, "demo")
-        await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
-        await pilot.press("enter")
+        await pilot.press("r")  # refused before any form is filled in
         await wait_for(pilot, lambda: any("defined by 2 files" in str(n.message) for n in app._notifications))
+        assert not isinstance(app.screen, ParamFormScreen)
         assert app.view_run is None and app.model.state.runs == ()
+
+
+async def test_a_selected_workflow_edited_into_an_invalid_file_stays_selected_and_says_why(
+    engine: DashboardEngine,
+) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _select_workflow(pilot, app, "slow")
+        (engine.workflows_dir / "slow.yaml").write_text("name: slow\nsteps:\n  - name: nap\n    dependencies: [gone]\n",
+                                                        encoding="utf-8")
+        projects = app.query_one(ProjectsPane)
+        await wait_for(pilot, lambda: app.model.state.catalog.refusal("slow") is not None)
+        await pilot.pause()
+        assert projects.selected_workflow == "slow" and app.view_workflow == "slow"
+        assert "✖" in str(projects.highlighted_option.prompt)
+        assert app.dag_view.model.size == 0  # not the graph of the version that was valid
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any("slow.yaml:4" in str(n.message) and "gone" in str(n.message)
+                                          for n in app._notifications))
+        assert not isinstance(app.screen, ParamFormScreen)
+
+
+async def test_the_selected_workflows_graph_follows_edits_of_its_file(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _select_workflow(pilot, app, "slow")
+        await wait_for(pilot, lambda: app.dag_view.model.size == 2)
+        slow = engine.workflows_dir / "slow.yaml"
+        slow.write_text(slow.read_text(encoding="utf-8") + "  - name: third\n    module: builtin\n    action: noop\n",
+                        encoding="utf-8")
+        await wait_for(pilot, lambda: app.dag_view.model.size == 3)
 
 
 class TestTextThatLooksLikeMarkup:

@@ -69,6 +69,11 @@ def set_owner(store: Store, run_id: str, pid: int, started: float, host: str | N
     conn.close()
 
 
+def eager_watcher(store: Store) -> StoreWatcher:
+    """A watcher that reads at every poll (however long reads take) and checks owners each time."""
+    return StoreWatcher(store, min_interval=0.0, budget=float("inf"), owner_check=0.0)
+
+
 def watch_until_recovery_ends(watcher: StoreWatcher, run_id: str) -> RunView:
     """Poll (a recovery may start), let any recovery finish, poll again; return the run."""
     watcher.poll(None)
@@ -82,7 +87,7 @@ def test_a_listed_run_whose_process_died_becomes_interrupted(store: Store, dead_
     store.create_run("run-1", chain("wf", 3), {})
     store.flush()
     set_owner(store, "run-1", *dead_owner, host=None)
-    watcher = StoreWatcher(store, min_interval=0.0, owner_check=0.0)
+    watcher = eager_watcher(store)
     view = watch_until_recovery_ends(watcher, "run-1")
     assert view.status is WorkflowStatus.INTERRUPTED
     assert f"pid {dead_owner[0]}" in view.error
@@ -91,7 +96,7 @@ def test_a_listed_run_whose_process_died_becomes_interrupted(store: Store, dead_
 def test_a_run_whose_process_lives_is_left_running(store: Store) -> None:
     store.create_run("run-1", chain("wf", 3), {})  # owned by this process
     store.flush()
-    watcher = StoreWatcher(store, min_interval=0.0, owner_check=0.0)
+    watcher = eager_watcher(store)
     assert watch_until_recovery_ends(watcher, "run-1").status is WorkflowStatus.RUNNING
 
 
@@ -99,5 +104,5 @@ def test_a_run_of_another_host_is_never_judged(store: Store, dead_owner: tuple[i
     store.create_run("run-1", chain("wf", 3), {})
     store.flush()
     set_owner(store, "run-1", *dead_owner, host="another-machine")  # its pid means nothing here
-    watcher = StoreWatcher(store, min_interval=0.0, owner_check=0.0)
+    watcher = eager_watcher(store)
     assert watch_until_recovery_ends(watcher, "run-1").status is WorkflowStatus.RUNNING
