@@ -185,8 +185,11 @@ def test_a_stop_signal_cancels_the_run_and_leaves_no_process_behind(
         "  - name: after\n    module: builtin\n    action: echo\n    dependencies: [nap]\n"
         "    parameters: {message: too late}\n"
     ))
+    # As from a terminal: a shell starts background jobs (a CI runner's test command, a
+    # `pytest &`) with SIGINT ignored, and a process that inherits that keeps ignoring it.
     proc = subprocess.Popen([*orchtui_cmd, "run", str(wf), "--executor", executor], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=to_group)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=to_group,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + WAIT
         while not (pidfile.exists() and pidfile.read_text().strip()):

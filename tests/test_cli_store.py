@@ -114,6 +114,30 @@ def test_logs_of_a_step_of_a_run_and_tails(history: Path, cli_env: dict[str, str
     assert bad.returncode == 1 and "has no step 'lod'" in bad.stderr
 
 
+def test_logs_says_why_a_finished_step_has_no_log(isolated_state: Path, cli_env: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    with Store(isolated_state / "orchtui.db") as store:
+        steps = [WorkflowStep(name="silent"), WorkflowStep(name="fails"), WorkflowStep(name="after")]
+        store.create_run("run-quiet1", Workflow(name="quiet", steps=steps), {})
+        now = time.time()
+        store.record_transition(TaskTransition("t", "silent", TaskStatus.RUNNING, now, "run-quiet1", 1))
+        store.record_transition(TaskTransition("t", "silent", TaskStatus.COMPLETED, now, "run-quiet1", 1,
+                                               TaskResult(success=True, data="", exit_code=0)))
+        store.record_transition(TaskTransition("t", "fails", TaskStatus.RUNNING, now, "run-quiet1", 1))
+        store.record_transition(TaskTransition("t", "fails", TaskStatus.FAILED, now, "run-quiet1", 1,
+                                               TaskResult(success=False, error_message="exit 3", exit_code=3)))
+        store.record_transition(TaskTransition("t", "after", TaskStatus.SKIPPED, now, "run-quiet1", 0))
+        store.finish_run("run-quiet1", "failed", "step 'fails' failed")
+        store.flush()
+    notes = {step: cli(["logs", "run-quiet1", *([step] if step else [])], cli_env, tmp_path)
+             for step in ("silent", "fails", "after", "")}
+    assert all(out.returncode == 0 and out.stdout == "" for out in notes.values())
+    assert notes["silent"].stderr.strip() == "step 'silent' of run run-quiet1 (completed) wrote no output"
+    assert notes["fails"].stderr.strip() == "step 'fails' of run run-quiet1 (failed) wrote no output"
+    assert notes["after"].stderr.strip() == "step 'after' of run run-quiet1 was skipped: it never ran, so it has no log"
+    assert notes[""].stderr.strip() == "no step of run run-quiet1 wrote any output"
+
+
 def test_prune_parses_ages_and_deletes_logs(history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
     kept = cli(["prune", "--older-than", "30d", "--json"], cli_env, tmp_path)
     assert kept.returncode == 0 and json.loads(kept.stdout)["pruned"] == 0

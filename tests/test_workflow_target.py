@@ -9,7 +9,7 @@ import pytest
 
 from core.config import Settings, load_settings
 from core.errors import WorkflowNotFoundError, WorkflowValidationError
-from orchtui.cli.workflow_target import find_workflow, workflow_file_for
+from orchtui.cli.workflow_target import find_workflow, locate_workflow, workflow_file_for
 
 
 def flow(name: str, message: str = "hi") -> str:
@@ -85,3 +85,26 @@ def test_an_invalid_yaml_file_declaring_the_name_is_found_by_its_top_level_line(
     (settings.workflows_dir / "prod.yaml").write_text("name: hello\nsteps: [\n")
     with pytest.raises(WorkflowValidationError):
         find_workflow("hello", settings)
+
+
+def test_a_name_another_file_defines_wins_over_a_stem_with_a_note_naming_the_stems_file(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (settings.workflows_dir / "hello.yaml").write_text(flow("bonjour"))  # stem 'hello', workflow 'bonjour'
+    located = locate_workflow("hello", settings)
+    assert located.path == settings.workflows_dir / "greeting.yaml"
+    assert located.note == ("hello.yaml holds workflow 'bonjour'; 'hello' is the workflow of greeting.yaml "
+                            f"(give {settings.workflows_dir / 'hello.yaml'} to use that file)")
+    assert find_workflow("hello", settings).name == "hello"
+    assert capsys.readouterr().err == f"note: {located.note}\n"
+
+
+def test_finding_a_workflow_by_name_hands_over_the_workflow_it_loaded(settings: Settings) -> None:
+    located = locate_workflow("hello", settings)
+    assert located.workflow is not None and located.workflow.name == "hello" and located.error is None
+
+
+def test_finding_an_invalid_file_by_its_stem_hands_over_its_problems(settings: Settings) -> None:
+    located = locate_workflow("broken", settings)
+    assert located.workflow is None and located.error is not None
+    assert "'steps' must be a list" in str(located.error)

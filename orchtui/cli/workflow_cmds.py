@@ -20,7 +20,7 @@ from core.text import plural
 from core.workflow_file import find_workflow_files, load_workflow, workflow_json_schema
 
 from .common import CONTEXT_SETTINGS, EXIT_FAILED, emit_json, fail, handle_errors, json_option, os_error_message
-from .workflow_target import workflow_file_for
+from .workflow_target import find_workflow, locate_workflow
 
 __all__ = ["register"]
 
@@ -100,14 +100,18 @@ def validate_cmd(targets: tuple[str, ...], anywhere: bool, as_json: bool) -> Non
             entries.append(_resource_config_entry(Path(target), as_json))
             continue
         try:
-            path = workflow_file_for(target, settings)
+            located = locate_workflow(target, settings, requirement_problem=requirement_problem)
         except WorkflowNotFoundError as exc:
             entries.append({"file": target, "valid": False, "error": exc.message, "problems": []})
             if not as_json:
                 click.secho(f"error: {exc.message}", fg="red")
             continue
+        located.say_note()
+        path = located.path
         try:
-            workflow = load_workflow(path, requirement_problem=requirement_problem)
+            if located.error is not None:  # found invalid while looking for the name: not parsed again
+                raise located.error
+            workflow = located.workflow or load_workflow(path, requirement_problem=requirement_problem)
         except WorkflowValidationError as exc:
             entries.append(_error_entry(path, exc))
             if not as_json:
@@ -140,7 +144,7 @@ def graph_cmd(target: str, fmt: str, direction: str, as_json: bool) -> None:
     formats as {"format", "graph"}. Exit code 1 when the workflow is invalid.
     """
     try:
-        workflow = load_workflow(workflow_file_for(target, load_settings()))
+        workflow = find_workflow(target, load_settings())
     except WorkflowValidationError as exc:
         if as_json:
             emit_json(exc.to_error_dict())

@@ -9,14 +9,21 @@ version did, ran whichever sorted first.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
 
 from core.config import Settings
 from core.errors import WorkflowNotFoundError, WorkflowValidationError
 from core.models import Workflow
 
-__all__ = ["workflow_file_for", "find_workflow"]
+if TYPE_CHECKING:
+    from core.workflow_validate import RequirementCheck
+
+__all__ = ["LocatedWorkflow", "find_workflow", "locate_workflow", "workflow_file_for"]
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -33,22 +40,45 @@ def _read_text(path: Path) -> str:
         return ""
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
+class LocatedWorkflow:
+    """Where a WORKFLOW argument led: the file, and what finding it learnt of it.
+
+    ``workflow`` is the file's workflow when finding it loaded it already, ``error`` its
+    problems when it is invalid (both None: not loaded yet). ``note`` is one line worth
+    telling the user (a file named like the argument holds another workflow).
+    """
+
+    path: Path
+    workflow: Workflow | None = None
+    error: WorkflowValidationError | None = None
+    note: str = ""
+
+    def say_note(self) -> None:
+        """Print the note on stderr, when there is one."""
+        if self.note:
+            click.echo(f"note: {self.note}", err=True)
+
+
 def workflow_file_for(target: str, settings: Settings) -> Path:
     """Return the workflow file ``target`` names (see the module docstring).
 
     Raises:
-        WorkflowNotFoundError: see :func:`_locate`.
+        WorkflowNotFoundError: see :func:`locate_workflow`.
     """
-    return _locate(target, settings)[0]
+    located = locate_workflow(target, settings)
+    located.say_note()
+    return located.path
 
 
-def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
-    """Return the file ``target`` names, and its workflow when finding it loaded it already.
+def locate_workflow(target: str, settings: Settings, *,
+                    requirement_problem: RequirementCheck | None = None) -> LocatedWorkflow:
+    """Return the file ``target`` names, with its workflow or problems when finding it
+    loaded it (``requirement_problem`` as for ``load_workflow``).
 
     Raises:
         WorkflowNotFoundError: neither a file nor a workflow of that name exists (with a
             did-you-mean), or two files define that name (``WORKFLOW_AMBIGUOUS``), valid or not.
-        WorkflowValidationError: the one file that declares the name is invalid.
     """
     from core.workflow_directory import declared_name
     from core.workflow_file import ambiguous_name_error, find_workflow_files, load_workflow
@@ -56,37 +86,46 @@ def _locate(target: str, settings: Settings) -> tuple[Path, Workflow | None]:
     path = Path(target)
     if path.exists() or path.is_symlink():
         if _looks_like_a_file(target) or not path.is_dir():  # a bare word naming a directory here is a name
-            return path, None  # loading says what is wrong with anything but a regular file
+            return LocatedWorkflow(path)  # loading says what is wrong with anything but a regular file
     elif _looks_like_a_file(target):
         raise WorkflowNotFoundError(f"{target}: no such workflow file; give a .yaml/.json file or a workflow name")
     directory = settings.workflows_dir
     files = find_workflow_files(directory) if directory.is_dir() else []
     by_stem = next((file for file in files if file.stem == target), None)
+    stem_result: LocatedWorkflow | None = None
     # Only files that mention the name can define it: parsing every file of a large
     # directory to run one workflow would cost seconds. An invalid file that declares the
     # name counts: running another file's workflow of that name instead would run the
     # wrong one without a word (its problems are reported when it is the only one).
-    defining: list[tuple[Path, Workflow | None, WorkflowValidationError | None]] = []
+    defining: list[LocatedWorkflow] = []
     for file in files:
         text = _read_text(file)
         if file is by_stem or target in text:
             try:
-                workflow = load_workflow(file)
+                workflow = load_workflow(file, requirement_problem=requirement_problem)
             except WorkflowValidationError as exc:
+                result = LocatedWorkflow(file, error=exc)
                 if declared_name(text) == target:
-                    defining.append((file, None, exc))
+                    defining.append(result)
+                elif file is by_stem:
+                    stem_result = result
                 continue
             if workflow.name == target:
-                defining.append((file, workflow, None))
+                defining.append(LocatedWorkflow(file, workflow))
+            elif file is by_stem:
+                stem_result = LocatedWorkflow(file, workflow)
     if len(defining) > 1:
-        raise ambiguous_name_error(target, [file for file, _, _ in defining], directory)
+        raise ambiguous_name_error(target, [found.path for found in defining], directory)
     if defining:
-        file, workflow, problem = defining[0]
-        if problem is not None:
-            raise problem
-        return file, workflow
-    if by_stem is not None:  # a file stem that holds another name (or an invalid file: loading says why)
-        return by_stem, None
+        found = defining[0]
+        if stem_result is None:
+            return found
+        named = f"workflow '{stem_result.workflow.name}'" if stem_result.workflow is not None else "no valid workflow"
+        return dataclasses.replace(found, note=(
+            f"{stem_result.path.name} holds {named}; '{target}' is the workflow of {found.path.name} "
+            f"(give {stem_result.path} to use that file)"))
+    if stem_result is not None:  # a file stem that holds another name (or an invalid file)
+        return stem_result
     names = sorted({file.stem for file in files} | _names_in(files))
     close = difflib.get_close_matches(target, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(names) or 'none'}"
@@ -110,13 +149,16 @@ def _names_in(files: list[Path]) -> set[str]:
 
 
 def find_workflow(target: str, settings: Settings) -> Workflow:
-    """Load the workflow ``target`` names (see :func:`workflow_file_for`).
+    """Load the workflow ``target`` names (see :func:`locate_workflow`).
 
     Raises:
-        WorkflowNotFoundError: see :func:`workflow_file_for`.
+        WorkflowNotFoundError: see :func:`locate_workflow`.
         WorkflowValidationError: the file is invalid.
     """
     from core.workflow_file import load_workflow
 
-    path, workflow = _locate(target, settings)
-    return workflow if workflow is not None else load_workflow(path)
+    located = locate_workflow(target, settings)
+    located.say_note()
+    if located.error is not None:
+        raise located.error
+    return located.workflow if located.workflow is not None else load_workflow(located.path)
