@@ -74,7 +74,7 @@ from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, Transiti
 from .store_schema import connect, connect_read_only, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
 
-__all__ = ["Store", "RunRecord", "StepRecord", "AttemptRecord"]
+__all__ = ["Store", "RunRecord", "StepRecord", "AttemptRecord", "prepare_state_directory"]
 
 T = TypeVar("T")
 
@@ -123,7 +123,7 @@ class Store:
             self._writer = _NoWriter(self.db_path)
             recover = False
         else:
-            _prepare_directory(self.db_path.parent)
+            prepare_state_directory(self.db_path.parent)
             conn = connect(self.db_path, max_db_bytes=max_db_bytes)
             try:
                 ensure_schema(conn, self.db_path)
@@ -915,8 +915,11 @@ class _NoWriter:
         return None
 
 
-def _prepare_directory(directory: Path) -> None:
-    """Create the state directory and prove it is writable, or raise a clear StoreError."""
+def prepare_state_directory(directory: Path) -> None:
+    """Create the state directory and prove it is writable, or raise a clear StoreError.
+
+    Runs need it whether or not the store records them: their step logs live there.
+    """
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError:

@@ -478,3 +478,27 @@ def test_run_json_keeps_stdout_for_the_result_when_a_step_writes_to_the_inherite
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "completed"
     assert "stray words" in out.stderr
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["recorded", "no-record"])
+def test_a_state_directory_that_is_a_file_stops_the_run_with_one_line(
+        record: bool, tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    not_a_dir = write(tmp_path / "state-file", "")
+    env = dict(cli_env, ORCHTUI_DIR=str(not_a_dir))
+    result = run_cli(orchtui_cmd, env, "run", str(wf), *([] if record else ["--no-record"]))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"error: the state directory {not_a_dir} exists but is not a directory; "
+                             "remove it or set ORCHTUI_DIR to another path\n")
+
+
+def test_a_run_that_cannot_publish_itself_still_runs_and_is_recorded(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str], isolated_state: Path):
+    wf = write(tmp_path / "good.yaml", GOOD)
+    isolated_state.mkdir(parents=True, exist_ok=True)
+    write(isolated_state / "live", "")  # where the live file's folder should be
+    result = run_cli(orchtui_cmd, cli_env, "run", str(wf), "--json")
+    assert result.returncode == 0, result.stderr
+    assert "will not see this process's runs or be able to cancel them" in result.stderr
+    runs = json.loads(run_cli(orchtui_cmd, cli_env, "runs", "--json").stdout)
+    assert [r["status"] for r in runs] == ["completed"]

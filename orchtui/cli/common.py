@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -100,6 +102,30 @@ class StdoutConsole(Console):
     def on_broken_pipe(self) -> None:
         silence_stdout()
         raise BrokenPipeError(32, "the reader of stdout closed it")
+
+
+@contextlib.contextmanager
+def published(orchestrator: Any, manager: Any, state_dir: Path, label: str) -> Iterator[None]:
+    """Publish this process's runs for the other faces while the block runs
+    (``core.live_state.LivePublisher``): dashboards show them and can cancel them.
+
+    A state directory that cannot take the live file does not stop the work: a warning
+    says what is lost, and the block runs unpublished.
+    """
+    from core.live_state import LivePublisher
+
+    publisher = LivePublisher(orchestrator, manager, state_dir, label=label)
+    try:
+        publisher.start()
+    except OrchestrationError as exc:
+        click.secho(f"warning: other orchtui processes (the dashboard, the MCP server) will not see this "
+                    f"process's runs or be able to cancel them: {exc.message}", fg="yellow", err=True)
+        yield
+        return
+    try:
+        yield
+    finally:
+        publisher.stop()
 
 
 def reader_left(code: int = EXIT_READER_LEFT) -> None:

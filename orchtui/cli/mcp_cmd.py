@@ -17,7 +17,7 @@ import click
 
 from core.config import load_settings
 
-from .common import CONTEXT_SETTINGS, EXIT_FAILED, handle_errors
+from .common import CONTEXT_SETTINGS, EXIT_FAILED, handle_errors, published
 
 __all__ = ["register", "SDK_MISSING"]
 
@@ -59,7 +59,6 @@ def mcp_cmd(allow_shell: bool, allow_python: bool, allow_plugins: bool, allowed_
             raise
         click.echo(f"error: {SDK_MISSING}", err=True)
         sys.exit(EXIT_FAILED)
-    from core.live_state import LivePublisher
     from core.mcp_tools import OrchestrationMCPTools
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="orchtui mcp: %(levelname)s %(message)s")
@@ -69,8 +68,8 @@ def mcp_cmd(allow_shell: bool, allow_python: bool, allow_plugins: bool, allowed_
     with OrchestrationMCPTools(settings=settings, allow_shell=allow_shell, allow_python=allow_python,
                                allow_plugins=allow_plugins,
                                allowed_paths=allowed_paths) as tools, \
-            LivePublisher(tools.engine.task_orchestrator, tools.engine.workflow_manager, settings.state_dir,
-                          label="orchtui mcp"):
+            published(tools.engine.task_orchestrator, tools.engine.workflow_manager, settings.state_dir,
+                      "orchtui mcp"):
         try:
             serve_stdio(tools)
         except KeyboardInterrupt:

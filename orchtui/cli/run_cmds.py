@@ -28,6 +28,7 @@ from .common import (
     handle_errors,
     json_option,
     keep_stdout_for_json,
+    published,
     param_option,
 )
 from .foreground import Interrupts, final_execution, follow_run
@@ -70,12 +71,15 @@ def _execute(
     """Run ``workflow`` to its end; returns (execution, the exit code of the signal that
     cancelled it or 0, progress rows, log dir)."""
     from core.executors import create_backend
-    from core.live_state import LivePublisher
     from core.logs import require_unused_log_dir
     from core.resource_manager import ResourceManager
+    from core.store import prepare_state_directory
     from core.task_orchestrator import TaskOrchestrator
     from core.workflow_manager import WorkflowManager
 
+    # Step logs are written there even when the store does not record the run: a state
+    # directory that cannot be written stops the run before anything starts.
+    prepare_state_directory(settings.state_dir)
     resources = ResourceManager()
     workers = max_workers or settings.max_workers
     options = {"scheduler": scheduler or settings.dask_scheduler} if executor == "dask" else {}
@@ -96,7 +100,7 @@ def _execute(
             if run_id is not None and recorder is None:
                 require_unused_log_dir(settings.runs_dir, run_id)  # a recorded run's claim checks this too
             # The live file lets dashboards show this run's queues and cancel it from elsewhere.
-            with LivePublisher(orchestrator, manager, settings.state_dir, label=f"orchtui run {workflow.name}"):
+            with published(orchestrator, manager, settings.state_dir, f"orchtui run {workflow.name}"):
                 if recorder is not None and run_id is not None:
                     # A chosen id is claimed in the store first: a taken one stops the run before anything runs.
                     handle = recorder.start_run(manager, workflow, params, run_id=run_id)

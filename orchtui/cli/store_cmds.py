@@ -43,6 +43,7 @@ from .common import (
     handle_errors,
     json_option,
     keep_stdout_for_json,
+    published,
     param_option,
 )
 from .foreground import Interrupts, final_execution, follow_run
@@ -388,7 +389,6 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     without it, a file that changed since is mentioned on stderr. ``param_pairs``
     (``-p KEY=VALUE``) override the run's parameters for the steps that run.
     """
-    from core.live_state import LivePublisher
     from core.resource_manager import ResourceManager
     from core.resume_plan import (
         current_definition,
@@ -442,8 +442,8 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     console = StdoutConsole(highlight=False)
     interrupted = False
     # The live file lets dashboards show this run's queues and cancel it from elsewhere.
-    with Interrupts() as interrupts, LivePublisher(orchestrator, manager, settings.state_dir,
-                                                   label=f"orchtui resume {run_id}"):
+    with Interrupts() as interrupts, published(orchestrator, manager, settings.state_dir,
+                                               f"orchtui resume {run_id}"):
         try:
             # Claimed in the store first: of two resumes of one run at once, only one runs.
             handle = recorder.start_run(manager, workflow, params, run_id=new_run, preset_outputs=preset,
