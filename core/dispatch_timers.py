@@ -79,6 +79,9 @@ class Timers:
                 continue
             task = entry.task
             self.backend.cancel(attempt.handle)
+            abandon = getattr(self.backend, "abandon", None)  # only a thread cannot be made to stop
+            if abandon is not None:
+                abandon(attempt.handle)
             if kind == T_TIMEOUT:
                 result = TaskResult(
                     success=False, error_type="TimeoutError", attempt=attempt.number,

@@ -48,6 +48,7 @@ BACKEND_NAMES = ("thread", "process", "dask")
 _TOKEN_LOCK = threading.Lock()
 _STOP = None
 _QUEUED, _ON_THREAD, _FINISHED = range(3)
+_JOIN_SLICE = 0.05  # seconds: ThreadBackend.shutdown looks again this often at what still runs
 
 
 def _default_invoke() -> InvokeFn:
@@ -81,17 +82,19 @@ class CancelToken:
     """A cheap cancel flag with the ``is_set()`` / ``wait(timeout)`` / ``set()`` of an Event.
 
     The Event behind ``wait`` is created only when someone waits, so the common
-    attempt that never sleeps costs one small object. ``state`` and ``stuck`` are the
-    ThreadBackend's bookkeeping (queued/running/done; cancelled while running).
+    attempt that never sleeps costs one small object. ``state``, ``stuck`` and
+    ``abandoned`` are the ThreadBackend's bookkeeping (queued/running/done; cancelled
+    while running; given up on by the dispatcher while running).
     """
 
-    __slots__ = ("_flag", "_event", "state", "stuck")
+    __slots__ = ("_flag", "_event", "state", "stuck", "abandoned")
 
     def __init__(self) -> None:
         self._flag = False
         self._event: threading.Event | None = None
         self.state = _QUEUED
         self.stuck = False
+        self.abandoned = False
 
     def is_set(self) -> bool:
         """Return True once :meth:`set` was called."""
@@ -143,6 +146,7 @@ class ThreadBackend:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stuck = 0  # cancelled attempts still running; changed under _lock
+        self._abandoned = 0  # attempts the dispatcher gave up on, still running; changed under _lock
         self._closed = False
 
     @property
@@ -183,13 +187,23 @@ class ThreadBackend:
                 handle.stuck = True
                 self._stuck += 1
 
+    def abandon(self, handle: CancelToken) -> None:
+        """Record that the dispatcher gave up on this cancelled attempt (it outlived its
+        grace period): :meth:`shutdown` does not wait for the thread it holds."""
+        with self._lock:
+            if handle.state == _ON_THREAD and not handle.abandoned:
+                handle.abandoned = True
+                self._abandoned += 1
+
     def shutdown(self, wait: bool = True, *, timeout: float | None = None) -> None:
         """Stop the workers after the queued invocations ran.
 
         Args:
-            wait: join the worker threads.
-            timeout: with ``wait``, give up on a thread after this many seconds (an
-                action that ignores cancellation cannot be stopped from outside).
+            wait: join the worker threads, except those held by attempts already given
+                up on (:meth:`abandon`): they had their grace period, and waiting again
+                only delayed the end of the process by ``timeout`` without a word.
+            timeout: with ``wait``, give up after this many seconds in all (an action
+                that ignores cancellation cannot be stopped from outside).
         """
         with self._lock:
             first = not self._closed
@@ -198,9 +212,18 @@ class ThreadBackend:
         if first:
             for _ in threads:
                 self._queue.put(_STOP)
-        if wait:
-            for thread in threads:
-                thread.join(timeout)
+        if not wait:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            alive = [thread for thread in threads if thread.is_alive()]
+            if len(alive) <= self._abandoned:  # what still runs was given up on already
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            # In slices: the thread joined may be an abandoned one, which never ends.
+            alive[0].join(_JOIN_SLICE if left is None else min(left, _JOIN_SLICE))
 
     def _start_worker(self) -> None:
         thread = threading.Thread(target=self._work, name=f"orchtui-worker-{len(self._threads)}", daemon=True)
@@ -230,6 +253,8 @@ class ThreadBackend:
                 with lock:
                     if token.stuck:
                         self._stuck -= 1
+                    if token.abandoned:
+                        self._abandoned -= 1
             on_done(result)
 
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from core.errors import OrchestrationError
-from core.executors import CancelToken, ProcessBackend, ThreadBackend, create_backend
+from core.executors import CancelToken, ProcessBackend, ThreadBackend, cancelled_result, create_backend
 from core.models import Invocation, TaskResult
 
 WAIT = 30.0
@@ -107,6 +107,54 @@ def test_thread_backend_replaces_a_thread_stuck_in_a_cancelled_attempt() -> None
     release.set()
     assert {r.data for r in done.wait(2)} == {"stuck", "next"}
     backend.shutdown(wait=True)
+
+
+def _shut_down_on_a_thread(backend: ThreadBackend) -> threading.Thread:
+    """Start ``backend.shutdown(wait=True)``, without a timeout, on a thread of its own."""
+    shutting = threading.Thread(target=backend.shutdown, kwargs={"wait": True}, daemon=True)
+    shutting.start()
+    return shutting
+
+
+def test_thread_backend_shutdown_does_not_wait_for_an_attempt_given_up_on() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stubborn(invocation: Invocation, cancel: Any) -> TaskResult:
+        entered.set()
+        release.wait(WAIT)  # ignores the cancel token
+        return TaskResult(success=True)
+
+    backend = ThreadBackend(1, invoke=stubborn)
+    handle = backend.submit(Invocation("a", "stuck", "x", "y"), Results())
+    assert entered.wait(WAIT)
+    backend.cancel(handle)
+    backend.abandon(handle)
+    shutting = _shut_down_on_a_thread(backend)
+    shutting.join(WAIT)
+    assert not shutting.is_alive()  # returned while the abandoned attempt still runs
+    release.set()
+
+
+def test_thread_backend_shutdown_waits_for_a_cancelled_attempt_still_stopping() -> None:
+    stopping = threading.Event()
+    stopped = threading.Event()
+
+    def slow_to_stop(invocation: Invocation, cancel: Any) -> TaskResult:
+        cancel.wait(WAIT)
+        stopping.wait(WAIT)  # cleaning up, as a step killing its process tree does
+        stopped.set()
+        return cancelled_result(invocation)
+
+    backend = ThreadBackend(1, invoke=slow_to_stop)
+    handle = backend.submit(Invocation("a", "step", "x", "y"), Results())
+    backend.cancel(handle)
+    shutting = _shut_down_on_a_thread(backend)
+    shutting.join(0.2)
+    assert shutting.is_alive() and not stopped.is_set()
+    stopping.set()
+    shutting.join(WAIT)
+    assert not shutting.is_alive() and stopped.is_set()
 
 
 def test_thread_backend_after_shutdown_reports_cancelled() -> None:
