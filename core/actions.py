@@ -26,7 +26,7 @@ from typing import Any
 from .errors import OrchestrationError, TaskExecutionError
 from .models import Invocation, TaskResult
 from .process_tree import CancelSignal, CappedLog
-from .text import did_you_mean
+from .text import closest, did_you_mean
 
 __all__ = [
     "ActionContext",
@@ -309,7 +309,7 @@ class ActionRegistry:
         """
         spec = self._lookup(module, action)
         if spec is None:
-            raise UnknownActionError(self._unknown_message(module, action))
+            raise UnknownActionError(self._unknown(module, action)[0])
         return spec
 
     def has(self, module: str, action: str) -> bool:
@@ -331,7 +331,7 @@ class ActionRegistry:
             found = [spec for actions in self._specs.values() for spec in actions.values()]
         return sorted(found, key=lambda s: s.name)
 
-    def _unknown_message(self, module: str, action: str) -> str:
+    def _unknown(self, module: str, action: str) -> tuple[str, str]:
         with self._lock:
             modules = sorted(self._specs)
             actions = sorted(self._specs.get(module, {}))
@@ -339,11 +339,11 @@ class ActionRegistry:
             return (
                 f"unknown action module '{module}'{did_you_mean(module, modules, sep='; ')} "
                 f"(known modules: {', '.join(modules) or 'none'})"
-            )
+            ), "module"
         return (
             f"module '{module}' has no action '{action}'{did_you_mean(action, actions, sep='; ')} "
             f"(its actions: {', '.join(actions)})"
-        )
+        ), "action"
 
     def problem_for(self, module: str, action: str, parameters: Mapping[str, Any] | None) -> str | None:
         """Return why a step running ``module.action`` with ``parameters`` cannot run, or None.
@@ -352,21 +352,34 @@ class ActionRegistry:
         parameter is there and, for actions that declare their parameters, that no
         unknown parameter is given. References (``{{ ... }}``) count as present values.
         """
+        found = self.located_problem(module, action, parameters)
+        return found[0] if found is not None else None
+
+    def located_problem(self, module: str, action: str,
+                        parameters: Mapping[str, Any] | None) -> tuple[str, str] | None:
+        """Return :meth:`problem_for`'s problem with the step field it is about, or None.
+
+        The field is ``"module"``, ``"action"``, ``"parameters"`` (one is missing) or
+        ``"parameters.NAME"`` (an unknown one), so a file's problem points at its line.
+        """
         spec = self._lookup(module, action)
         if spec is None:
-            return self._unknown_message(module, action)
+            return self._unknown(module, action)
         given = set(parameters or {})
         missing = [name for name in spec.required if name not in given]
+        allowed = spec.required + spec.optional
+        unknown = [] if spec.accepts_any else sorted(given - set(allowed))
+        # A misspelt required parameter is both missing and unknown: the spelling is the news.
+        unknown.sort(key=lambda name: closest(name, missing) is None)
+        if unknown and (not missing or closest(unknown[0], missing) is not None):
+            name = unknown[0]
+            return (
+                f"{spec.name} has no parameter '{name}'{did_you_mean(name, allowed, sep='; ')} "
+                f"(it takes: {', '.join(allowed)})"
+            ), f"parameters.{name}"
         if missing:
             listed = ", ".join(f"'{name}'" for name in missing)
-            return f"{spec.name} needs parameter{'s' if len(missing) > 1 else ''} {listed}"
-        if not spec.accepts_any:
-            allowed = spec.required + spec.optional
-            for name in sorted(given - set(allowed)):
-                return (
-                    f"{spec.name} has no parameter '{name}'{did_you_mean(name, allowed, sep='; ')} "
-                    f"(it takes: {', '.join(allowed)})"
-                )
+            return f"{spec.name} needs parameter{'s' if len(missing) > 1 else ''} {listed}", "parameters"
         return None
 
     def load_entry_points(self) -> list[str]:

@@ -476,18 +476,32 @@ class _Checker:
     def check_actions(self, built: list[tuple[WorkflowStep, dict[Any, Any], str]],
                       requirement_problem: RequirementCheck | None = None) -> None:
         registry = _optional("core.actions", "registry")
-        problem_for = getattr(registry, "problem_for", None)
+        located_problem = getattr(registry, "located_problem", None)
         for step, raw, path in built:
-            message = problem_for(step.module, step.action, step.parameters) if problem_for is not None else None
-            if message:
-                key = "action" if "action" in raw else "module" if "module" in raw else "name"
-                self.add(f"step {step.name!r}: {message}", self.loc.value(raw, key), f"{path}.{key}")
+            found = located_problem(step.module, step.action, step.parameters) if located_problem is not None else None
+            if found:
+                message, field = found
+                self.add(f"step {step.name!r}: {message}", *self._field_position(raw, path, field))
             elif step.resources and requirement_problem is not None:
                 message = requirement_problem(step.resources)
                 if message:
                     self.add(f"step {step.name!r} cannot run here: {message}", self.loc.value(raw, "resources"),
                              f"{path}.resources", "declare it in the resource config, or run where it exists "
                              "(`validate --anywhere` skips this check)")
+
+
+    def _field_position(self, raw: dict[Any, Any], path: str, field: str) -> tuple[Position | None, str]:
+        """Return where step field ``field`` ("module", "parameters.NAME" ...) is written in
+        the step ``raw`` at ``path``, and its path; a field the file leaves to its default
+        points at the nearest one written (the action, the module, the step's name)."""
+        key, _, name = field.partition(".")
+        params = raw.get("parameters")
+        if name and isinstance(params, dict) and name in params:
+            return self.loc.key(params, name), f"{path}.{field}"
+        for candidate in (key, "action", "module", "name"):
+            if candidate in raw:
+                return self.loc.value(raw, candidate), f"{path}.{candidate}"
+        return None, path
 
 
 _STEP_SPEC = {f.name: f for f in STEP_FIELDS}

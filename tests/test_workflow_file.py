@@ -94,6 +94,23 @@ def test_malformed_yaml_is_located(tmp_path: Path) -> None:
     assert problem.file == str(path) and problem.line == 4
 
 
+def test_an_unknown_module_is_located_at_its_module_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("name: m\nsteps:\n  - name: a\n    module: shel\n    action: run\n")
+    (problem,) = problems_of(path)
+    assert "unknown action module 'shel'; did you mean 'shell'?" in problem.message
+    assert problem.line == 4 and problem.path == "steps[0].module"
+
+
+def test_a_misspelt_required_parameter_is_named_at_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("name: m\nsteps:\n  - name: a\n    module: shell\n    action: run\n"
+                    "    parameters:\n      cwd: /tmp\n      comand: ls\n")
+    (problem,) = problems_of(path)
+    assert "has no parameter 'comand'; did you mean 'command'?" in problem.message
+    assert problem.line == 8 and problem.path == "steps[0].parameters.comand"
+
+
 def test_empty_and_comment_only_files(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
