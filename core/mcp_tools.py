@@ -363,6 +363,12 @@ class OrchestrationMCPTools:
         self._check_definition(workflow)
         with self._lock:
             existing = self.workflows.get_workflow(workflow.name)
+            # A name a file of the workflows directory declares (even an invalid one, or
+            # two files) is the operator's: the next reload of the directory would take it back.
+            if self.workflows.refusal(workflow.name) is not None and workflow.name not in self._created:
+                raise MCPToolError(
+                    f"workflow {workflow.name!r} is declared by a file of the workflows directory; choose another name",
+                    error_code="WORKFLOW_EXISTS", details={"workflow_name": workflow.name})
             if existing is not None and self._created.get(workflow.name) is not existing:
                 raise MCPToolError(
                     f"workflow {workflow.name!r} already exists and was not created over MCP; choose another name",

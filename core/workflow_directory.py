@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import WorkflowValidationError
+from .errors import ValidationProblem, WorkflowValidationError
 from .models import Workflow
 from .workflow_file import find_workflow_files, load_workflow
 
@@ -36,8 +36,8 @@ def declared_name(text: str) -> str | None:
     """
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:  # a syntax error elsewhere: the top-level line may still say
-        found = _TOP_LEVEL_NAME.search(text)
+    except (yaml.YAMLError, RecursionError, ValueError):  # broken, or nested past Python's stack
+        found = _TOP_LEVEL_NAME.search(text)  # the top-level line may still say
         return found.group(1) if found else None
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None
@@ -55,16 +55,25 @@ class LoadedFile:
 
 
 def load_file(path: Path) -> LoadedFile:
-    """Return ``path`` loaded: its workflow, or its problems and declared name."""
+    """Return ``path`` loaded: its workflow, or its problems and declared name.
+
+    Never raises: whatever stops one file from loading is that file's problem, so one
+    file can never keep the rest of its directory from being listed.
+    """
     try:
         workflow = load_workflow(path)
     except WorkflowValidationError as exc:
-        try:
-            name = declared_name(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            name = None
-        return LoadedFile(path, None, exc, name)
-    return LoadedFile(path, workflow, None, workflow.name)
+        error = exc
+    except Exception as exc:  # a loader bug or a resource limit: still this file's problem only
+        error = WorkflowValidationError([ValidationProblem(
+            f"cannot be loaded ({type(exc).__name__}: {exc})", str(path), hint="check the file, or report this")])
+    else:
+        return LoadedFile(path, workflow, None, workflow.name)
+    try:
+        name = declared_name(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        name = None
+    return LoadedFile(path, None, error, name)
 
 
 def _file_key(path: Path) -> tuple[int, int, int] | None:
@@ -92,10 +101,13 @@ class WorkflowDirectory:
 
         A file rewritten in place with the same size within the file system's time
         resolution looks unchanged; every file system Linux uses keeps nanoseconds.
+
+        Raises:
+            OSError: the directory cannot be listed.
         """
         results: list[LoadedFile] = []
-        known: dict[Path, tuple[tuple[int, int, int] | None, LoadedFile]] = {}
-        for path in find_workflow_files(self.directory):
+        paths = find_workflow_files(self.directory)
+        for path in paths:
             key = _file_key(path)
             seen = self._known.get(path)
             if seen is not None and key is not None and seen[0] == key:
@@ -103,7 +115,8 @@ class WorkflowDirectory:
             else:
                 loaded = load_file(path)
                 self.parsed += 1
-            known[path] = (key, loaded)
+                self._known[path] = (key, loaded)
             results.append(loaded)
-        self._known = known
+        for gone in set(self._known) - set(paths):
+            del self._known[gone]
         return results

@@ -332,9 +332,12 @@ class WorkflowManager:
                     valid.status = WorkflowStatus.READY
                     self.workflows[name] = valid
                     continue
+                registered = self.workflows.get(name)
+                if registered is not None and not _defined_in(registered, directory):
+                    continue  # created on purpose (API, MCP): it stands, as create_workflow meant
                 if len(group) == 1 and group[0].error is not None:
                     self._broken[name] = (group[0].error, directory)
-                if _defined_in(self.workflows.get(name), directory):
+                if registered is not None:
                     del self.workflows[name]  # its only file is invalid now: not the old version
         return problems
 
@@ -695,5 +698,11 @@ class WorkflowManager:
 
 
 def _defined_in(workflow: Workflow | None, directory: Path) -> bool:
-    """True when ``workflow`` was loaded from a file directly in ``directory``."""
-    return workflow is not None and workflow.source_path is not None and Path(workflow.source_path).parent == directory
+    """True when ``workflow`` was loaded from a workflow file directly in ``directory``
+    (not a placeholder such as ``<mcp>``, whose parent would read as ``.``)."""
+    from .workflow_file import WORKFLOW_SUFFIXES
+
+    if workflow is None or workflow.source_path is None:
+        return False
+    source = Path(workflow.source_path)
+    return source.suffix in WORKFLOW_SUFFIXES and source.parent == directory

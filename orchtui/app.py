@@ -296,7 +296,7 @@ class OrchTUIApp(App[None]):
             self.logs_pane.poll()
         if now - self._launch_check >= 1.0:
             self._launch_check = now
-            for message in self.engine.launch_failures():
+            for message in self.engine.failures_to_report():
                 self.notify(message, severity="error", timeout=15)
 
     def _apply(self, state: DashboardState) -> None:

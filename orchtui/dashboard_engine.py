@@ -239,18 +239,23 @@ class DashboardEngine:
         return self._catalog
 
     def _load_in_background(self) -> None:
-        try:
-            self._fresh_parts = self._load_directory()
-        except Exception as exc:  # the catalog stays as it was; the next change tries again
-            self._catalog_signature = None
-            log.warning("the workflows directory %s could not be loaded: %s", self.workflows_dir, exc)
+        self._fresh_parts = self._load_directory()
 
     def _load_directory(self) -> CatalogView:
         """Load the workflows directory (changed files only) and register its workflows;
-        return them as a catalog without projects."""
-        with self._directory_lock:
-            files = self._directory.load() if self.workflows_dir.is_dir() else []
-            shared_names = self.manager.register_loaded(files, self.workflows_dir)
+        return them as a catalog without projects. Never raises: a directory that cannot
+        be read is the catalog's one problem line until its listing changes (a failed
+        first load used to leave every later build of the dashboard failing)."""
+        try:
+            with self._directory_lock:
+                files = self._directory.load() if self.workflows_dir.is_dir() else []
+                shared_names = self.manager.register_loaded(files, self.workflows_dir)
+        except Exception as exc:  # OSError listing it; anything else is a bug, shown rather than fatal
+            if not isinstance(exc, OSError):
+                self._catalog_signature = None  # try again at the next look, not only at the next change
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+            log.warning("the workflows directory %s could not be loaded: %s", self.workflows_dir, why)
+            return CatalogView(problems=(f"{self.workflows_dir}: cannot be read ({why}); check its permissions",))
         # A name several files declare is listed once (list entries are keyed by name); the
         # problem line names both files, and running it is refused until one is renamed.
         # A name only an invalid file declares stays listed (refused), so editing the
@@ -405,8 +410,9 @@ class DashboardEngine:
         """Return the ids of this process's runs that are still going (inline mode only has any)."""
         return [h.run_id for h in self.manager.active_runs()]
 
-    def launch_failures(self) -> list[str]:
-        """Return one message per detached run process that ended without recording its run.
+    def failures_to_report(self) -> list[str]:
+        """Return one message per detached run process that ended without recording its run,
+        and one per failed attempt to mark the runs of dead processes interrupted.
 
         Such a process failed before the run began (say, its workflow file changed and
         no longer validates); the message quotes the last line of its ``runner.log``.
@@ -423,6 +429,8 @@ class DashboardEngine:
                 lines = []
             last = lines[-1].strip() if lines else f"exit code {code}"
             messages.append(f"Run {run_id} did not start: {last[:200]} (see {path})")
+        messages.extend(f"Runs whose process died cannot be marked interrupted yet: {error}"
+                        for error in self.watcher.take_recovery_errors())
         return messages
 
     def log_path(self, run_id: str, step: str, attempt: int) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -86,7 +87,10 @@ class StoreWatcher:
         # judged otherwise): not handed to it again. Replaced, never mutated, by the
         # recovery thread alone; the model thread only reads it.
         self._left_alone: frozenset[str] = frozenset()
+        self._recovery_failures = 0  # in a row; spaces the retries (written by the recovery thread)
+        self._recovery_not_before = 0.0
         self.recovery_error = ""  # why the last recovery failed ("" when it did not)
+        self._unreported: queue.SimpleQueue[str] = queue.SimpleQueue()  # the same, for take_recovery_errors
 
     @property
     def runs(self) -> tuple[RunView, ...]:
@@ -133,7 +137,7 @@ class StoreWatcher:
         Recovery stops the dead process's leftover steps, which can take seconds of
         grace: on the model thread that would freeze every pane. One recovery at a time.
         """
-        if self.store.read_only or now < self._next_owner_check:
+        if self.store.read_only or now < self._next_owner_check or now < self._recovery_not_before:
             return
         if self._recovery is not None and self._recovery.is_alive():
             return
@@ -148,12 +152,26 @@ class StoreWatcher:
     def _recover(self, dead: list[str]) -> None:
         try:
             marked = set(self.store.recover_interrupted())
-            self.recovery_error = ""
-        except StoreError as exc:  # the state directory cannot be written: show the runs as they are
-            marked = set()
+        except StoreError as exc:  # busy or unwritable: try again later, less and less often
+            self._recovery_failures += 1
+            self._recovery_not_before = self._clock() + min(60.0, self.owner_check * 2 ** self._recovery_failures)
             self.recovery_error = exc.message
+            self._unreported.put(exc.message)
             log.warning("the runs of dead processes cannot be marked interrupted: %s", exc.message)
+            return
+        self._recovery_failures = 0
+        self.recovery_error = ""
+        # Recovery looked and did not mark these (another host's clock, a pid it judged
+        # alive): asking again every couple of seconds would not change its mind.
         self._left_alone = self._left_alone | {run_id for run_id in dead if run_id not in marked}
+
+    def take_recovery_errors(self) -> list[str]:
+        """Return why marking the runs of dead processes failed, each failure once, since
+        the last call (the dashboard shows them as notifications)."""
+        errors = []
+        while not self._unreported.empty():
+            errors.append(self._unreported.get_nowait())
+        return errors
 
     def wait_for_recovery(self, timeout: float | None = None) -> bool:
         """Wait for a recovery in progress to end; True when none is left running."""

@@ -391,6 +391,12 @@ def test_a_name_two_files_define_is_refused_naming_both(settings: Settings, tmp_
     assert "quick.yaml" in refused["error"] and "quick-copy.yaml" in refused["error"]
 
 
+def test_a_name_an_invalid_file_declares_cannot_be_created_over_mcp(settings: Settings, tmp_path: Path) -> None:
+    (settings.workflows_dir / "report.yaml").write_text("name: report\nsteps:\n  - {name: a, module: nosuch, action: x}\n")
+    with OrchestrationMCPTools(settings=settings, workdir=tmp_path) as tools:
+        err(tools.execute_tool("create_workflow", {"name": "report", "steps": [{"name": "a"}]}), "WORKFLOW_EXISTS")
+
+
 def test_run_reads_of_unknown_runs_and_steps(tools: OrchestrationMCPTools) -> None:
     err(tools.execute_tool("get_run_status", {"run_id": "run-nope"}), "RUN_NOT_FOUND")
     err(tools.execute_tool("cancel_run", {"run_id": "run-nope"}), "RUN_NOT_FOUND")

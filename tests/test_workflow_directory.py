@@ -80,3 +80,14 @@ def test_a_file_that_is_not_yaml_still_declares_its_top_level_name() -> None:
 def test_a_json_file_declares_its_name() -> None:
     assert declared_name(json.dumps({"name": "alpha", "steps": 3})) == "alpha"
     assert declared_name(json.dumps(["name", "alpha"])) is None
+
+
+def test_a_file_nested_past_pythons_stack_is_its_own_problem_only(folder: Path) -> None:
+    (folder / "deep.json").write_text('{"name": "deep", "steps": ' + "[" * 5000 + "]" * 5000 + "}", encoding="utf-8")
+    loaded = {f.path.name: f for f in WorkflowDirectory(folder).load()}
+    assert loaded["deep.json"].workflow is None and loaded["deep.json"].error is not None
+    assert loaded["a.yaml"].name == "alpha" and loaded["b.yaml"].name == "beta"
+
+
+def test_a_deeply_nested_text_declares_no_name_instead_of_raising() -> None:
+    assert declared_name('{"steps": ' + "[" * 5000 + "]" * 5000 + "}") is None

@@ -188,6 +188,17 @@ def test_a_workflow_whose_file_was_deleted_is_forgotten_when_the_directory_is_lo
     assert wm.list_workflows() == ["made"]
 
 
+def test_a_created_workflow_outlives_a_reload_of_a_relative_directory(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.yaml").write_text("name: f\nsteps:\n  - name: a\n")
+    wm = WorkflowManager(".", settings=load_settings(tmp_path))
+    wm.create_workflow({"name": "agent", "steps": [{"name": "x"}]})
+    wm.workflows["agent"].source_path = "<mcp>"  # as the MCP server's definitions are named
+    wm.load_workflows()
+    assert wm.list_workflows() == ["agent", "f"]
+
+
 def test_validate_workflow_covers_actions_and_structure(manager: WorkflowManager):
     manager.create_workflow("ext", [WorkflowStep(name="scan", module="static_analysis", action="analyze")])
     problems = manager.validate_workflow("ext")
