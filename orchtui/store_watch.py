@@ -83,14 +83,13 @@ class StoreWatcher:
         self.owner_check = owner_check
         self._next_owner_check = 0.0
         self._recovery: threading.Thread | None = None
-        # Runs whose owner is gone but which recovery did not mark (it could not write, or
-        # judged otherwise): not handed to it again. Replaced, never mutated, by the
-        # recovery thread alone; the model thread only reads it.
+        # Runs whose owner is gone but which a recovery that ran did not mark (it judged
+        # otherwise): not handed to it again. Replaced, never mutated, by the recovery
+        # thread alone; the model thread only reads it.
         self._left_alone: frozenset[str] = frozenset()
         self._recovery_failures = 0  # in a row; spaces the retries (written by the recovery thread)
         self._recovery_not_before = 0.0
-        self.recovery_error = ""  # why the last recovery failed ("" when it did not)
-        self._unreported: queue.SimpleQueue[str] = queue.SimpleQueue()  # the same, for take_recovery_errors
+        self._unreported: queue.SimpleQueue[str] = queue.SimpleQueue()  # failures, for take_recovery_errors
 
     @property
     def runs(self) -> tuple[RunView, ...]:
@@ -155,12 +154,10 @@ class StoreWatcher:
         except StoreError as exc:  # busy or unwritable: try again later, less and less often
             self._recovery_failures += 1
             self._recovery_not_before = self._clock() + min(60.0, self.owner_check * 2 ** self._recovery_failures)
-            self.recovery_error = exc.message
             self._unreported.put(exc.message)
             log.warning("the runs of dead processes cannot be marked interrupted: %s", exc.message)
             return
         self._recovery_failures = 0
-        self.recovery_error = ""
         # Recovery looked and did not mark these (another host's clock, a pid it judged
         # alive): asking again every couple of seconds would not change its mind.
         self._left_alone = self._left_alone | {run_id for run_id in dead if run_id not in marked}
