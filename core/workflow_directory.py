@@ -1,6 +1,6 @@
 """A workflows directory kept loaded: only the files that changed are parsed again.
 
-The dashboard looks at its workflows directory every second. Parsing every file again
+The dashboard looks at its workflows directory every couple of seconds. Parsing every file again
 whenever any of them changed cost 2-4 s with one 10k-step file present, on each save
 of any other file. :class:`WorkflowDirectory` remembers each file's result under its
 size, modification time and inode, and parses a file again only when one of them moved.
@@ -22,8 +22,9 @@ import yaml
 from .errors import ValidationProblem, WorkflowValidationError
 from .models import Workflow
 from .workflow_file import find_workflow_files, load_workflow
+from .workflow_validate import RequirementCheck
 
-__all__ = ["LoadedFile", "WorkflowDirectory", "declared_name"]
+__all__ = ["LoadedFile", "WorkflowDirectory", "declared_name", "load_file"]
 
 _TOP_LEVEL_NAME = re.compile(r"""^name:[ \t]*["']?([^"'#\s]+)""", re.MULTILINE)
 
@@ -54,14 +55,15 @@ class LoadedFile:
     name: str | None = None
 
 
-def load_file(path: Path) -> LoadedFile:
-    """Return ``path`` loaded: its workflow, or its problems and declared name.
+def load_file(path: Path, *, requirement_problem: RequirementCheck | None = None) -> LoadedFile:
+    """Return ``path`` loaded: its workflow, or its problems and declared name
+    (``requirement_problem`` as for :func:`~core.workflow_file.load_workflow`).
 
     Never raises: whatever stops one file from loading is that file's problem, so one
     file can never keep the rest of its directory from being listed.
     """
     try:
-        workflow = load_workflow(path)
+        workflow = load_workflow(path, requirement_problem=requirement_problem)
     except WorkflowValidationError as exc:
         error = exc
     except Exception as exc:  # a loader bug or a resource limit: still this file's problem only

@@ -40,7 +40,6 @@ __all__ = [
     "workflow_from_dict",
     "parse_workflow_text",
     "find_workflow_files",
-    "load_workflows_dir",
     "workflow_json_schema",
     "workflow_to_data",
     "dump_workflow",
@@ -459,25 +458,6 @@ def find_workflow_files(directory: Path | str) -> list[Path]:
         if p.suffix in WORKFLOW_SUFFIXES and p.is_file() and not p.name.endswith(".schema.json")
         and not p.name.startswith(".") and p.name != RESOURCE_CONFIG_NAME
     )
-
-
-def load_workflows_dir(directory: Path | str) -> tuple[list[Workflow], list[WorkflowValidationError]]:
-    """Load every workflow file in ``directory``; invalid files do not stop the others.
-
-    Returns
-    -------
-    (workflows, errors)
-        The valid workflows in file order, and one WorkflowValidationError per invalid
-        file (its problems name the file).
-    """
-    workflows: list[Workflow] = []
-    errors: list[WorkflowValidationError] = []
-    for path in find_workflow_files(directory):
-        try:
-            workflows.append(load_workflow(path))
-        except WorkflowValidationError as exc:
-            errors.append(exc)
-    return workflows, errors
 
 
 def ambiguous_name_error(name: str, files: Sequence[Path | str], directory: Path | str) -> WorkflowNotFoundError:

@@ -12,13 +12,13 @@ import yaml
 
 from core.errors import ValidationProblem, WorkflowValidationError
 from core.models import TaskPriority
+from core.workflow_directory import WorkflowDirectory
 from core.workflow_file import (
     MAX_NESTING,
     MAX_WORKFLOW_BYTES,
     dump_workflow,
     find_workflow_files,
     load_workflow,
-    load_workflows_dir,
     workflow_from_dict,
     workflow_json_schema,
 )
@@ -412,7 +412,9 @@ def test_find_and_load_directory(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hi")
     (tmp_path / "resources.yaml").write_text("resources: []\n")  # the directory's pools and locks
     assert [p.name for p in find_workflow_files(tmp_path)] == ["a.yaml", "b.yml"]
-    workflows, errors = load_workflows_dir(tmp_path)
+    loaded = WorkflowDirectory(tmp_path).load()
+    workflows = [f.workflow for f in loaded if f.workflow is not None]
+    errors = [f.error for f in loaded if f.error is not None]
     assert [w.name for w in workflows] == ["sample"]
     assert len(errors) == 1 and errors[0].problems[0].file.endswith("b.yml")
     assert find_workflow_files(tmp_path / "missing") == []

@@ -80,8 +80,8 @@ def locate_workflow(target: str, settings: Settings, *,
         WorkflowNotFoundError: neither a file nor a workflow of that name exists (with a
             did-you-mean), or two files define that name (``WORKFLOW_AMBIGUOUS``), valid or not.
     """
-    from core.workflow_directory import declared_name
-    from core.workflow_file import ambiguous_name_error, find_workflow_files, load_workflow
+    from core.workflow_directory import load_file
+    from core.workflow_file import ambiguous_name_error, find_workflow_files
 
     path = Path(target)
     if path.exists() or path.is_symlink():
@@ -99,21 +99,13 @@ def locate_workflow(target: str, settings: Settings, *,
     # wrong one without a word (its problems are reported when it is the only one).
     defining: list[LocatedWorkflow] = []
     for file in files:
-        text = _read_text(file)
-        if file is by_stem or target in text:
-            try:
-                workflow = load_workflow(file, requirement_problem=requirement_problem)
-            except WorkflowValidationError as exc:
-                result = LocatedWorkflow(file, error=exc)
-                if declared_name(text) == target:
-                    defining.append(result)
-                elif file is by_stem:
-                    stem_result = result
-                continue
-            if workflow.name == target:
-                defining.append(LocatedWorkflow(file, workflow))
+        if file is by_stem or target in _read_text(file):
+            loaded = load_file(file, requirement_problem=requirement_problem)
+            result = LocatedWorkflow(file, loaded.workflow, loaded.error)
+            if loaded.name == target:  # the workflow's name, or the one an invalid file declares
+                defining.append(result)
             elif file is by_stem:
-                stem_result = LocatedWorkflow(file, workflow)
+                stem_result = result
     if len(defining) > 1:
         raise ambiguous_name_error(target, [found.path for found in defining], directory)
     if defining:
