@@ -735,7 +735,7 @@ class Store:
 
     # ---------------------------------------------------------- maintenance
 
-    def recover_interrupted(self) -> list[str]:
+    def recover_interrupted(self, *, timeout: float | None = 60.0) -> list[str]:
         """Mark runs whose owner process on this host is gone as INTERRUPTED.
 
         Their RUNNING steps and attempts become INTERRUPTED and their resource
@@ -744,9 +744,13 @@ class Store:
         a resume never runs a step while its orphaned first attempt still does.
         Returns the ids of the runs marked, oldest first. Runs owned by other hosts are
         left alone: their owners cannot be checked from here.
+
+        Raises:
+            StoreError: the marks could not be written (within ``timeout`` seconds of
+                waiting for another process's write lock, or at all); nothing was marked.
         """
         now = self._clock.time()
-        run_ids, owners = self._writer.call(lambda conn, touched: mark_interrupted(conn, touched, now))
+        run_ids, owners = self._writer.call(lambda conn, touched: mark_interrupted(conn, touched, now), timeout)
         for pid, started in sorted(owners, key=lambda owner: owner[0]):
             try:
                 stopped = kill_orphans(pid, started)

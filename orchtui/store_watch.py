@@ -53,6 +53,9 @@ class StoreWatcher:
         The share of one core the reads may take (spaces reads that cost more).
     owner_check : float
         Seconds between looks at whether the unfinished runs' processes still live.
+    recovery_timeout : float
+        Seconds a recovery waits for another process's write lock before it gives up
+        (and is tried again later, less and less often).
     clock : callable
         Monotonic seconds (for the spacing).
     """
@@ -65,6 +68,7 @@ class StoreWatcher:
         min_interval: float = 0.1,
         budget: float = 0.2,
         owner_check: float = 2.0,
+        recovery_timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -81,6 +85,7 @@ class StoreWatcher:
         self._next_read = 0.0
         self.reads = 0  # store reads so far (tests and the benchmark look)
         self.owner_check = owner_check
+        self.recovery_timeout = recovery_timeout
         self._next_owner_check = 0.0
         self._recovery: threading.Thread | None = None
         # Runs whose owner is gone but which a recovery that ran did not mark (it judged
@@ -150,7 +155,7 @@ class StoreWatcher:
 
     def _recover(self, dead: list[str]) -> None:
         try:
-            marked = set(self.store.recover_interrupted())
+            marked = set(self.store.recover_interrupted(timeout=self.recovery_timeout))
         except StoreError as exc:  # busy or unwritable: try again later, less and less often
             self._recovery_failures += 1
             self._recovery_not_before = self._clock() + min(60.0, self.owner_check * 2 ** self._recovery_failures)

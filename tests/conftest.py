@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,37 @@ def made_read_only(directory: Path) -> Iterator[Path]:
         subprocess.run([chattr, "-i", str(directory)], check=True)
 
 
+@contextmanager
+def chmod_binding(directory: Path, mode: int) -> Iterator[Callable[[list[str]], list[str]]]:
+    """Chmod ``directory`` to ``mode`` and yield what turns an argv into one that runs
+    bound by that mode (as its owner or not: give the same bits to all three).
+
+    As root (whom permissions do not bind) the directory is also handed to uid 12345
+    and the argv runs under ``capsh`` without the capabilities that override
+    permissions. Restored after. Skips the test when root has no ``capsh``.
+    """
+    stat = directory.stat()
+    if os.geteuid() == 0:
+        capsh = shutil.which("capsh")
+        if capsh is None:
+            pytest.skip("running as root without capsh: cannot run as a user whom permissions bind")
+        os.chown(directory, 12345, 12345)
+
+        def bound(argv: list[str]) -> list[str]:
+            return [capsh, "--drop=cap_dac_override,cap_dac_read_search,cap_fowner", "--", "-c",
+                    shlex.join(argv)]
+    else:
+        def bound(argv: list[str]) -> list[str]:
+            return argv
+    directory.chmod(mode)
+    try:
+        yield bound
+    finally:
+        if os.geteuid() == 0:
+            os.chown(directory, stat.st_uid, stat.st_gid)
+        directory.chmod(stat.st_mode & 0o7777)
+
+
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """An empty directory nobody may write to (:func:`made_read_only`)."""
@@ -103,3 +135,9 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 def read_only() -> Callable[[Path], AbstractContextManager[Path]]:
     """:func:`made_read_only`, for a test that makes a directory it filled read-only."""
     return made_read_only
+
+
+@pytest.fixture
+def kept_from_others() -> Callable[[Path, int], AbstractContextManager[Callable[[list[str]], list[str]]]]:
+    """:func:`chmod_binding`: permissions that bind a subprocess even when we are root."""
+    return chmod_binding

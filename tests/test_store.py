@@ -6,8 +6,6 @@ Real SQLite files under tmp_path, real subprocesses for other processes.
 from __future__ import annotations
 
 import json
-import shlex
-import shutil
 import os
 import sqlite3
 import subprocess
@@ -836,7 +834,7 @@ with Store.open_for_reading(load_settings()) as store:
 """
 
 
-def test_a_reader_that_may_not_write_sees_the_runs_of_a_live_writer(tmp_path: Path) -> None:
+def test_a_reader_that_may_not_write_sees_the_runs_of_a_live_writer(tmp_path: Path, kept_from_others) -> None:
     # Another user reading a service's state directory while it runs: the database
     # has a WAL file that holds the newest commits, which the reader must see.
     settings = load_settings(cwd=tmp_path)
@@ -846,20 +844,9 @@ def test_a_reader_that_may_not_write_sees_the_runs_of_a_live_writer(tmp_path: Pa
         writer.create_run("run-live", make_workflow())
         writer.flush()
         assert Path(f"{settings.db_path}-wal").exists()
-        if os.geteuid() == 0:  # root: the directory belongs to someone else, and the reader drops root's powers
-            capsh = shutil.which("capsh")
-            if capsh is None:
-                pytest.skip("running as root without capsh: cannot read as a user who may not write")
-            os.chown(state, 12345, 12345)
-            script = shlex.join([sys.executable, "-c", _READ_RUNS])
-            argv = [capsh, "--drop=cap_dac_override,cap_dac_read_search,cap_fowner", "--", "-c", script]
-        else:
-            state.chmod(0o555)
-            argv = [sys.executable, "-c", _READ_RUNS]
-        try:
-            out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-        finally:
-            os.chown(state, os.geteuid(), os.getegid()) if os.geteuid() == 0 else state.chmod(0o755)
+        with kept_from_others(state, 0o555) as bound:
+            out = subprocess.run(bound([sys.executable, "-c", _READ_RUNS]), env=env, capture_output=True,
+                                 text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True [('run-live', 'running')]"
 

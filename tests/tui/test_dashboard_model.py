@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,3 +127,45 @@ def test_the_state_moves_to_a_retry_log_past_an_attempt_that_wrote_none(engine: 
     record_attempt_start(engine, run_id, "start", 3)
     third = write_step_log(engine, run_id, "start", 3, "third try\n")
     assert model.refresh().log == LogLocation(run_id, "start", third, 3)
+
+
+_CATALOG_OF_UNLISTABLE = """
+import sys, time
+from pathlib import Path
+from core.resource_manager import ResourceManager
+from orchtui.dashboard_engine import DashboardEngine
+state, workflows = Path(sys.argv[1]), Path(sys.argv[2])
+engine = DashboardEngine(state_dir=state, workflows_dir=workflows,
+                         resource_manager=ResourceManager(detect=False, state_dir=state), max_workers=1)
+try:
+    catalog = engine.load_catalog()
+    print("first:", [w.name for w in catalog.workflows], list(catalog.problems), flush=True)
+    sys.stdin.readline()  # the directory can be listed again
+    deadline = time.monotonic() + 60
+    while not catalog.workflows and time.monotonic() < deadline:
+        time.sleep(0.2)
+        catalog = engine.load_catalog()
+    print("then:", [w.name for w in catalog.workflows], list(catalog.problems), flush=True)
+finally:
+    engine.close()
+"""
+
+
+def test_an_unlistable_workflows_directory_is_a_problem_line_until_it_can_be_listed(
+        tmp_path: Path, kept_from_others) -> None:
+    workflows = make_workflows_dir(tmp_path)
+    state = tmp_path / "own-state"
+    state.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with kept_from_others(workflows, 0o000) as bound:
+        child = subprocess.Popen(bound([sys.executable, "-c", _CATALOG_OF_UNLISTABLE, str(state), str(workflows)]),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env)
+        assert child.stdout is not None and child.stdin is not None
+        first = child.stdout.readline()
+    child.stdin.write("listable\n")
+    child.stdin.flush()
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert first.startswith("first: [] ['") and "cannot be read (Permission denied); check its permissions" in first
+    assert out.strip() == "then: ['demo', 'flaky', 'slow'] []"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +107,24 @@ def test_a_run_of_another_host_is_never_judged(store: Store, dead_owner: tuple[i
     set_owner(store, "run-1", *dead_owner, host="another-machine")  # its pid means nothing here
     watcher = eager_watcher(store)
     assert watch_until_recovery_ends(watcher, "run-1").status is WorkflowStatus.RUNNING
+
+
+def test_a_recovery_that_cannot_write_is_reported_and_tried_again(store: Store, dead_owner: tuple[int, float]) -> None:
+    store.create_run("run-1", chain("wf", 3), {})
+    store.flush()
+    set_owner(store, "run-1", *dead_owner, host=None)
+    other_process = sqlite3.connect(store.db_path, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")  # holds the write lock, as a busy writer elsewhere would
+    watcher = StoreWatcher(store, min_interval=0.0, budget=float("inf"), owner_check=0.0, recovery_timeout=0.5)
+    try:
+        assert watch_until_recovery_ends(watcher, "run-1").status is WorkflowStatus.RUNNING
+        errors = watcher.take_recovery_errors()
+        assert errors and all("could not be written within 0.5 s" in error for error in errors)
+    finally:
+        other_process.rollback()
+        other_process.close()
+    deadline = time.monotonic() + 60
+    view = watch_until_recovery_ends(watcher, "run-1")
+    while view.status is WorkflowStatus.RUNNING and time.monotonic() < deadline:  # the writer's own retry may come first
+        view = watch_until_recovery_ends(watcher, "run-1")
+    assert view.status is WorkflowStatus.INTERRUPTED
