@@ -69,7 +69,7 @@ from .store_records import (
 )
 from .process_tree import kill_orphans, this_process
 from .store_history import HistoryEntry, derive_history
-from .store_recovery import OwnedRun, host, mark_interrupted, orphaned
+from .store_recovery import HEARTBEAT_INTERVAL, OwnedRun, OwnerHeartbeat, host, mark_interrupted, orphaned, stamp_seen
 from .store_rows import PHASES, SETUP, STATEMENTS, VALUES_ROWS, NewRun, TransitionRows, build_group, dumps
 from .store_schema import connect, connect_read_only, describe_error, ensure_schema
 from .store_writer import GroupCommitWriter
@@ -96,6 +96,8 @@ class Store:
         read_only: only read, for a store in a directory this process may not write
             (another user's, a read-only mount): no writer, no recovery, and every
             write raises StoreError. The database must exist.
+        heartbeat_interval: seconds between the stamps that tell when the owner of this
+            process's unfinished runs was last alive (``core.store_recovery``).
 
     Raises:
         StoreError: the state directory cannot be created or written, the file is not
@@ -112,6 +114,7 @@ class Store:
         max_db_bytes: int | None = None,
         recover: bool = True,
         read_only: bool = False,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
     ) -> None:
         self.db_path = Path(db_path)
         self.runs_dir = Path(runs_dir) if runs_dir is not None else self.db_path.parent / "runs"
@@ -135,6 +138,7 @@ class Store:
                 setup=SETUP, build=build_group, buffer=TransitionRows(self.runs_dir), delay=group_commit_delay,
             )
         self._record = self._writer.record  # bound once: record_transition is the hot path
+        self._heartbeat = OwnerHeartbeat(self._stamp_seen, heartbeat_interval)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -196,6 +200,7 @@ class Store:
             return
         self._closed = True
         atexit.unregister(self._flush_at_exit)
+        self._heartbeat.stop()
         self._writer.close()
         with self._readers_lock:
             for conn in self._readers:
@@ -242,6 +247,7 @@ class Store:
         # Committed at once, not after the group delay: until the run row is there, a
         # crash leaves step processes that recovery cannot trace to their dead owner.
         self._writer.submit(new_run, hurry=True)
+        self._heartbeat.wake()
 
     def claim_run(
         self,
@@ -292,6 +298,14 @@ class Store:
             touched.add(run_id)
 
         self._writer.call(write, timeout)
+        self._heartbeat.wake()
+
+    def _stamp_seen(self) -> int:
+        """Stamp this process's unfinished runs as seen alive now; return how many."""
+        pid, started = this_process()
+        now = self._clock.time()
+        return self._writer.call(lambda conn, touched: stamp_seen(conn, pid, started, now),
+                                 self._heartbeat.interval)
 
     def _new_run(self, run_id: str, workflow: Workflow, params: dict[str, Any] | None, session_id: str | None,
                  status: WorkflowStatus | str, parent_run_id: str | None,

@@ -114,8 +114,8 @@ _STATEMENTS: dict[str, tuple[str, ...]] = {
     # ``runs.workflow_json`` is empty since schema 3: the snapshot has a table of its own.
     "run_insert": (
         "INSERT INTO runs (id, workflow, workflow_json, params_json, session_id, status, owner_pid, "
-        "owner_started, host, created_at, started_at, parent_run_id, error) "
-        "VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
+        "owner_started, host, created_at, started_at, parent_run_id, error, seen_at) "
+        "VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?9)",  # seen alive when created (?9)
     ),
     "definition": ("INSERT INTO run_definitions (run_id, workflow_json) VALUES (?, ?)",),
     # A resume's taken-over steps: run_id, created_at, parent_run_id, and a JSON array of

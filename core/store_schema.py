@@ -193,9 +193,19 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE steps ADD COLUMN log_path TEXT")
 
 
+def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
+    """Give each run the time its owner process was last known alive (``seen_at``).
+
+    The owner stamps it while the run is unfinished (``core.store_recovery``), so crash
+    recovery can end an interrupted run near when its process died, not when the death
+    was noticed (which can be days later). Runs written before stay NULL: unknown.
+    """
+    conn.execute("ALTER TABLE runs ADD COLUMN seen_at REAL")
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n + 1.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
+    1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5}
 CURRENT_VERSION = max(MIGRATIONS) + 1
 
 

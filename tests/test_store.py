@@ -34,6 +34,7 @@ from core.models import (
 )
 from core.store import Store
 from core.process_tree import process_alive
+from core.store_recovery import HEARTBEAT_INTERVAL, interrupted_at
 from core.store_schema import CURRENT_VERSION, MIGRATIONS, SCHEMA_V1
 
 REPO = Path(__file__).resolve().parent.parent
@@ -700,6 +701,98 @@ def test_runs_of_dead_processes_become_interrupted(tmp_path: Path, dead_owner: t
         assert [a.id for a in store.open_allocations()] == ["alloc-run-mine"]
         assert store.get_run("run-mine").status is WorkflowStatus.RUNNING  # type: ignore[union-attr]
         assert store.recover_interrupted() == []
+
+
+def seen_at(db: Path, run_id: str) -> float | None:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT seen_at FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def start_then_die_unnoticed(db: Path, clock: ManualClock, dead_owner: tuple[int, float], *,
+                             stamped: bool = True) -> float:
+    """Record run-dead with s0 running, owned by a dead process, and let a day pass before
+    anyone looks; return when the run was created."""
+    with Store(db, clock=clock) as store:
+        created = clock.time()
+        store.create_run("run-dead", make_workflow())
+        store.record_transition(TaskTransition(task_id="t0", name="s0", status=TaskStatus.RUNNING, at=created + 5,
+                                               run_id="run-dead", attempt=1))
+        store.flush()
+    set_owner(db, "run-dead", *dead_owner)
+    if not stamped:  # as a run written before runs were stamped
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.execute("UPDATE runs SET seen_at = NULL")
+        conn.close()
+    clock.advance(86_400)
+    return created
+
+
+def test_an_interrupted_run_ends_soon_after_its_owner_was_last_seen_not_when_recovery_noticed(
+        tmp_path: Path, dead_owner: tuple[int, float]) -> None:
+    clock = ManualClock()
+    created = start_then_die_unnoticed(tmp_path / "o.db", clock, dead_owner)
+    with Store(tmp_path / "o.db", clock=clock) as store:
+        run = store.get_run("run-dead")
+        assert run is not None and run.status is WorkflowStatus.INTERRUPTED
+        assert run.finished_at == created + 2 * HEARTBEAT_INTERVAL
+        assert run.steps["s0"].finished_at == created + 2 * HEARTBEAT_INTERVAL
+        assert run.steps["s0"].attempts[0].finished_at == created + 2 * HEARTBEAT_INTERVAL
+
+
+def test_an_interrupted_run_never_seen_alive_ends_when_recovery_noticed(
+        tmp_path: Path, dead_owner: tuple[int, float]) -> None:
+    clock = ManualClock()
+    start_then_die_unnoticed(tmp_path / "o.db", clock, dead_owner, stamped=False)
+    with Store(tmp_path / "o.db", clock=clock) as store:
+        run = store.get_run("run-dead")
+        assert run is not None and run.finished_at == clock.time()
+
+
+def test_interrupted_at_is_two_heartbeats_after_the_last_stamp_and_never_in_the_future() -> None:
+    assert interrupted_at(1000.0, now=5000.0) == 1000.0 + 2 * HEARTBEAT_INTERVAL
+    assert interrupted_at(1000.0, now=1001.0) == 1001.0
+    assert interrupted_at(None, now=5000.0) == 5000.0
+
+
+def test_the_unfinished_runs_of_a_live_store_are_stamped_until_they_end(tmp_path: Path) -> None:
+    clock = ManualClock()
+    db = tmp_path / "o.db"
+    with Store(db, clock=clock, heartbeat_interval=0.01) as store:
+        store.create_run("run-live", make_workflow())
+        store.create_run("run-over", make_workflow())
+        store.finish_run("run-over", WorkflowStatus.COMPLETED)
+        store.flush()
+        created = clock.time()
+        clock.advance(60)
+        deadline = time.monotonic() + 60
+        while seen_at(db, "run-live") != created + 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen_at(db, "run-live") == created + 60
+        assert seen_at(db, "run-over") == created  # stamped when it was created, never since it ended
+
+
+def test_the_heartbeat_thread_ends_once_no_run_of_its_process_is_unfinished(tmp_path: Path) -> None:
+    others = {t for t in threading.enumerate() if t.name == "orchtui-store-heartbeat"}
+
+    def heartbeats() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "orchtui-store-heartbeat" and t not in others]
+
+    with Store(tmp_path / "o.db", heartbeat_interval=0.01) as store:
+        store.create_run("run-1", make_workflow())
+        store.flush()
+        assert heartbeats()
+        store.finish_run("run-1", WorkflowStatus.COMPLETED)
+        store.flush()
+        deadline = time.monotonic() + 60
+        while heartbeats() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not heartbeats()
+        store.create_run("run-2", make_workflow())  # a new run: stamped again
+        assert heartbeats()
 
 
 def test_process_alive_checks_pid_and_start_time(dead_owner: tuple[int, float]) -> None:
