@@ -40,6 +40,7 @@ __all__ = [
     "attempt_log_path",
     "list_logs",
     "require_unused_log_dir",
+    "claim_log_dir",
     "newest_log",
     "read_log",
     "follow",
@@ -222,6 +223,39 @@ def require_unused_log_dir(runs_dir: Path, run_id: str) -> None:
         raise StoreError(f"run id {run_id!r} is taken: {found[0].path.parent} holds its step logs; "
                          "pick another id or leave --run-id out", error_code="RUN_ID_TAKEN",
                          details={"run_id": run_id})
+
+
+CLAIM_FILE = ".claimed"
+"""The file in a run's log directory that says a run took that id (see :func:`claim_log_dir`)."""
+
+
+def claim_log_dir(runs_dir: Path, run_id: str) -> Path:
+    """Claim the log directory of run ``run_id`` for a new run given that id; return the
+    claim file (removing it gives the id back).
+
+    Of processes claiming one id at once, exactly one succeeds: the claim file is
+    created exclusively. A run not recorded in the store (``--no-record``) has only this
+    to keep a second run from writing into its logs; a recorded run claims too, inside
+    its store transaction, so neither kind can take the other's id. A directory that
+    holds step logs but no claim (written before claims existed) is taken as well.
+
+    Raises:
+        StoreError: the id is taken (RUN_ID_TAKEN), unsafe, or the claim cannot be written.
+    """
+    require_unused_log_dir(runs_dir, run_id)
+    directory = run_log_dir(runs_dir, run_id)
+    claim = directory / CLAIM_FILE
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise StoreError(f"run id {run_id!r} is taken: another run claimed it ({directory}); "
+                         "pick another id or leave --run-id out", error_code="RUN_ID_TAKEN",
+                         details={"run_id": run_id}) from None
+    except OSError as exc:
+        raise StoreError(f"cannot claim run id {run_id!r} in {directory} ({exc.strerror}); "
+                         "check the state directory's permissions and free space") from None
+    return claim
 
 
 def newest_log(runs_dir: Path, run_id: str, step: str, known_attempt: int = 0) -> tuple[Path | None, int]:

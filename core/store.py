@@ -43,7 +43,7 @@ import psutil
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, load_settings
 from .errors import StoreError
-from .logs import require_unused_log_dir, run_log_dir, validate_run_id
+from .logs import claim_log_dir, run_log_dir, validate_run_id
 from .models import (
     OrchestrationSession,
     Project,
@@ -267,9 +267,9 @@ class Store:
         exactly one succeeds. :meth:`create_run` cannot promise that, because it
         returns before the run row is written.
 
-        An id is taken when a stored run has it, or when step logs under it exist (a run
-        that was not recorded leaves logs but no run row, and the new run would write
-        into them).
+        An id is taken when a stored run has it, or when a run not recorded took it: its
+        log directory holds a claim or step logs (:func:`core.logs.claim_log_dir`; the new
+        run would write into its logs). A claim that is not written gives the id back.
 
         A claim that cannot get the write lock within ``timeout`` seconds is dropped, not
         written later.
@@ -281,6 +281,7 @@ class Store:
         """
         new_run = self._new_run(run_id, workflow, params, session_id, WorkflowStatus.RUNNING,
                                 parent_run_id, preset_outputs)
+        claimed: list[Path] = []  # the claim file, once written: removed again if the run is not
 
         def write(conn: sqlite3.Connection, touched: set[str]) -> None:
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None:
@@ -290,14 +291,20 @@ class Store:
                                      (parent_run_id,)).fetchone()
                 if child is not None:
                     raise already_resumed(parent_run_id, child[0])
-            require_unused_log_dir(self.runs_dir, run_id)  # an unrecorded run's, say
+            if not claimed:  # should the writer ever run this twice (a retried group), the claim is ours
+                claimed.append(claim_log_dir(self.runs_dir, run_id))  # an unrecorded run's logs, say
             _, rows = build_group([new_run])
             for key in PHASES:
                 for statement in STATEMENTS[key] if key in rows else ():
                     conn.executemany(statement, rows[key])
             touched.add(run_id)
 
-        self._writer.call(write, timeout)
+        try:
+            self._writer.call(write, timeout)
+        except BaseException:
+            for claim in claimed:
+                claim.unlink(missing_ok=True)
+            raise
         self._heartbeat.wake()
 
     def _stamp_seen(self) -> int:

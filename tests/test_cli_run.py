@@ -282,6 +282,19 @@ def test_runs_started_at_once_with_one_run_id_run_once(tmp_path: Path, cli_env: 
     assert shown["status"] == "completed"
 
 
+@pytest.mark.parametrize("recorded", [0, 1], ids=["all unrecorded", "one recorded"])
+def test_unrecorded_runs_started_at_once_with_one_run_id_run_once(tmp_path: Path, cli_env: dict[str, str],
+                                                                  orchtui_cmd: list[str], recorded: int):
+    wf = _counting_workflow(tmp_path)
+    flags = [[] if i < recorded else ["--no-record"] for i in range(3)]
+    procs = [subprocess.Popen([*orchtui_cmd, "run", str(wf), "--run-id", "run-twin", *flag], env=cli_env,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for flag in flags]
+    outcomes = [(proc.wait(WAIT), proc.communicate()[1]) for proc in procs]
+    assert sorted(code for code, _ in outcomes) == [0, 1, 1], outcomes
+    assert all("run id 'run-twin' is taken" in err for code, err in outcomes if code == 1), outcomes
+    assert (tmp_path / "trace.txt").read_text() == "ran\n"
+
+
 @pytest.mark.parametrize("second", [["--no-record"], []], ids=["unrecorded again", "recorded"])
 def test_a_run_id_an_unrecorded_run_left_logs_under_is_refused(
         tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str], second: list[str]):

@@ -12,6 +12,8 @@ import pytest
 
 from core.errors import StoreError
 from core.logs import (
+    CLAIM_FILE,
+    claim_log_dir,
     TRUNCATION_MARKER,
     attempt_log_path,
     follow,
@@ -217,3 +219,39 @@ def test_follow_restarts_after_truncation_and_tails(tmp_path: Path) -> None:
 
 def test_follow_ends_when_the_step_never_wrote_a_log(tmp_path: Path) -> None:
     assert list(follow(tmp_path / "never.1.log", lambda: True)) == []
+
+
+def test_a_claimed_run_id_cannot_be_claimed_again(tmp_path: Path) -> None:
+    claim = claim_log_dir(tmp_path, "run-mine")
+    assert claim == tmp_path / "run-mine" / CLAIM_FILE and claim.is_file()
+    with pytest.raises(StoreError, match="'run-mine' is taken: another run claimed it") as caught:
+        claim_log_dir(tmp_path, "run-mine")
+    assert caught.value.error_code == "RUN_ID_TAKEN"
+
+
+def test_a_run_id_whose_logs_exist_without_a_claim_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "run-old").mkdir()
+    (tmp_path / "run-old" / "s.1.log").write_text("written before claims existed\n")
+    with pytest.raises(StoreError, match="holds its step logs"):
+        claim_log_dir(tmp_path, "run-old")
+
+
+def test_of_many_threads_claiming_one_run_id_at_once_exactly_one_gets_it(tmp_path: Path) -> None:
+    start = threading.Barrier(16)
+    outcomes: list[str] = []
+
+    def claim() -> None:
+        start.wait()
+        try:
+            claim_log_dir(tmp_path, "run-contested")
+        except StoreError as exc:
+            outcomes.append(exc.error_code)
+        else:
+            outcomes.append("won")
+
+    threads = [threading.Thread(target=claim) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["RUN_ID_TAKEN"] * 15 + ["won"]

@@ -32,6 +32,7 @@ from core.models import (
     WorkflowStatus,
     WorkflowStep,
 )
+from core.logs import claim_log_dir
 from core.store import Store
 from core.process_tree import process_alive
 from core.store_recovery import HEARTBEAT_INTERVAL, interrupted_at
@@ -395,6 +396,25 @@ def test_of_many_stores_claiming_at_once_exactly_one_wins(tmp_path: Path, parent
     assert sorted(outcomes) == sorted(["won"] + [refusal] * (len(stores) - 1))
     with Store(path) as check:
         assert len(check.resumed_by("run-parent")) == (0 if parent is None else 1)
+
+
+def test_claim_run_refuses_an_id_a_run_not_recorded_claimed(store: Store) -> None:
+    claim_log_dir(store.runs_dir, "run-loose")  # as `orchtui run --no-record --run-id run-loose` does
+    with pytest.raises(StoreError, match="another run claimed it") as caught:
+        store.claim_run("run-loose", make_workflow())
+    assert caught.value.error_code == "RUN_ID_TAKEN"
+    assert store.get_run("run-loose") is None
+
+
+def test_a_claim_that_could_not_be_written_gives_its_id_back(tmp_path: Path) -> None:
+    big = Workflow(name="big", steps=[WorkflowStep(name=f"step_{i}", description="x" * 200) for i in range(2000)])
+    with Store(tmp_path / "o.db", max_db_bytes=256 * 1024) as store:
+        with pytest.raises(StoreError, match="full"):
+            store.claim_run("run-chosen", big)
+        assert store.get_run("run-chosen") is None
+        store.claim_run("run-chosen", make_workflow())  # the id was given back
+    with Store(tmp_path / "o.db") as store:
+        assert store.get_run("run-chosen").workflow == "wf"  # type: ignore[union-attr]
 
 
 def test_prune_deletes_old_finished_runs_and_their_logs(tmp_path: Path) -> None:

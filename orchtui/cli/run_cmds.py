@@ -71,7 +71,7 @@ def _execute(
     """Run ``workflow`` to its end; returns (execution, the exit code of the signal that
     cancelled it or 0, progress rows, log dir)."""
     from core.executors import create_backend
-    from core.logs import require_unused_log_dir
+    from core.logs import claim_log_dir
     from core.resource_manager import ResourceManager
     from core.store import prepare_state_directory
     from core.task_orchestrator import TaskOrchestrator
@@ -98,7 +98,7 @@ def _execute(
     with Interrupts() as interrupts:
         try:
             if run_id is not None and recorder is None:
-                require_unused_log_dir(settings.runs_dir, run_id)  # a recorded run's claim checks this too
+                claim_log_dir(settings.runs_dir, run_id)  # a recorded run claims it with its store row
             # The live file lets dashboards show this run's queues and cancel it from elsewhere.
             with published(orchestrator, manager, settings.state_dir, f"orchtui run {workflow.name}"):
                 if recorder is not None and run_id is not None:
