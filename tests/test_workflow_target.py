@@ -49,6 +49,11 @@ def test_an_unknown_name_suggests_the_closest(settings: Settings) -> None:
         workflow_file_for("helo", settings)
 
 
+def test_an_unknown_name_suggests_a_name_only_an_invalid_file_declares(settings: Settings) -> None:
+    with pytest.raises(WorkflowNotFoundError, match="did you mean 'other'"):  # broken.yaml's
+        workflow_file_for("othr", settings)
+
+
 def test_a_name_two_files_define_is_an_error_naming_both(settings: Settings) -> None:
     (settings.workflows_dir / "again.yaml").write_text(flow("hello", "other"))
     with pytest.raises(WorkflowNotFoundError, match=r"defined by 2 files .*\(again.yaml, greeting.yaml\)") as info:

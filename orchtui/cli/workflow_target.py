@@ -128,16 +128,12 @@ def locate_workflow(target: str, settings: Settings, *,
 
 
 def _names_in(files: list[Path]) -> set[str]:
-    """The workflow names of the valid ``files`` (for a did-you-mean; only on the error path)."""
-    from core.workflow_file import load_workflow
+    """The workflow names ``files`` declare, valid or not (for a did-you-mean; only on the
+    error path). Read, not validated: a name is a name even in a file with problems,
+    which running it then reports."""
+    from core.workflow_directory import declared_name
 
-    names: set[str] = set()
-    for file in files:
-        try:
-            names.add(load_workflow(file).name)
-        except WorkflowValidationError:
-            continue
-    return names
+    return {name for file in files if (name := declared_name(_read_text(file))) is not None}
 
 
 def find_workflow(target: str, settings: Settings) -> Workflow:
