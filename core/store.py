@@ -97,7 +97,9 @@ class Store:
             (another user's, a read-only mount): no writer, no recovery, and every
             write raises StoreError. The database must exist.
         heartbeat_interval: seconds between the stamps that tell when the owner of this
-            process's unfinished runs was last alive (``core.store_recovery``).
+            process's unfinished runs was last alive (``core.store_recovery``). Leave it
+            at its default outside tests: recovery, maybe in another process, places a
+            death by the default.
 
     Raises:
         StoreError: the state directory cannot be created or written, the file is not
