@@ -29,9 +29,10 @@ from .scheduler_queues import (
     TaskEntry,
 )
 
-__all__ = ["Timers", "BACKSTOP_MARGIN", "T_RETRY", "T_TIMEOUT", "T_CANCEL"]
+__all__ = ["Timers", "BACKSTOP_MARGIN", "FAR_AHEAD", "T_RETRY", "T_TIMEOUT", "T_CANCEL"]
 
 BACKSTOP_MARGIN = 2.0  # seconds past deadline + kill_grace before an attempt is abandoned
+FAR_AHEAD = 1e9  # seconds (30 years): no timer is due later; threading's waits end at ~9.2e9
 
 # Timer kinds.
 T_RETRY, T_TIMEOUT, T_CANCEL = range(3)
@@ -59,6 +60,12 @@ class Timers:
     _release_admission: Callable[[ActiveRun], None]
 
     def _add_timer(self, due: float, kind: int, payload: Any) -> None:
+        """Schedule ``payload`` at monotonic time ``due``. A due time past :data:`FAR_AHEAD`
+        from now (or NaN: a task built in Python with a NaN timeout) is put there: the wait
+        for it must stay within what the dispatcher's queue can wait, and one NaN at the
+        head of the heap would keep every timer behind it from firing."""
+        if not due <= self._now + FAR_AHEAD:  # not <=: NaN compares false
+            due = self._now + FAR_AHEAD
         heapq.heappush(self._timers, (due, next(self._seq), kind, payload))
 
     def _fire_timers(self) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 from .models import TaskPriority
 
 __all__ = [
+    "MAX_RETRY_DELAY",
+    "MAX_TIMEOUT",
     "FieldSpec",
     "WORKFLOW_FIELDS",
     "STEP_FIELDS",
@@ -123,6 +125,11 @@ WORKFLOW_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("tags", ("array",), "Labels for finding the workflow.", items="string", default=[]),
 )
 
+# Bounds on a step's timers: far beyond any real need, and far inside what the
+# dispatcher's waits and the kernel's poll can take (a timeout of 1e10 s overflowed them).
+MAX_TIMEOUT = 30 * 86_400.0
+MAX_RETRY_DELAY = 86_400.0
+
 STEP_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("name", ("string",), "The step's name: letters, digits, `_` and `-`, starting with a letter or `_`. "
               "Other steps refer to it in `dependencies` and `{{ name.output }}`.", required=True,
@@ -139,12 +146,14 @@ STEP_FIELDS: tuple[FieldSpec, ...] = (
               items="string", default=[], special="dependencies"),
     FieldSpec("conditions", ("object",), "Run the step only when `when: \"<expression>\"` holds; otherwise it is skipped.",
               default={}, special="conditions"),
-    FieldSpec("timeout", ("number", "null"), "Seconds one attempt may run before it is killed.", minimum=0,
-              exclusive_minimum=True, default=None),
+    FieldSpec("timeout", ("number", "null"), "Seconds one attempt may run before it is killed (at most 30 days; "
+              "leave it out for no limit).", minimum=0, exclusive_minimum=True, maximum=MAX_TIMEOUT, default=None),
     FieldSpec("max_retries", ("integer",), "How many times a failed attempt is retried.", minimum=0, maximum=100, default=0),
-    FieldSpec("retry_delay", ("number",), "Seconds before the first retry.", minimum=0, default=1.0),
+    FieldSpec("retry_delay", ("number",), "Seconds before the first retry.", minimum=0, maximum=MAX_RETRY_DELAY,
+              default=1.0),
     FieldSpec("retry_backoff", ("number",), "Each further retry waits this many times longer.", minimum=1, default=2.0),
-    FieldSpec("retry_max_delay", ("number",), "The longest wait between retries, in seconds.", minimum=0, default=300.0),
+    FieldSpec("retry_max_delay", ("number",), "The longest wait between retries, in seconds.", minimum=0,
+              maximum=MAX_RETRY_DELAY, default=300.0),
     FieldSpec("retry_jitter", ("number",), "Random spread of each retry wait, as a fraction (0.1 = ±10%).",
               minimum=0, maximum=1, default=0.1),
     FieldSpec("retry_on_exit_codes", ("array",), "Retry only when the action exits with one of these codes (empty: any failure).",

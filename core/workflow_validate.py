@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -107,12 +108,14 @@ def _value_problem(spec: FieldSpec, value: Any) -> tuple[str, str, int | None] |
         hint = "quote the value" if spec.types[0] == "string" else ""
         return f"{spec.name!r} must be {wanted}, not {_describe(value)}", hint, None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # YAML's .inf and .nan: no timer or count can use them
+            return f"{spec.name!r} must be a finite number, not {value!r}", _finite_hint(spec), None
         low = spec.minimum
         if low is not None and (value <= low if spec.exclusive_minimum else value < low):
             bound = "greater than" if spec.exclusive_minimum else "at least"
             return f"{spec.name!r} must be {bound} {low:g}, not {value!r}", "", None
         if spec.maximum is not None and value > spec.maximum:
-            return f"{spec.name!r} must be at most {spec.maximum:g}, not {value!r}", "", None
+            return f"{spec.name!r} must be at most {spec.maximum:g}, not {value!r}", _finite_hint(spec), None
     elif isinstance(value, str):
         if spec.enum and not spec.casefold and value not in spec.enum:
             guess = closest(value, spec.enum)
@@ -132,6 +135,11 @@ def _value_problem(spec: FieldSpec, value: Any) -> tuple[str, str, int | None] |
             if not check(item):
                 return f"{spec.name!r} items must be {_TYPE_WORDS[spec.items]}, not {_describe(item)}", "", index
     return None
+
+
+def _finite_hint(spec: FieldSpec) -> str:
+    """How to say "no limit" for a field that has a way to (``timeout``: leave it out)."""
+    return "leave it out for no limit" if spec.default is None and "null" in spec.types else ""
 
 
 def _describe(value: Any) -> str:

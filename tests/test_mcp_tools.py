@@ -135,6 +135,19 @@ def test_bad_arguments_give_an_error_naming_the_argument(
     assert result["error"].startswith(f"{tool}: ")
 
 
+@pytest.mark.parametrize(("step", "fragment"), [
+    ({"name": "a", "timeout": 1e11}, "'timeout' must be at most"),
+    ({"name": "a", "retry_delay": float("nan")}, "'retry_delay' must be a finite number"),
+])
+def test_a_created_workflow_with_a_timer_no_scheduler_can_wait_for_is_refused(
+        tools: OrchestrationMCPTools, step: dict[str, Any], fragment: str) -> None:
+    # Such a step once killed the server's dispatcher, and every later tool call hung.
+    result = err(tools.execute_tool("create_workflow", {"name": "w", "steps": [step]}), "WORKFLOW_INVALID")
+    assert fragment in result["error"]
+    assert ok(tools.execute_tool("execute_task", {"name": "t", "module": "builtin", "action": "echo",
+                                                  "parameters": {"message": "still here"}}))
+
+
 def test_arguments_that_are_not_an_object_are_refused(tools: OrchestrationMCPTools) -> None:
     result = err(tools.execute_tool("list_runs", ["limit", 3]), "INVALID_ARGUMENT")  # type: ignore[arg-type]
     assert "the arguments must be object" in result["error"]

@@ -319,6 +319,19 @@ def test_timeout_kills_a_shell_step_and_its_grandchildren(orch_factory: Any, tmp
     assert_alive_pid_gone(int(pidfile.read_text()))
 
 
+@pytest.mark.parametrize("endless", [float("nan"), float("inf"), 1e10], ids=["nan", "inf", "1e10"])
+def test_a_timeout_no_wait_can_reach_keeps_the_dispatcher_and_later_timers_going(
+        orch_factory: Any, endless: float) -> None:
+    # Workflow files refuse these; a task built in Python once killed the dispatcher (the
+    # wait for a timer 1e10 s away overflowed) or stalled every timer queued behind it
+    # (a NaN one never came due), such as the retry of a later task.
+    orch, _ = orch_factory(2)
+    assert orch.execute_task(Task(name="endless", module="builtin", action="noop", timeout=endless), timeout=WAIT).success
+    retried = Task(name="retried", module="builtin", action="fail", max_retries=1, retry_delay=0.01)
+    result = orch.execute_task(retried, timeout=WAIT)
+    assert not result.success and retried.attempts == 2
+
+
 def test_backstop_abandons_an_attempt_that_ignores_its_timeout(orch_factory: Any, gates: Gates) -> None:
     clock = ManualClock()
     orch, _ = orch_factory(1, clock=clock, kill_grace=1.0)

@@ -174,6 +174,24 @@ def test_non_mapping_root() -> None:
     assert "must be a mapping" in problems_of("- a\n- b\n")[0].message
 
 
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("timeout", ".inf", "'timeout' must be a finite number, not inf"),
+    ("timeout", ".nan", "'timeout' must be a finite number, not nan"),
+    ("timeout", "10000000000", "'timeout' must be at most 2.592e+06, not 10000000000"),
+    ("retry_delay", ".nan", "'retry_delay' must be a finite number"),
+    ("retry_delay", "1.0e+300", "'retry_delay' must be at most 86400"),
+    ("retry_max_delay", ".inf", "'retry_max_delay' must be a finite number"),
+])
+def test_a_timer_no_scheduler_can_wait_for_is_refused_where_it_is_written(field: str, value: str, says: str) -> None:
+    problems = problems_of(f"name: t\nsteps:\n  - name: a\n    {field}: {value}\n")
+    assert only(problems, says).line == 4
+
+
+def test_an_endless_timeout_is_refused_with_how_to_have_no_limit() -> None:
+    problem = only(problems_of("name: t\nsteps:\n  - name: a\n    timeout: .inf\n"), "'timeout' must be a finite")
+    assert problem.hint == "leave it out for no limit"
+
+
 def test_wrong_types_are_all_reported_with_locations() -> None:
     text = "name: 5\nsteps:\n  - name: a\n    timeout: soon\n    max_retries: -1\n    dependencies: a\n    continue_on_failure: maybe\n"
     problems = problems_of(text)
