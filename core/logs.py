@@ -40,6 +40,7 @@ __all__ = [
     "attempt_log_path",
     "list_logs",
     "require_unused_log_dir",
+    "RUN_ID_MAX",
     "claim_log_dir",
     "newest_log",
     "read_log",
@@ -50,7 +51,9 @@ __all__ = [
 TRUNCATION_MARKER = "[orchtui: log truncated at {limit} bytes]"
 _TRUNCATION_RE = re.compile(rb"\[orchtui: log truncated at \d+ bytes\]")
 
-_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+RUN_ID_MAX = 128
+"""The longest run id, in characters."""
+_RUN_ID_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{RUN_ID_MAX - 1}}}")
 # Step names are free text in workflow files; only what would change the path is refused.
 _STEP_FORBIDDEN_RE = re.compile(r"[/\\\x00-\x1f\x7f]")
 _STEP_MAX_LEN = 200

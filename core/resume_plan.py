@@ -164,11 +164,16 @@ def plan_rerun_from(store: Store, run_id: str, step: str, *, definition: Workflo
         StoreError: the run is unknown, still running or already resumed, or it has no
             step of that name.
     """
-    run, workflow = _resumable(store, run_id)
-    workflow = definition or workflow
+    run, recorded = _resumable(store, run_id)
+    workflow = definition or recorded
     if step not in workflow.step_names:
         close = difflib.get_close_matches(step, workflow.step_names, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; its steps: {', '.join(workflow.step_names)}"
+        if definition is not None and step in recorded.step_names:  # the reloaded file dropped it, not the run
+            source = definition.source_path or "the workflow file"
+            raise StoreError(f"the reloaded workflow ({source}) has no step {step!r}, though run {run_id} had it"
+                             f"{hint}; rerun without --reload to use the run's own definition",
+                             error_code="STEP_NOT_FOUND")
         raise StoreError(f"run {run_id} has no step {step!r}{hint}", error_code="STEP_NOT_FOUND")
     again = _downstream(workflow, [step])
     preset = {name: output for name, output in _committed(store, run_id, workflow).items() if name not in again}

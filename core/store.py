@@ -43,7 +43,7 @@ import psutil
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, load_settings
 from .errors import StoreError
-from .logs import claim_log_dir, run_log_dir, validate_run_id
+from .logs import RUN_ID_MAX, claim_log_dir, run_log_dir, validate_run_id
 from .models import (
     OrchestrationSession,
     Project,
@@ -637,6 +637,10 @@ class Store:
         text = prefix.strip()
         if not text:
             raise StoreError("give a run id (or its first characters); list runs with `orchtui runs`")
+        if len(text) > RUN_ID_MAX:  # no run has it, and SQLite refuses such a LIKE pattern as "too complex"
+            raise StoreError(f"no run matches '{text[:40]}...' ({len(text)} characters): run ids are at most "
+                             f"{RUN_ID_MAX}; list runs with `orchtui runs`", error_code="RUN_NOT_FOUND",
+                             details={"run_id": text[:RUN_ID_MAX]})
 
         def read(conn: sqlite3.Connection) -> list[str]:
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (text,)).fetchone():

@@ -404,6 +404,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_status_says_why_runs_cannot_be_listed_when_the_state_directory_is_a_file(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    (tmp_path / "state-file").write_text("not a directory")
+    env = {**cli_env, "ORCHTUI_DIR": str(tmp_path / "state-file")}
+    out = run_cli(orchtui_cmd, env, "status")
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert f"runs: the run store is not available: the state directory {tmp_path / 'state-file'} exists but is " \
+           "not a directory" in out.stdout
+
+
 def test_status_and_health_json(tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
     wf = write(tmp_path / "good.yaml", GOOD)
     assert run_cli(orchtui_cmd, cli_env, "run", str(wf)).returncode == 0

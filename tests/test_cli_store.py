@@ -171,6 +171,20 @@ def _start_at_once(args_list: list[list[str]], env: dict[str, str], cwd: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("command", [["resume", "run-aaa222"], ["rerun", "run-aaa222", "--from", "load"]],
+                         ids=["resume", "rerun"])
+def test_an_empty_new_run_id_is_refused_not_replaced_by_a_random_one(
+        history: Path, cli_env: dict[str, str], tmp_path: Path, command: list[str]) -> None:
+    out = cli([*command, "--run-id", ""], cli_env, tmp_path)  # a script's unset variable, say
+    assert out.returncode == 1 and out.stderr.startswith("error: invalid run id ''"), out.stderr
+
+
+def test_a_run_id_longer_than_any_is_not_found_without_asking_the_store(
+        history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    out = cli(["show", "x" * 60_000], cli_env, tmp_path)
+    assert out.returncode == 1 and "(60000 characters): run ids are at most 128" in out.stderr, out.stderr
+
+
 def test_two_resumes_of_one_run_at_once_run_its_steps_once(cli_env: dict[str, str], tmp_path: Path,
                                                            isolated_state: Path) -> None:
     trace = shlex.quote(str(tmp_path / "trace.txt"))

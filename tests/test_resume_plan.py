@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from core.errors import StoreError
 from core.models import Workflow, WorkflowParam, WorkflowStatus, WorkflowStep
-from core.resume_plan import definition_changes, kept_steps_using, params_for
+from core.resume_plan import definition_changes, kept_steps_using, params_for, plan_rerun_from
+from core.store import Store
 from core.store_records import RunRecord
 
 
@@ -78,3 +84,16 @@ def test_kept_steps_using_a_changed_parameter_are_named_in_workflow_order() -> N
 
 def test_no_changed_parameter_names_no_kept_step() -> None:
     assert kept_steps_using(workflow(step("a", "echo {{ params.dir }}")), ["a"], []) == []
+
+
+def test_rerunning_from_a_step_the_reloaded_file_dropped_blames_the_file_not_the_run(tmp_path: Path) -> None:
+    with Store(tmp_path / "o.db") as store:
+        store.create_run("run-1", workflow(step("a"), step("b", deps=["a"])))
+        store.finish_run("run-1", WorkflowStatus.FAILED)
+        store.flush()
+        reloaded = Workflow(name="w", steps=[step("a")], source_path="/work/w.yaml")
+        with pytest.raises(StoreError, match=r"the reloaded workflow \(/work/w.yaml\) has no step 'b', "
+                                             r"though run run-1 had it.*rerun without --reload"):
+            plan_rerun_from(store, "run-1", "b", definition=reloaded)
+        with pytest.raises(StoreError, match="run run-1 has no step 'c'"):
+            plan_rerun_from(store, "run-1", "c", definition=reloaded)

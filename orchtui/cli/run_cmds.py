@@ -204,7 +204,9 @@ def status_cmd(as_json: bool) -> None:
         status = engine.get_system_status()
     finally:
         engine.shutdown()
-    status["runs"] = _store_runs()
+    status["runs"], why = _store_runs()
+    if status["runs"] is None:
+        status["runs_error"] = why
     if as_json:
         emit_json(status)
         return
@@ -215,7 +217,7 @@ def status_cmd(as_json: bool) -> None:
         click.echo(f"resource {rid}: {_usage_text(usage)}")
     runs = status["runs"]
     if runs is None:
-        click.echo("runs: the run store is not available")
+        click.echo(f"runs: the run store is not available: {status['runs_error']}")
         return
     active = [r for r in runs if r["status"] == WorkflowStatus.RUNNING.value]
     click.echo(f"runs: {len(active)} running, {len(runs)} recent")
@@ -230,20 +232,26 @@ def _usage_text(usage: dict[str, Any]) -> str:
     return ", ".join(parts) or "—"
 
 
-def _store_runs(limit: int = 20) -> list[dict[str, Any]] | None:
-    """The newest runs in the store as plain dicts, or None when there is no store yet."""
+def _store_runs(limit: int = 20) -> tuple[list[dict[str, Any]] | None, str]:
+    """Return the newest runs in the store as plain dicts (none when there is no store
+    yet) and "", or None and why the store cannot be read. Creates nothing."""
     settings = load_settings()
     if not settings.db_path.exists():
-        return []
+        state = settings.db_path.parent
+        nearest = next((path for path in (state, *state.parents) if path.exists()), None)
+        if nearest is not None and not nearest.is_dir():  # a file where the state directory would go
+            where = "exists but is not a directory" if nearest == state else f"cannot be made: {nearest} is a file"
+            return None, f"the state directory {state} {where}; set ORCHTUI_DIR to another directory"
+        return [], ""
     from core.store import Store
 
     try:
         with Store.open_for_reading(settings, recover=False) as store:
             views = store.run_views(limit=limit)
-    except OrchestrationError:
-        return None
+    except OrchestrationError as exc:
+        return None, exc.message
     return [{"run_id": v.run_id, "workflow": v.workflow, "status": v.status.value, "started_at": v.started_at,
-             "finished_at": v.finished_at, "error": v.error} for v in views]
+             "finished_at": v.finished_at, "error": v.error} for v in views], ""
 
 
 # Above this size ``health`` skips the page-by-page integrity check unless asked

@@ -432,7 +432,7 @@ def _start(store: Store, run_id: str, from_step: str | None, max_workers: int | 
     if stale:
         click.echo(f"note: completed step(s) {', '.join(stale)} used {', '.join(changed)} and keep the outputs "
                    f"made with the old value; `orchtui rerun {run_id} --from {stale[0]}` runs them again", err=True)
-    new_run = new_run_id or new_id("run")
+    new_run = new_id("run") if new_run_id is None else new_run_id  # an empty --run-id is refused, not replaced
     resources = ResourceManager()
     recorder = StoreRecorder(store, resource_manager=resources)
     recorder.expect_resume(new_run, run_id, preset)
