@@ -92,7 +92,7 @@ def made_read_only(directory: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def chmod_binding(directory: Path, mode: int) -> Iterator[Callable[[list[str]], list[str]]]:
+def made_kept_from_others(directory: Path, mode: int) -> Iterator[Callable[[list[str]], list[str]]]:
     """Chmod ``directory`` to ``mode`` and yield what turns an argv into one that runs
     bound by that mode (as its owner or not: give the same bits to all three).
 
@@ -139,5 +139,5 @@ def read_only() -> Callable[[Path], AbstractContextManager[Path]]:
 
 @pytest.fixture
 def kept_from_others() -> Callable[[Path, int], AbstractContextManager[Callable[[list[str]], list[str]]]]:
-    """:func:`chmod_binding`: permissions that bind a subprocess even when we are root."""
-    return chmod_binding
+    """:func:`made_kept_from_others`: permissions that bind a subprocess even when we are root."""
+    return made_kept_from_others
