@@ -18,6 +18,7 @@ from .errors import StoreError
 from .logs import is_truncated, list_logs, read_log
 from .models import TaskStatus, WorkflowExecution, WorkflowStatus
 from .store import Store
+from .resume_plan import reused_origin
 from .store_records import RunRecord, StepRecord
 from .text import did_you_mean
 from .workflow_run import RunHandle
@@ -269,6 +270,14 @@ def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: 
                          details={"run_id": run.run_id, "step": step})
     every = list_logs(store.runs_dir, run.run_id, step)
     files = every if attempt is None else [f for f in every if f.attempt == attempt]
+    if not files and attempt is None and record.reused_from is not None:
+        origin, stored = reused_origin(store, run, step)
+        raise StoreError(
+            f"step {step!r} of run {run.run_id} did not run: it reused the output of run {origin}"
+            + (f"; get_step_logs(run_id={origin!r}, step={step!r}) reads its log" if stored
+               else ", which has been pruned with its logs"),
+            error_code="LOG_NOT_FOUND",
+            details={"run_id": run.run_id, "step": step, "status": record.status.value, "reused_from": origin})
     if not files:
         which = f"attempt {attempt} of step" if attempt is not None else "step"
         raise StoreError(

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .store_records import RunRecord
 
 __all__ = ["plan_resume", "plan_rerun_from", "current_definition", "definition_changes", "file_changes",
-           "params_for", "kept_steps_using"]
+           "params_for", "kept_steps_using", "reused_origin"]
 
 Plan = tuple[Workflow, dict[str, Any], dict[str, Any]]
 
@@ -251,3 +251,25 @@ def file_changes(run: RunRecord) -> tuple[Path, list[str]] | None:
         return file, ["it no longer validates"]
     changes = definition_changes(run.definition, current)
     return (file, changes) if changes else None
+
+
+def reused_origin(store: Store, run: RunRecord, step: str) -> tuple[str, bool]:
+    """Return the run that ran ``step`` of ``run``, and whether it is still stored.
+
+    A resume names only its parent as the source of a reused step (``reused_from``), and
+    the parent may itself have reused it: this follows the chain back to the run that
+    ran the step, whose log is the step's. False once a run of the chain was pruned
+    (its logs went with it); then the run named is that pruned one. A step ``run`` did
+    not reuse is its own.
+    """
+    origin = run.steps[step].reused_from
+    seen = {run.run_id}
+    while origin is not None and origin not in seen:  # ``seen``: a corrupt chain must not loop
+        seen.add(origin)
+        earlier = store.get_run(origin)
+        if earlier is None or step not in earlier.steps:
+            return origin, False
+        if earlier.steps[step].reused_from is None:
+            return origin, True
+        origin = earlier.steps[step].reused_from
+    return origin or run.run_id, True

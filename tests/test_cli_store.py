@@ -138,6 +138,37 @@ def test_logs_says_why_a_finished_step_has_no_log(isolated_state: Path, cli_env:
     assert notes[""].stderr.strip() == "no step of run run-quiet1 wrote any output"
 
 
+def test_logs_follow_of_a_skipped_step_says_it_never_ran(isolated_state: Path, cli_env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    with Store(isolated_state / "orchtui.db") as store:
+        store.create_run("run-skip1", Workflow(name="w", steps=[WorkflowStep(name="after")]), {})
+        store.record_transition(TaskTransition("t", "after", TaskStatus.SKIPPED, time.time(), "run-skip1", 0))
+        store.finish_run("run-skip1", "failed", "an earlier step failed")
+    out = cli(["logs", "run-skip1", "after", "-f"], cli_env, tmp_path)
+    assert out.returncode == 0 and out.stdout == ""
+    assert out.stderr.strip() == "step 'after' of run run-skip1 was skipped: it never ran, so it has no log"
+
+
+def test_logs_of_a_reused_step_names_the_run_that_ran_it_through_resumes_of_resumes(
+        isolated_state: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    workflow = Workflow(name="w", steps=[WorkflowStep(name="a"), WorkflowStep(name="b")])
+    with Store(isolated_state / "orchtui.db", clock=ManualClock(wall_start=time.time() - 40 * 86400)) as store:
+        record_run(store, "run-first", "w", "failed", {"a": 1}, failed="b")
+    with Store(isolated_state / "orchtui.db") as store:
+        for run_id, parent in (("run-second", "run-first"), ("run-third", "run-second")):
+            store.create_run(run_id, workflow, {}, parent_run_id=parent, preset_outputs={"a": 1})
+            store.finish_run(run_id, "failed", "step 'b' failed")
+    for follow in ([], ["-f"]):
+        out = cli(["logs", "run-third", "a", *follow], cli_env, tmp_path)
+        assert out.returncode == 0 and out.stdout == ""
+        assert out.stderr.strip() == ("step 'a' of run run-third reused the output of run run-first; "
+                                      "`orchtui logs run-first a` prints its log")
+    assert "pruned 1 run(s)" in cli(["prune", "--older-than", "30d"], cli_env, tmp_path).stdout
+    gone = cli(["logs", "run-third", "a"], cli_env, tmp_path)
+    assert gone.stderr.strip() == ("step 'a' of run run-third reused the output of run run-first, "
+                                   "which has been pruned with its logs")
+
+
 def test_prune_parses_ages_and_deletes_logs(history: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
     kept = cli(["prune", "--older-than", "30d", "--json"], cli_env, tmp_path)
     assert kept.returncode == 0 and json.loads(kept.stdout)["pruned"] == 0

@@ -384,6 +384,19 @@ def test_a_failed_run_is_an_error_result_with_its_outcome(tools: OrchestrationMC
     assert "skipped" in never_ran["error"]
 
 
+def test_logs_of_a_step_a_resume_reused_name_the_run_whose_log_it_is(tools: OrchestrationMCPTools) -> None:
+    failed = err(tools.execute_tool("execute_workflow", {"workflow_name": "broken"}), "RUN_FAILED")["run_id"]
+    workflow = Workflow(name="broken", steps=[WorkflowStep(name=s) for s in ("ok", "boom", "after")])
+    tools.store.create_run("run-resumed", workflow, {}, parent_run_id=failed, preset_outputs={"ok": "fine"})
+    tools.store.finish_run("run-resumed", "failed", "step 'boom' failed")
+    tools.store.flush()
+    reused = err(tools.execute_tool("get_step_logs", {"run_id": "run-resumed", "step": "ok"}), "LOG_NOT_FOUND")
+    assert reused["error"] == (f"step 'ok' of run run-resumed did not run: it reused the output of run {failed}; "
+                               f"get_step_logs(run_id='{failed}', step='ok') reads its log")
+    assert reused["details"]["reused_from"] == failed
+    assert "fine" in ok(tools.execute_tool("get_step_logs", {"run_id": failed, "step": "ok"}))["log"]
+
+
 def test_unknown_workflow_and_bad_parameters_are_error_results(tools: OrchestrationMCPTools) -> None:
     missing = err(tools.execute_tool("execute_workflow", {"workflow_name": "quik"}), "WORKFLOW_NOT_FOUND")
     assert "did you mean 'quick'?" in missing["error"]

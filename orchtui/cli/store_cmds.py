@@ -287,18 +287,22 @@ def _next_attempt(store: Store, run_id: str, step: str, after: int, check_owner:
 
 
 def _follow_step(store: Store, run_id: str, step: str, attempt: int | None, prefix: str,
-                 check_owner: _OwnerCheck) -> None:
+                 check_owner: _OwnerCheck) -> int:
+    """Print the lines of ``step``'s attempt (each later one too, unless ``attempt`` is
+    given) as they are written, until no more will come; return how many were printed."""
     number = attempt or _latest_attempt(store, run_id, step)
+    printed = 0
     while True:
         path = log_path(store.runs_dir, run_id, step, number)
         over = functools.partial(_attempt_over, store, run_id, step, number, check_owner)
         for line in follow_log(path, over, poll_interval=_POLL):
             click.echo(prefix + line)
+            printed += 1
         if attempt is not None:
-            return
+            return printed
         following = _next_attempt(store, run_id, step, number, check_owner)
         if following is None:
-            return
+            return printed
         click.echo(f"{prefix}--- attempt {following} ---")
         number = following
 
@@ -329,13 +333,17 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
         steps = [step] if step is not None else list(run.steps)
         if follow:
             check_owner = _OwnerCheck(store, run)
+            printed = 0
             for name in steps:
                 if step is None and run.steps[name].status is TaskStatus.SKIPPED:
                     continue
-                _follow_step(store, run_id, name, attempt, "" if step is not None else f"[{name}] ", check_owner)
+                printed += _follow_step(store, run_id, name, attempt, "" if step is not None else f"[{name}] ",
+                                        check_owner)
             if store.run_status(run_id) is WorkflowStatus.INTERRUPTED:
                 click.echo(f"run {run_id} was interrupted: its process ended before the run did; "
                            f"`orchtui resume {run_id}` finishes it", err=True)
+            elif not printed and (ended := store.get_run(run_id)) is not None:
+                click.echo(_no_logs_note(store, ended, step, attempt), err=True)  # as without -f
             return
         # One listing of the run's log directory for all its steps: a listing per step
         # took minutes for a 10k-step run (10k listings of 10k files).
@@ -355,10 +363,10 @@ def logs_cmd(run_id: str, step: str | None, follow: bool, attempt: int | None, t
                 click.echo(read_log(file.path, tail_lines=tail), nl=False)
                 shown += 1
         if not shown:
-            click.echo(_no_logs_note(run, step, attempt), err=True)
+            click.echo(_no_logs_note(store, run, step, attempt), err=True)
 
 
-def _no_logs_note(run: RunRecord, step: str | None, attempt: int | None) -> str:
+def _no_logs_note(store: Store, run: RunRecord, step: str | None, attempt: int | None) -> str:
     """Say why there is no log to print: "yet" only where one may still come."""
     of_attempt = f" (attempt {attempt})" if attempt else ""
     if step is None:
@@ -368,7 +376,12 @@ def _no_logs_note(run: RunRecord, step: str | None, attempt: int | None) -> str:
     record = run.steps[step]
     which = f"step {step!r} of run {run.run_id}"
     if record.reused_from is not None:
-        return f"{which} reused the output of run {record.reused_from}; its log is there"
+        from core.resume_plan import reused_origin
+
+        origin, stored = reused_origin(store, run, step)
+        if not stored:
+            return f"{which} reused the output of run {origin}, which has been pruned with its logs"
+        return f"{which} reused the output of run {origin}; `orchtui logs {origin} {step}` prints its log"
     if record.status is TaskStatus.SKIPPED:
         return f"{which} was skipped: it never ran, so it has no log"
     if record.status is TaskStatus.RUNNING:
