@@ -12,16 +12,28 @@ step leaves none.
 
 Killing a tree (timeout, cancel, or processes left holding the pipes ``_PIPE_LINGER``
 seconds after the main process exited) is: collect the processes first (psutil descendants of the main
-process, members of its process group, and anything carrying this run's
-``ORCHTUI_STEP_TOKEN`` environment marker, which catches grandchildren that double
-forked and called ``setsid``), SIGTERM them all, keep draining the pipes for
-``kill_grace`` seconds, then collect again and SIGKILL whatever survived.
+process, members of its process group, and anything carrying one of this run's markers,
+which catches grandchildren that double forked and called ``setsid``), SIGTERM them all,
+keep draining the pipes for ``kill_grace`` seconds, then collect again and SIGKILL
+whatever survived.
+
+A step's processes carry two markers, because each can be shed: the
+``ORCHTUI_STEP_TOKEN`` environment variable (gone after ``env -i``), and an inherited
+descriptor of a memfd named after the token and the owner (below) (gone only if a
+process closes descriptors it did not open, which shells, ``nohup``, ``setsid`` and
+``env`` do not). Together they catch
+``( setsid env -i cmd >/dev/null 2>&1 & )``, which leaves the process group, the tree,
+the environment and the pipes at once. (The marker is a memfd, not a pipe or a file:
+its name is in ``/proc/<pid>/fd``, so finding it needs no bookkeeping, and it touches no
+filesystem.) Only a process that closes every descriptor and clears its environment,
+as a daemon written to escape does, gets away; cgroups would be the cure for that.
 
 Every step process also carries ``ORCHTUI_OWNER`` (the pid and start time of the orchtui
-process that started it). When that process dies without cleaning up (kill -9, OOM
-killer, power cut of the parent only), its steps live on as orphans in their own
-process groups; :func:`kill_orphans`, which the run store calls on the dead owner's
-runs, finds them by that marker and stops them before anything resumes the run.
+process that started it), as a variable and in the marker memfd's name. When that
+process dies without cleaning up (kill -9, OOM killer, power cut of the parent only),
+its steps live on as orphans in their own process groups; :func:`kill_orphans`, which
+the run store calls on the dead owner's runs, finds them by that marker and stops them
+before anything resumes the run.
 
 A memory limit is applied with ``ulimit -v`` (RLIMIT_AS) in a tiny ``/bin/sh`` wrapper
 that then ``exec``s the command: unlike ``preexec_fn`` this is safe in a threaded parent
@@ -31,6 +43,7 @@ and keeps ``subprocess`` on its fast vfork path.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import itertools
 import math
@@ -78,6 +91,10 @@ OWNER_ENV = "ORCHTUI_OWNER"
 """Environment variable naming the orchtui process that started a step (see :func:`owner_marker`)."""
 _OWNER_KEY = OWNER_ENV.encode()
 _START_TIME_TOLERANCE = 1.0  # seconds; psutil start times are exact to a clock tick
+# The names of the marker memfds, as ``/proc/<pid>/fd/N`` links show them.
+_STEP_MEMFD = "orchtui-step-"
+_OWNER_IN_MARKER = "-owner-"
+_MEMFD_LINK_PREFIX = b"/memfd:" + _STEP_MEMFD.encode()
 
 # How often a wait re-checks a cancel event that cannot wake ``poll`` by itself.
 _CANCEL_SLICE = 0.05
@@ -276,6 +293,30 @@ def _owner_of_this_process() -> bytes:
     return _adopted_owner if _adopted_owner is not None else _own_marker(os.getpid())
 
 
+def _step_marker(token: str) -> int | None:
+    """Return a new close-on-exec memfd that marks the processes of step ``token``, started
+    by this process's owner, as ``orchtui-step-<token>-owner-<pid>:<start>``; None where
+    memfds do not exist (not Linux) or cannot be made (out of descriptors: the step then
+    runs marked by its environment only).
+
+    Never descriptor 3: ``subprocess`` on Python 3.11 closes a child's descriptors around
+    the ones it keeps with ``close_range``, and a kept 3 makes that an empty range, an
+    error, and a fallback that lists ``/proc/self/fd`` (about 0.1 ms a spawn).
+    """
+    try:
+        fd = os.memfd_create(f"{_STEP_MEMFD}{token}{_OWNER_IN_MARKER}{_owner_of_this_process().decode()}")
+    except (AttributeError, OSError):
+        return None
+    if fd == 3:
+        try:
+            moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 4)
+        except OSError:
+            return fd
+        os.close(fd)
+        fd = moved
+    return fd
+
+
 def mark_own_children() -> None:
     """Put this process's :data:`OWNER_ENV` marker in its own environment.
 
@@ -385,8 +426,11 @@ def spawn(
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
     memory_limit_bytes: int | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new process group with piped stdout/stderr and stdin from /dev/null.
+
+    ``pass_fds`` are descriptors the child inherits (at the same numbers); no other is.
 
     Returns:
         The running ``Popen``; its pid is also its process group id.
@@ -404,6 +448,7 @@ def spawn(
         cwd=cwd,
         env=env,
         process_group=0,
+        pass_fds=tuple(pass_fds),
     )
 
 
@@ -421,9 +466,10 @@ def collect_tree(pid: int, *, pgid: int | None = None, token: str | None = None)
     """Return the live processes that belong to the tree rooted at ``pid``.
 
     That is ``pid`` itself, its psutil descendants, and, when given, every other process
-    in process group ``pgid`` or whose environment carries ``TOKEN_ENV=token``. The
-    last two need a scan of all processes, so they are only worth it when killing.
-    Zombies are left out: they are already dead.
+    in process group ``pgid`` or carrying the step's ``token`` (in its environment as
+    ``TOKEN_ENV=token``, or as a descriptor of the step's marker memfd). The last two need
+    a scan of all processes, so they are only worth it when killing. Zombies are left
+    out: they are already dead.
     """
     found: dict[int, psutil.Process] = {}
     try:
@@ -436,6 +482,7 @@ def collect_tree(pid: int, *, pgid: int | None = None, token: str | None = None)
     if pgid is not None or token is not None:
         me = os.getpid()
         needle = f"{TOKEN_ENV}={token}".encode() if token else None
+        marker = _MEMFD_LINK_PREFIX + f"{token}{_OWNER_IN_MARKER}".encode() if token else None
         for proc in psutil.process_iter():
             if proc.pid in found or proc.pid == me:
                 continue
@@ -444,9 +491,32 @@ def collect_tree(pid: int, *, pgid: int | None = None, token: str | None = None)
                     found[proc.pid] = proc
                 elif needle is not None and needle in _raw_environ(proc):
                     found[proc.pid] = proc
+                elif marker is not None and any(link.startswith(marker) for link in _marker_links(proc.pid)):
+                    found[proc.pid] = proc
             except (OSError, psutil.Error):
                 continue
     return {p: proc for p, proc in found.items() if not _is_gone(proc)}
+
+
+def _marker_links(pid: int) -> list[bytes]:
+    """Return where process ``pid``'s descriptors of step marker memfds point (as
+    ``/memfd:orchtui-step-...`` links); empty when there are none or they cannot be read."""
+    if not sys.platform.startswith("linux"):
+        return []
+    fd_dir = b"/proc/%d/fd" % pid
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return []
+    links = []
+    for name in names:
+        try:
+            link = os.readlink(fd_dir + b"/" + name)
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith(_MEMFD_LINK_PREFIX):
+            links.append(link)
+    return links
 
 
 def _raw_environ(proc: psutil.Process) -> bytes:
@@ -517,24 +587,49 @@ def kill_tree(pid: int, *, grace: float = 5.0, token: str | None = None, pgid: i
     return sorted(signalled)
 
 
+def _owner_start_in_environ(environ: bytes, prefix: bytes) -> float | None:
+    """Return the start time that an ``ORCHTUI_OWNER=<pid>:`` marker (``prefix``) in
+    ``environ`` gives; None without one."""
+    start = environ.find(prefix)
+    if start < 0 or (start and environ[start - 1] != 0):
+        return None  # no marker, or the bytes sit inside another variable's value
+    end = environ.find(b"\0", start)
+    return _float_or_none(environ[start + len(prefix):end if end >= 0 else None])
+
+
+def _owner_start_in_links(links: list[bytes], owner: bytes) -> float | None:
+    """Return the start time that a step marker memfd link among ``links`` gives for its
+    owner (``owner``: ``-owner-<pid>:``, followed by the start, then `` (deleted)``);
+    None without one."""
+    for link in links:
+        at = link.find(owner)
+        if at >= 0:
+            return _float_or_none(link[at + len(owner):].split(b" ", 1)[0])
+    return None
+
+
+def _float_or_none(text: bytes) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def find_orphans(owner_pid: int, owner_started: float | None) -> dict[int, psutil.Process]:
-    """Return the live processes whose :data:`OWNER_ENV` names process ``owner_pid``
-    (started at ``owner_started``; None: at any time). Scans every process."""
-    prefix = f"{OWNER_ENV}={owner_pid}:".encode()
+    """Return the live processes marked as started by process ``owner_pid`` (started at
+    ``owner_started``; None: at any time), by :data:`OWNER_ENV` or by a step marker
+    memfd naming that owner. Scans every process."""
+    in_environ = f"{OWNER_ENV}={owner_pid}:".encode()
+    in_links = f"{_OWNER_IN_MARKER}{owner_pid}:".encode()
     me = os.getpid()
     found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter():
         if proc.pid == me:
             continue
-        environ = _raw_environ(proc)
-        start = environ.find(prefix)
-        if start < 0 or (start and environ[start - 1] != 0):
-            continue  # no marker, or the bytes sit inside another variable's value
-        end = environ.find(b"\0", start)
-        value = environ[start + len(prefix):end if end >= 0 else None]
-        try:
-            started = float(value)
-        except ValueError:
+        started = _owner_start_in_environ(_raw_environ(proc), in_environ)
+        if started is None:
+            started = _owner_start_in_links(_marker_links(proc.pid), in_links)
+        if started is None:
             continue
         if owner_started is None or abs(started - owner_started) < _START_TIME_TOLERANCE:
             found[proc.pid] = proc
@@ -795,11 +890,16 @@ def run_process(
     token = new_token()
     child_env = _child_environment(env, env_changes, token)
     log = CappedLog(log_path, log_cap_bytes)
+    step_marker = _step_marker(token)
     try:
-        proc = spawn(argv, cwd=cwd, env=child_env, memory_limit_bytes=memory_limit_bytes)
+        proc = spawn(argv, cwd=cwd, env=child_env, memory_limit_bytes=memory_limit_bytes,
+                     pass_fds=() if step_marker is None else (step_marker,))
     except BaseException:
         log.close()
         raise
+    finally:
+        if step_marker is not None:
+            os.close(step_marker)  # the step's processes hold it now; this one must not
     supervisor = _Supervisor(
         proc,
         log,

@@ -36,6 +36,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def kill_if_alive(pid: int) -> None:
+    """Leave no process behind when a test that expected it killed fails."""
+    try:
+        psutil.Process(pid).kill()
+    except psutil.Error:
+        pass
+
+
 def wait_for_lines(path: Path, count: int, limit: float = 10.0) -> list[int]:
     """Wait until ``path`` holds ``count`` pid lines (the child writes them) and return them."""
     end = time.monotonic() + limit
@@ -71,6 +79,27 @@ def test_timeout_kills_the_whole_tree_including_setsid_grandchildren(tmp_path: P
     assert result.timed_out and not result.cancelled
     assert set(pids) <= set(result.killed_pids)
     assert [pid for pid in pids if alive(pid)] == []
+
+
+# A grandchild that sheds every mark but one: a new session (so another process group),
+# a parent that exits (so no longer a descendant), an empty environment (so no token),
+# and its output on /dev/null (so it holds none of the step's pipes).
+ESCAPING_SCRIPT = """
+( setsid env -i /bin/sh -c 'echo $$ >> "$1"; exec sleep 60' sh "$1" >/dev/null 2>&1 & )
+sleep 60
+"""
+
+
+def test_timeout_kills_a_grandchild_that_left_the_session_the_environment_and_the_pipes(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    result = run_process(["/bin/sh", "-c", ESCAPING_SCRIPT, "sh", str(pid_file)],
+                         deadline=time.monotonic() + 0.5, kill_grace=0.2)
+    (escaped,) = wait_for_lines(pid_file, 1)
+    try:
+        assert result.timed_out and escaped in result.killed_pids
+        assert not alive(escaped)
+    finally:
+        kill_if_alive(escaped)
 
 
 @pytest.mark.parametrize(("command", "ending"), [
@@ -301,7 +330,7 @@ ABANDONING_OWNER = """
 import os, sys, threading, time
 from core.process_tree import run_process, this_process
 pid_file = sys.argv[1]
-threading.Thread(target=run_process, args=(["sh", "-c", 'echo $$ > "$0"; exec sleep 60', pid_file],),
+threading.Thread(target=run_process, args=(["sh", "-c", 'echo $$ > "$0"; ' + sys.argv[2], pid_file],),
                  daemon=True).start()
 while not (os.path.exists(pid_file) and open(pid_file).read().strip()):
     time.sleep(0.01)
@@ -311,10 +340,11 @@ os._exit(0)
 """
 
 
-def abandon_a_step(tmp_path: Path) -> tuple[int, float, int]:
-    """Run an owner process that leaves a ``sleep 60`` step behind; return (owner pid, start, step pid)."""
+def abandon_a_step(tmp_path: Path, command: str = "exec sleep 60") -> tuple[int, float, int]:
+    """Run an owner process that leaves a step running ``command`` (a shell command that
+    must keep the step's pid) behind; return (owner pid, start, step pid)."""
     repo = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", ABANDONING_OWNER, str(tmp_path / "step.pid")], cwd=repo,
+    done = subprocess.run([sys.executable, "-c", ABANDONING_OWNER, str(tmp_path / "step.pid"), command], cwd=repo,
                           capture_output=True, text=True, timeout=60, check=True)
     owner, started, step = done.stdout.split()
     return int(owner), float(started), int(step)
@@ -333,6 +363,16 @@ def test_kill_orphans_stops_the_steps_a_dead_owner_left_behind(tmp_path: Path) -
     assert alive(step)  # the owner is gone, its step is not
     assert kill_orphans(owner, started, grace=1.0) == [step]
     assert not alive(step)
+
+
+def test_kill_orphans_stops_a_step_process_that_cleared_its_environment(tmp_path: Path) -> None:
+    owner, started, step = abandon_a_step(tmp_path, "exec env -i sleep 60")
+    try:
+        assert OWNER_ENV not in psutil.Process(step).environ()
+        assert kill_orphans(owner, started, grace=1.0) == [step]
+        assert not alive(step)
+    finally:
+        kill_if_alive(step)
 
 
 def test_kill_orphans_leaves_the_steps_of_a_live_owner_alone(tmp_path: Path) -> None:
