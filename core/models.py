@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import random
+import re
 import time
 import types
 import typing
@@ -33,6 +35,7 @@ __all__ = [
     "ResourceStatus",
     "OrchestrationMode",
     "Record",
+    "record_data_problems",
     "RetryPolicy",
     "WorkflowParam",
     "WorkflowStep",
@@ -334,6 +337,133 @@ class Record:
             load = loaders[key]
             kwargs[key] = value if load is None or value is None else load(value)
         return cls(**kwargs)
+
+
+def record_data_problems(cls: type[Record], data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return ``(field, problem)`` for each field of plain ``data`` that does not fit
+    record ``cls``: a field it does not have, or a value, anywhere inside, that is not of
+    the field's type ("must be a list of strings; item 2 is null").
+
+    Stricter than :meth:`Record.from_dict`, which trusts its data (what orchtui itself
+    wrote): this is for data a person wrote. Values typed ``Any`` must be plain JSON
+    data (strings, finite numbers, booleans, null, lists, mappings with string keys),
+    since that is where they go. Empty when every field fits.
+    """
+    hints = cls._hints()
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    problems = []
+    for key, value in data.items():
+        if key not in fields:
+            kind = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", cls.__name__).lower()  # "workflow execution"
+            problems.append((str(key), f"is not a field of a {kind}"))
+            continue
+        problem = _type_problem(hints[key], value)
+        if problem is not None:
+            problems.append((key, problem))
+    return problems
+
+
+def _describe(hint: Any) -> str:
+    """Name the values of type ``hint``: "a string", "a list of strings"."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return "a list" if item is Any else f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        args = typing.get_args(hint)
+        value = args[1] if len(args) == 2 else Any
+        return "a mapping" if value is Any else f"a mapping of names to {_describe(value).removeprefix('a ')}s"
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return "one of " + ", ".join(str(m.value) for m in hint)
+    return {str: "a string", bool: "true or false", int: "a whole number", float: "a number"}.get(hint, "a value")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list"}.get(type(value)) or repr(value)[:40]
+
+
+def _type_problem(hint: Any, value: Any) -> str | None:
+    """Return what is wrong with plain ``value`` as a ``hint``, or None when it fits."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        if any(_type_problem(o, value) is None for o in options if o is not type(None)):
+            return None
+        return f"must be {_describe(hint)}, not {_shown(value)}"
+    if hint is Any:
+        return _plain_data_problem(value)
+    if origin is list:
+        if not isinstance(value, list):
+            return f"must be {_describe(hint)}, not {_shown(value)}"
+        (item,) = typing.get_args(hint) or (Any,)
+        for index, element in enumerate(value, 1):
+            problem = _type_problem(item, element)
+            if problem is not None:
+                detail = f"is {_shown(element)}" if problem.startswith("must be ") else problem
+                return f"must be {_describe(hint)}; item {index} {detail}"
+        return None
+    if origin is dict:
+        if not isinstance(value, dict):
+            return f"must be {_describe(hint)}, not {_shown(value)}"
+        args = typing.get_args(hint)
+        inner = args[1] if len(args) == 2 else Any
+        for key, element in value.items():
+            if not isinstance(key, str):
+                return f"must have names as keys, not {_shown(key)}"
+            problem = _type_problem(inner, element)
+            if problem is not None:
+                return f"entry {key!r} {problem}"
+        return None
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            hint(value)
+        except (ValueError, TypeError):
+            return f"must be {_describe(hint)}, not {_shown(value)}"
+        return None
+    if hint is float or hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float) if hint is float else int):
+            return f"must be {_describe(hint)}, not {_shown(value)}"
+        return None if math.isfinite(value) else f"must be a finite number, not {_shown(value)}"
+    if hint is str or hint is bool:
+        if isinstance(value, hint):
+            return None
+        quote = " (quote it to make it a string)" if hint is str and not isinstance(value, (dict, list)) else ""
+        return f"must be {_describe(hint)}, not {_shown(value)}{quote}"
+    if isinstance(hint, type) and issubclass(hint, Record):
+        if not isinstance(value, dict):
+            return f"must be a mapping, not {_shown(value)}"
+        problems = record_data_problems(hint, value)
+        return f"field {problems[0][0]!r} {problems[0][1]}" if problems else None
+    return None
+
+
+def _plain_data_problem(value: Any) -> str | None:
+    """Return why ``value`` is not plain JSON data, or None when it is. Iterative: YAML
+    aliases may make a deep structure out of a few lines."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if item is None or isinstance(item, (str, bool, int)):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return f"holds {item!r}, which is not a finite number"
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return f"holds a mapping whose key {_shown(key)} is not a name"
+            pending.extend(item.values())
+        else:
+            return f"holds {_shown(item)}, a {type(item).__name__}, which is not plain data (quote it to make it a string)"
+    return None
 
 
 # ----------------------------------------------------------------------- retries

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ProjectManagementError
-from .models import Project
+from .errors import ProjectManagementError, WorkflowValidationError
+from .models import Project, record_data_problems
+from .workflow_file import load_located_yaml
 
 __all__ = ["PROJECT_FILE", "MAX_NAME_LENGTH", "validate_project_name", "write_project_file", "read_project_file"]
 
@@ -114,7 +115,7 @@ def read_project_file(path: Path | str) -> Project:
     try:
         if file.stat().st_size > _MAX_PROJECT_FILE_BYTES:
             raise ProjectManagementError(f"{file}: larger than 1 MB, so not a project file")
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProjectManagementError(
             f"{file}: no project file here; give a project directory that holds {PROJECT_FILE}",
@@ -122,17 +123,38 @@ def read_project_file(path: Path | str) -> Project:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProjectManagementError(f"{file}: cannot read the project file ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ProjectManagementError(f"{file}: the project file is not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise ProjectManagementError(f"{file}: the project file must hold a mapping of project fields")
-    data.pop("path", None)
     try:
-        project = Project.from_dict(data)
-    except (ValueError, TypeError) as exc:
-        raise ProjectManagementError(f"{file}: not a valid project record ({exc})") from None
+        data, locations = load_located_yaml(text, filename=str(file))
+    except WorkflowValidationError as exc:
+        raise ProjectManagementError(str(exc.problems[0]), error_code="PROJECT_FILE_INVALID") from None
+    if not isinstance(data, dict):
+        raise ProjectManagementError(f"{file}: the project file must hold a mapping of project fields",
+                                     error_code="PROJECT_FILE_INVALID")
+    data.pop("path", None)
+    data.setdefault("name", None)  # a record without one is refused by name below
+    problems = record_data_problems(Project, data)
+    problems += _time_problems(data, skip={field for field, _ in problems})
+    if problems:
+        field, problem = problems[0]
+        line = (locations.key(data, field) or (None,))[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise ProjectManagementError(
+            f"{file}{f':{line}' if line else ''}: field {field!r} {problem}{more}; fix the project file and load it again",
+            error_code="PROJECT_FILE_INVALID", details={"file": str(file), "line": line, "field": field})
+    project = Project.from_dict(data)
     validate_project_name(project.name)
     project.path = str(file.parent.resolve())
     return project
+
+
+# Epoch seconds of 1970-01-01 and 9999-12-31: a project's times fall between, and a time
+# outside cannot be shown as a date on every platform.
+_EARLIEST, _LATEST = 0.0, 253402300799.0
+
+
+def _time_problems(data: dict[str, object], skip: set[str]) -> list[tuple[str, str]]:
+    """Return a problem for each of the project's times (not in ``skip``) out of range."""
+    return [(field, "is not a time between the years 1970 and 9999 (in seconds since 1970)")
+            for field in ("created_at", "updated_at")
+            if field not in skip and isinstance(value := data.get(field), (int, float))
+            and not _EARLIEST <= value <= _LATEST]

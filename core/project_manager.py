@@ -280,7 +280,9 @@ class ProjectManager:
             files = render_scaffold(chosen, values)
             self._build(target, files, project)
             try:
-                self.store.save_project(project)
+                # Insert-only: the check above is not atomic across processes, and two of
+                # them creating one name in different directories must not both succeed.
+                taken_at = self.store.register_project(project)
             except BaseException as exc:
                 shutil.rmtree(target, ignore_errors=True)  # a project the store does not know is a stray directory
                 if isinstance(exc, OrchestrationError):
@@ -289,6 +291,14 @@ class ProjectManager:
                         error_code="PROJECT_REGISTRATION_FAILED",
                     ) from exc
                 raise
+            if taken_at is not None:
+                shutil.rmtree(target, ignore_errors=True)
+                raise ProjectManagementError(
+                    f"a project named {name!r} was just created at {taken_at} by another process; "
+                    "choose another name (nothing was created)",
+                    error_code="PROJECT_EXISTS",
+                    details={"name": name, "path": taken_at},
+                )
             return project
 
     def _build(self, target: Path, files: Sequence[ScaffoldFile], project: Project) -> None:
@@ -352,15 +362,19 @@ class ProjectManager:
         """
         project = read_project_file(path)
         directory = Path(project.path)
+
+        def may_replace(registered: str) -> bool:
+            """The same directory again, or one that no longer exists (moved or deleted)."""
+            return not registered or Path(registered).resolve() == directory or not Path(registered).exists()
+
         with self._lock:
-            existing = self.store.get_project(project.name)
-            if existing is not None and existing.path and Path(existing.path).resolve() != directory and Path(existing.path).exists():
-                raise ProjectManagementError(
-                    f"a different project named {project.name!r} is registered at {existing.path}; archive or remove it first",
-                    error_code="PROJECT_EXISTS",
-                    details={"name": project.name, "path": existing.path},
-                )
-            self.store.save_project(project)
+            taken_at = self.store.register_project(project, may_replace=may_replace)
+        if taken_at is not None:
+            raise ProjectManagementError(
+                f"a different project named {project.name!r} is registered at {taken_at}; archive or remove it first",
+                error_code="PROJECT_EXISTS",
+                details={"name": project.name, "path": taken_at},
+            )
         return project
 
     # ------------------------------------------------------------------- queries

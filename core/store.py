@@ -52,6 +52,7 @@ from .models import (
     TaskTransition,
     Workflow,
     WorkflowStatus,
+    record_data_problems,
 )
 from .snapshot import RunView
 from .store_records import (
@@ -695,35 +696,66 @@ class Store:
         Raises:
             StoreError: the write failed.
         """
-        data = project.to_dict()
-        milestones = data.pop("milestones")
-        data_json = dumps(data)
+        self._writer.call(lambda conn, touched: self._write_project(conn, project))
+
+    def register_project(self, project: Project, *, may_replace: Callable[[str], bool] | None = None) -> str | None:
+        """Save ``project`` unless another project of its name is registered; returns once
+        committed. The check and the write are one transaction, so of several processes
+        registering one name at once exactly one succeeds.
+
+        ``may_replace`` is given the registered one's path and says whether ``project``
+        may take its place (the same directory loaded again, say).
+
+        Returns:
+            None when ``project`` was saved, else the path of the project that keeps the name.
+
+        Raises:
+            StoreError: the write failed.
+        """
+        kept: list[str] = []
 
         def write(conn: sqlite3.Connection, touched: set[str]) -> None:
-            conn.execute(
-                "INSERT INTO projects (name, path, data_json, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET path = excluded.path, data_json = excluded.data_json, "
-                "updated_at = excluded.updated_at",
-                (project.name, project.path, data_json, project.updated_at),
-            )
-            conn.execute("DELETE FROM milestones WHERE project = ?", (project.name,))
-            conn.executemany(
-                "INSERT INTO milestones (project, name, data_json, at) VALUES (?, ?, ?, ?)",
-                [(project.name, name, dumps(value), project.updated_at) for name, value in milestones.items()],
-            )
+            kept.clear()  # a transaction that is retried runs this again
+            row = conn.execute("SELECT path FROM projects WHERE name = ?", (project.name,)).fetchone()
+            if row is not None and (may_replace is None or not may_replace(row[0])):
+                kept.append(row[0])
+                return
+            self._write_project(conn, project)
 
         self._writer.call(write)
+        return kept[0] if kept else None
+
+    def _write_project(self, conn: sqlite3.Connection, project: Project) -> None:
+        data = project.to_dict()
+        milestones = data.pop("milestones")
+        conn.execute(
+            "INSERT INTO projects (name, path, data_json, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET path = excluded.path, data_json = excluded.data_json, "
+            "updated_at = excluded.updated_at",
+            (project.name, project.path, dumps(data), project.updated_at),
+        )
+        conn.execute("DELETE FROM milestones WHERE project = ?", (project.name,))
+        conn.executemany(
+            "INSERT INTO milestones (project, name, data_json, at) VALUES (?, ?, ?, ?)",
+            [(project.name, name, dumps(value), project.updated_at) for name, value in milestones.items()],
+        )
 
     def get_project(self, name: str) -> Project | None:
-        """Return the project called ``name`` with its milestones, or None."""
-        projects = self._read_projects("WHERE name = ?", (name,))
+        """Return the project called ``name`` with its milestones, or None.
+
+        Raises:
+            StoreError: its stored record is not one this orchtui can read.
+        """
+        projects = self._read_projects("WHERE name = ?", (name,), strict=True)
         return projects[0] if projects else None
 
     def list_projects(self) -> list[Project]:
-        """Return every project, sorted by name."""
+        """Return every project, sorted by name. A record this orchtui cannot read (an
+        older one wrote it unchecked) is left out with a logged warning, so it cannot hide
+        the others; :meth:`get_project` of its name says what is wrong with it."""
         return self._read_projects("", ())
 
-    def _read_projects(self, where: str, args: tuple[Any, ...]) -> list[Project]:
+    def _read_projects(self, where: str, args: tuple[Any, ...], *, strict: bool = False) -> list[Project]:
         def read(conn: sqlite3.Connection) -> list[tuple[str, str, list[tuple[str, str]]]]:
             rows = conn.execute(f"SELECT name, data_json FROM projects {where} ORDER BY name", args).fetchall()
             return [(name, data_json, conn.execute(
@@ -731,9 +763,18 @@ class Store:
             ).fetchall()) for name, data_json in rows]
 
         projects = []
-        for _name, data_json, milestones in self._read(read):
+        for name, data_json, milestones in self._read(read):
             data = json.loads(data_json)
             data["milestones"] = {m: json.loads(m_json) for m, m_json in milestones}
+            problems = record_data_problems(Project, data) if isinstance(data, dict) else [("", "is not a mapping")]
+            if problems:
+                field, problem = problems[0]
+                message = (f"{self.db_path}: the record of project {name!r} cannot be read: field {field!r} {problem}; "
+                           "register its directory again with `orchtui project load DIR`")
+                if strict:
+                    raise StoreError(message, error_code="PROJECT_RECORD_INVALID")
+                log.warning("%s", message)
+                continue
             projects.append(record_from_json(Project, data, self.db_path))
         return projects
 
@@ -959,7 +1000,9 @@ def prepare_state_directory(directory: Path) -> None:
     except OSError as exc:
         raise StoreError(f"cannot create the state directory {directory} ({exc.strerror}); "
                          "set ORCHTUI_DIR to a writable directory", error_code="STORE_READ_ONLY") from None
-    probe = directory / f".orchtui-write-probe-{os.getpid()}"
+    # Unique per thread, not only per process: two threads opening stores at once must not
+    # remove each other's probe (the second removal failed, and its store with it).
+    probe = directory / f".orchtui-write-probe-{os.getpid()}-{threading.get_native_id()}"
     try:
         fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         os.close(fd)

@@ -39,6 +39,7 @@ __all__ = [
     "load_workflow",
     "workflow_from_dict",
     "parse_workflow_text",
+    "load_located_yaml",
     "find_workflow_files",
     "workflow_json_schema",
     "workflow_to_data",
@@ -318,13 +319,44 @@ def parse_workflow_text(text: str, *, filename: str | None = None,
     if data is None:
         raise _problem("the file is empty (it holds only comments)", filename, 1, 1,
                        "a workflow needs at least `name:` and `steps:`")
-    duplicates = [
+    duplicates = _duplicate_problems(loader, filename)
+    return validate_workflow_data(data, filename=filename, locations=loader.locations, extra_problems=duplicates,
+                                  requirement_problem=requirement_problem)
+
+
+def _duplicate_problems(loader: LocatingLoader, filename: str | None) -> list[ValidationProblem]:
+    return [
         ValidationProblem(f"duplicate key {key!r} (first on line {first[0]})", filename, second[0], second[1], "",
                           "each key may appear once in a mapping; remove or rename one")
         for key, first, second in loader.duplicates
     ]
-    return validate_workflow_data(data, filename=filename, locations=loader.locations, extra_problems=duplicates,
-                                  requirement_problem=requirement_problem)
+
+
+def load_located_yaml(text: str, *, filename: str | None = None) -> tuple[Any, Locations]:
+    """Parse one YAML document safely, as workflow files are, for other files people write
+    (a ``project.yaml``, say).
+
+    Returns:
+        The data and where each part of it stood (:class:`Locations`).
+
+    Raises:
+        WorkflowValidationError: the text is not valid YAML, nests too deep, expands too
+            far through aliases, or repeats a key in a mapping; located by line and column.
+    """
+    shape = _shape_problem(text, filename)
+    if shape is not None:
+        raise shape
+    loader = LocatingLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, filename) from None
+    finally:
+        loader.dispose()
+    duplicates = _duplicate_problems(loader, filename)
+    if duplicates:
+        raise WorkflowValidationError(duplicates)
+    return data, loader.locations
 
 
 class _DuplicateKey(Exception):

@@ -164,3 +164,15 @@ def test_retry_on_exit_codes_limits_retries():
     assert policy.should_retry(1, 75)
     assert not policy.should_retry(1, 1)
     assert not policy.should_retry(4, 75)
+
+
+def test_record_data_problems_name_each_field_that_does_not_fit_and_what_it_must_be() -> None:
+    from core.models import WorkflowExecution, record_data_problems
+
+    data = {"run_id": 7, "workflow_name": "w", "started_at": None, "step_status": {"a": "bogus"}, "colour": "red"}
+    assert record_data_problems(WorkflowExecution, data) == [
+        ("run_id", "must be a string, not 7 (quote it to make it a string)"),
+        ("step_status", "entry 'a' must be one of " + ", ".join(s.value for s in TaskStatus) + ", not 'bogus'"),
+        ("colour", "is not a field of a workflow execution"),
+    ]
+    assert record_data_problems(WorkflowExecution, {"run_id": "r", "workflow_name": "w", "started_at": 1}) == []

@@ -13,7 +13,7 @@ import yaml
 
 from core.config import Settings, load_settings
 from core.documentation_generator import TemplateError
-from core.errors import ProjectManagementError
+from core.errors import ProjectManagementError, StoreError
 from core.models import ProjectStatus, ProjectType
 from core.project_manager import ALLOWED_TRANSITIONS, ProjectManager, validate_project_name
 from core.store import Store
@@ -326,11 +326,24 @@ def test_load_project_refuses_a_second_directory_with_the_same_name(pm: ProjectM
     ("content", "fragment"),
     [
         (None, "no project file"),
-        ("name: [unclosed\n", "not valid YAML at line 2"),
+        ("name: [unclosed\n", "project.yaml:2:1: invalid YAML"),
         ("- just\n- a list\n", "must hold a mapping"),
-        ("name: p\nflavour: odd\n", "not a valid project record"),
-        ("name: p\nstatus: sleeping\n", "not a valid project record"),
+        ("name: p\nflavour: odd\n", "project.yaml:2: field 'flavour' is not a field of a project"),
+        ("name: p\nstatus: sleeping\n", "project.yaml:2: field 'status' must be one of planning, active"),
         ("name: ../escape\n", "path separator"),
+        ("name: p\nmilestones: [1, 2]\n", "project.yaml:2: field 'milestones' must be a mapping of names to mappings"),
+        ("name: p\nworkflows: [a, null]\n", "field 'workflows' must be a list of strings; item 2 is null"),
+        ("name: p\nrequired_modules: abc\n", "field 'required_modules' must be a list of strings, not 'abc'"),
+        ("name: p\nconfig: []\n", "field 'config' must be a mapping, not a list"),
+        ("name: p\nmetadata: {when: 2024-01-01}\n", "field 'metadata' entry 'when' holds datetime.date(2024, 1, 1)"),
+        ("name: p\ncreated_at: yesterday\n", "field 'created_at' must be a number, not 'yesterday'"),
+        ("name: p\nupdated_at: .nan\n", "field 'updated_at' must be a finite number, not nan;"),
+        ("name: p\ncreated_at: -99999999999999\n", "field 'created_at' is not a time between the years 1970 and 9999"),
+        ("name: p\nversion: 1.0\n", "field 'version' must be a string, not 1.0 (quote it to make it a string)"),
+        ("description: no name\n", "field 'name' must be a string, not null"),
+        ("name: p\nname: q\n", "project.yaml:2:1: duplicate key 'name'"),
+        ("a: &a [1, 2]\n" + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n"
+                                   for i in range(6)) + "name: p\nmetadata: {x: *g}\n", "its aliases expand the document"),
     ],
 )
 def test_load_project_bad_files(pm: ProjectManager, tmp_path: Path, content: str | None, fragment: str) -> None:
@@ -342,6 +355,44 @@ def test_load_project_bad_files(pm: ProjectManager, tmp_path: Path, content: str
         pm.load_project(directory)
     assert fragment in info.value.message
     assert pm.list_projects(include_archived=True) == []
+
+
+def test_a_stored_project_record_that_cannot_be_read_hides_no_other(pm: ProjectManager, store: Store) -> None:
+    pm.create_project("good", "custom")
+    broken = pm.create_project("broken", "custom")
+    broken.workflows = [None]  # type: ignore[list-item]  # what an unchecked older orchtui stored
+    store.save_project(broken)
+    assert [p.name for p in pm.list_projects()] == ["good"]
+    with pytest.raises(StoreError, match="the record of project 'broken' cannot be read: field 'workflows'"):
+        store.get_project("broken")
+
+
+def test_of_processes_creating_one_name_in_different_directories_exactly_one_succeeds(
+        settings: Settings, tmp_path: Path) -> None:
+    outcomes: list[str] = []
+    start = threading.Barrier(6, timeout=60)
+
+    def create(index: int) -> None:
+        try:
+            with Store.open(settings) as own_store, ProjectManager(settings=settings, store=own_store) as own:
+                start.wait()
+                own.create_project("race", "custom", path=tmp_path / f"race-{index}")
+                outcomes.append("created")
+        except ProjectManagementError as exc:
+            outcomes.append(exc.error_code)
+        except BaseException as exc:
+            start.abort()
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["PROJECT_EXISTS"] * 5 + ["created"]
+    with Store.open(settings) as reader:
+        registered = [Path(p.path).name for p in reader.list_projects()]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("race-")] == registered
 
 
 # ------------------------------------------------------------------ lifecycle

@@ -909,6 +909,31 @@ def test_a_database_from_a_newer_orchtui_is_refused(tmp_path: Path) -> None:
     assert info.value.error_code == "STORE_TOO_NEW"
 
 
+def test_threads_preparing_one_state_dir_at_once_all_succeed(tmp_path: Path) -> None:
+    # Each proves the directory writable with a probe file; they must not remove each other's.
+    from core.store import prepare_state_directory
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(8, timeout=60)
+
+    def prepare() -> None:
+        start.wait()
+        for _ in range(200):
+            try:
+                prepare_state_directory(tmp_path / "state")
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=prepare) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert list((tmp_path / "state").iterdir()) == []
+
+
 def test_a_state_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("oops")
     with pytest.raises(StoreError, match="exists but is not a directory"):
