@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic_file import write_text_atomic
 from .errors import ProjectManagementError
 from .models import Project, Workflow
 
@@ -187,12 +188,41 @@ def _cell(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|") or " "
 
 
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False  # one of them does not exist (yet)
+
+
 def _code(value: Any) -> str:
     """A default value shown as inline JSON in a table cell (blank when there is none)."""
     if value is None:
         return " "
-    text = _cell(json.dumps(value, ensure_ascii=False, default=str))
-    return f"`{text}`" if "`" not in text else text
+    return _code_span(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _code_span(text: str) -> str:
+    """``text`` as a Markdown code span that shows it exactly, also inside a table cell.
+
+    Inside a code span backslashes are literal, so only ``|`` is escaped (a GFM table
+    reads ``\\|`` before the span); a span fenced with more backticks than the longest
+    run in ``text`` holds backticks; line breaks become spaces (a span is one line).
+    """
+    text = " ".join(text.splitlines()).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if longest else ""  # so a backtick at either end is not read as the fence
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#+!|~-])")
+
+
+def _plain(value: Any) -> str:
+    """``value`` as one line of Markdown text that shows it as written: no formatting,
+    HTML or line break can come of it."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(_as_text(value).split()))
 
 
 class DocumentationGenerator:
@@ -284,7 +314,7 @@ class DocumentationGenerator:
             target.mkdir(parents=True, exist_ok=True)
             for name, text in documents.items():
                 path = target / name
-                path.write_text(text, encoding="utf-8")
+                write_text_atomic(path, text)
                 written.append(path)
         except OSError as exc:
             raise ProjectManagementError(f"{target}: cannot write the documentation ({exc.strerror or exc})") from None
@@ -305,11 +335,11 @@ class DocumentationGenerator:
 
         lines = [f"# Workflow `{workflow.name}`", ""]
         lines += [workflow.description.strip() or "_No description._", ""]
-        facts = [f"**Version:** {workflow.version}", f"**Steps:** {len(workflow.steps)}"]
+        facts = [f"**Version:** {_plain(workflow.version)}", f"**Steps:** {len(workflow.steps)}"]
         if workflow.tags:
-            facts.append(f"**Tags:** {', '.join(workflow.tags)}")
+            facts.append(f"**Tags:** {_plain(workflow.tags)}")
         if workflow.source_path:
-            facts.append(f"**File:** `{workflow.source_path}`")
+            facts.append(f"**File:** {_code_span(str(workflow.source_path))}")
         lines += ["  \n".join(facts), ""]
         lines += self._params_section(workflow)
         lines += self._steps_section(workflow)
@@ -324,10 +354,13 @@ class DocumentationGenerator:
             ProjectManagementError: the file cannot be written.
         """
         path = Path(output_path)
+        if workflow.source_path and _same_file(path, Path(workflow.source_path)):
+            raise ProjectManagementError(f"{path} is the file of workflow {workflow.name!r} itself; write its "
+                                         "documentation to another file (a .md one)", error_code="DOCS_OVERWRITE")
         text = self.workflow_markdown(workflow)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_text_atomic(path, text)
         except OSError as exc:
             raise ProjectManagementError(f"{path}: cannot write the workflow documentation ({exc.strerror or exc})") from None
         return path
@@ -341,7 +374,7 @@ class DocumentationGenerator:
         for name, param in workflow.params.items():
             choices = f" (one of {', '.join(map(str, param.choices))})" if param.choices else ""
             lines.append(
-                f"| `{_cell(name)}` | {_cell(param.type)} | {_code(param.default)} | "
+                f"| {_code_span(name)} | {_cell(param.type)} | {_code(param.default)} | "
                 f"{'yes' if param.required else 'no'} | {_cell(param.description + choices)} |"
             )
         return lines + [""]
@@ -356,10 +389,10 @@ class DocumentationGenerator:
             "|---|---|---|---|---|---|---|---|",
         ]
         for number, step in enumerate(workflow.steps, start=1):
-            after = ", ".join(f"`{_cell(d)}`" for d in step.dependencies) or "—"
+            after = ", ".join(_code_span(d) for d in step.dependencies) or "—"
             timeout = f"{step.timeout:g} s" if step.timeout is not None else "—"
             lines.append(
-                f"| {number} | `{_cell(step.name)}` | `{_cell(step.module)}.{_cell(step.action)}` | {after} | "
+                f"| {number} | {_code_span(step.name)} | {_code_span(f'{step.module}.{step.action}')} | {after} | "
                 f"{timeout} | {step.max_retries} | {step.priority.label} | {_cell(step.description)} |"
             )
         return lines + [""]

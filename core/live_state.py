@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic_file import write_text_atomic
 from .errors import OrchestrationError
 from .models import ResourceUsage, TaskPriority, TaskStatus
 from .process_tree import process_alive, this_process
@@ -170,13 +171,6 @@ def _worker_from_dict(data: dict[str, Any]) -> WorkerInfo:
                       memory=int(data.get("memory", 0)), memory_limit=int(data.get("memory_limit", 0)))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _parse(text: str) -> LiveProcess:
     data = json.loads(text)
     return LiveProcess(
@@ -285,7 +279,7 @@ def request_cancel(state_dir: Path, run_id: str, step: str | None = None) -> Pat
     path = _control_path(state_dir, run_id, step)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps({"requested_at": time.time(), "by": os.getpid()}))
+        write_text_atomic(path, json.dumps({"requested_at": time.time(), "by": os.getpid()}))
     except OSError as exc:
         raise OrchestrationError(
             f"cannot write the cancel request {path} ({exc.strerror}); check the state directory's permissions"
@@ -404,7 +398,7 @@ class LivePublisher:
                 "workers": [dataclasses.asdict(w) for w in workers],
             }
             try:
-                _write_atomic(self.path, json.dumps(payload, separators=(",", ":")))
+                write_text_atomic(self.path, json.dumps(payload, separators=(",", ":")))
             except OSError as exc:
                 log.warning("cannot publish live state to %s: %s", self.path, exc)
         self._serve_requests(owned)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 
 import yaml
 
+from .atomic_file import write_text_atomic
 from .errors import ProjectManagementError, WorkflowValidationError
 from .models import Project, record_data_problems
 from .workflow_file import load_located_yaml
@@ -90,14 +90,10 @@ def write_project_file(project: Project, directory: Path) -> Path:
     except yaml.YAMLError as exc:
         raise ProjectManagementError(f"project {project.name!r} holds data that cannot be saved as YAML ({exc})") from None
     target = Path(directory) / PROJECT_FILE
-    temporary = target.with_name(f".{PROJECT_FILE}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        temporary.write_text(_HEADER + text, encoding="utf-8")
-        os.replace(temporary, target)
+        write_text_atomic(target, _HEADER + text)
     except OSError as exc:
         raise ProjectManagementError(f"{target}: cannot write the project file ({exc.strerror or exc})") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     return target
 
 

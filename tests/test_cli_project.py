@@ -147,3 +147,18 @@ def test_docs_command(cli, tmp_path: Path) -> None:  # noqa: ANN001
     broken.write_text("name: b\nsteps:\n  - name: a\n    dependencies: [a]\n", encoding="utf-8")
     failed = cli("docs", str(broken))
     assert failed.returncode == 1 and "broken.yaml" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_docs_output_over_a_workflow_file_needs_force(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    source = tmp_path / "demo.yaml"
+    source.write_text(WORKFLOW, encoding="utf-8")
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nsteps:\n  - name: a\n", encoding="utf-8")
+    refused = cli("docs", str(source), "-o", str(other))
+    assert refused.returncode == 1 and "looks like a workflow file" in refused.stderr and "--force" in refused.stderr
+    assert other.read_text(encoding="utf-8").startswith("name: other")
+    itself = cli("docs", str(source), "-o", str(source), "--force")
+    assert itself.returncode == 1 and "is the file of workflow 'docs-demo' itself" in itself.stderr
+    assert source.read_text(encoding="utf-8") == WORKFLOW
+    assert cli("docs", str(source), "-o", str(other), "--force").returncode == 0
+    assert other.read_text(encoding="utf-8").startswith("# Workflow `docs-demo`")

@@ -181,3 +181,37 @@ def test_workflow_markdown_without_params() -> None:
 def test_generate_workflow_docs_writes_the_page(tmp_path: Path) -> None:
     target = DocumentationGenerator().generate_workflow_docs(load_workflow(WORKFLOW), tmp_path / "docs" / "release.md")
     assert target.read_text(encoding="utf-8").count("```mermaid") == 1
+
+
+def test_workflow_markdown_shows_defaults_exactly_in_code_spans() -> None:
+    workflow = load_workflow("name: w\nparams:\n  path: {default: 'C:\\dir\\new'}\n"
+                             "  tick: {default: 'a`b|c<img src=x>'}\nsteps:\n  - name: a\n")
+    text = DocumentationGenerator().workflow_markdown(workflow)
+    assert '| `path` | string | `"C:\\\\dir\\\\new"` |' in text  # the JSON, backslashes not doubled again
+    assert '| `tick` | string | `` "a`b\\|c<img src=x>" `` |' in text  # a longer fence holds the backtick
+
+
+def test_workflow_markdown_shows_version_and_tags_as_plain_text() -> None:
+    workflow = load_workflow('name: w\nversion: "1.0\\n\\n## Fake"\ntags: ["a|b", "<b>x</b>"]\nsteps:\n  - name: a\n')
+    text = DocumentationGenerator().workflow_markdown(workflow)
+    assert "**Version:** 1.0 \\#\\# Fake  \n" in text and "\n## Fake" not in text
+    assert "**Tags:** a\\|b, \\<b\\>x\\</b\\>\n" in text
+
+
+def test_generate_workflow_docs_refuses_to_overwrite_the_workflow_file(tmp_path: Path) -> None:
+    source = tmp_path / "w.yaml"
+    source.write_text("name: w\nsteps:\n  - name: a\n", encoding="utf-8")
+    with pytest.raises(ProjectManagementError, match="is the file of workflow 'w' itself"):
+        DocumentationGenerator().generate_workflow_docs(load_workflow(source), source)
+    assert source.read_text(encoding="utf-8").startswith("name: w")
+
+
+def test_generate_workflow_docs_replaces_the_old_page_whole(tmp_path: Path) -> None:
+    page = tmp_path / "docs" / "w.md"
+    page.parent.mkdir()
+    page.write_text("old page\n", encoding="utf-8")
+    with page.open(encoding="utf-8") as reader:  # a reader of the old page keeps reading it whole
+        DocumentationGenerator().generate_workflow_docs(load_workflow(WORKFLOW), page)
+        assert reader.read() == "old page\n"
+    assert page.read_text(encoding="utf-8").startswith("# Workflow `release pipeline`")
+    assert [p.name for p in page.parent.iterdir()] == ["w.md"]  # no temporary file left

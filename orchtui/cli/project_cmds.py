@@ -197,17 +197,23 @@ def templates_cmd(as_json: bool) -> None:
 @click.argument("target", metavar="WORKFLOW")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the Markdown here instead of printing it.")
+@click.option("--force", is_flag=True, help="Replace an existing workflow file (.yaml, .yml, .json) with -o.")
 @json_option
 @handle_errors
-def docs_cmd(target: str, output: Path | None, as_json: bool) -> None:
+def docs_cmd(target: str, output: Path | None, force: bool, as_json: bool) -> None:
     """Write a Markdown page for WORKFLOW (a file, or a name in the workflows directory):
     description, parameters, steps, Mermaid graph."""
     from core.documentation_generator import DocumentationGenerator
+    from core.errors import ProjectManagementError
+    from core.workflow_file import WORKFLOW_SUFFIXES
 
     from .workflow_target import find_workflow
 
     generator = DocumentationGenerator()
     workflow = find_workflow(target, load_settings())
+    if output is not None and not force and output.suffix.lower() in WORKFLOW_SUFFIXES and output.exists():
+        raise ProjectManagementError(f"{output} exists and looks like a workflow file; write the documentation to "
+                                     "a .md file, or pass --force to replace it", error_code="DOCS_OVERWRITE")
     if output is not None:
         path = generator.generate_workflow_docs(workflow, output)
         if as_json:
