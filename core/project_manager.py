@@ -30,6 +30,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -70,6 +71,33 @@ ALLOWED_TRANSITIONS: dict[ProjectStatus, frozenset[ProjectStatus]] = {
     ProjectStatus.FAILED: frozenset({ProjectStatus.PLANNING, ProjectStatus.ARCHIVED}),
     ProjectStatus.ARCHIVED: frozenset(),
 }
+
+
+# Control characters: they would reach README.md, project.yaml and terminals as they are.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS_AND_LINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _text_field(field: str, value: str, *, lines: bool) -> str:
+    """Return ``value`` when it may be the project's ``field``: text, without control
+    characters (line breaks and tabs only where ``lines``).
+
+    Raises:
+        ProjectManagementError: naming the field and the first character that is refused.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProjectManagementError(f"the project {field} {value!r} is not valid UTF-8 text; "
+                                     "give it in UTF-8", error_code="INVALID_PROJECT_FIELD") from None
+    found = (_CONTROLS if lines else _CONTROLS_AND_LINES).search(value)
+    if found is not None:
+        line_break = found.group() in "\r\n"
+        what = "a line break" if line_break else f"the control character {found.group()!r}"
+        raise ProjectManagementError(f"the project {field} {value!r} holds {what}; "
+                                     + ("keep it to one line of text" if line_break else "remove it"),
+                                     error_code="INVALID_PROJECT_FIELD")
+    return value
 
 
 class ProjectManager:
@@ -213,7 +241,7 @@ class ProjectManager:
         items = [tags] if isinstance(tags, str) else list(tags)
         if not all(isinstance(t, str) and t.strip() for t in items):
             raise ProjectManagementError("project tags must be non-empty strings")
-        return list(dict.fromkeys(t.strip() for t in items))
+        return list(dict.fromkeys(_text_field("tag", t, lines=False).strip() for t in items))
 
     def create_project(
         self,
@@ -244,6 +272,8 @@ class ProjectManager:
         chosen = self.get_template(self._template_name(template_name, template, type))
         if not isinstance(description, str) or not isinstance(author, str):
             raise ProjectManagementError("project description and author must be strings")
+        _text_field("description", description, lines=True)
+        _text_field("author", author, lines=False)
         with self._lock:
             existing = self.store.get_project(name)
             if existing is not None:

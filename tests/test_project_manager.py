@@ -169,6 +169,36 @@ def test_duplicate_project_name_is_refused(pm: ProjectManager, tmp_path: Path) -
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.parametrize(("fields", "fragment"), [
+    ({"tags": ["multi\nline"]}, "the project tag 'multi\\nline' holds a line break; keep it to one line of text"),
+    ({"author": "Eve\x1b[31m"}, "the project author 'Eve\\x1b[31m' holds the control character '\\x1b'; remove it"),
+    ({"description": "a\x00b"}, "the project description 'a\\x00b' holds the control character '\\x00'"),
+    ({"description": "a\udcffb"}, "the project description 'a\\udcffb' is not valid UTF-8 text"),
+])
+def test_control_characters_in_text_fields_are_refused_and_write_nothing(
+        pm: ProjectManager, settings: Settings, fields: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ProjectManagementError) as info:
+        pm.create_project("p", "custom", **fields)  # type: ignore[arg-type]
+    assert info.value.message == fragment if fragment.endswith("remove it") else fragment in info.value.message
+    assert _entries(settings.projects_dir) == [] and pm.list_projects() == []
+
+
+def test_a_multi_line_description_and_pipes_in_author_and_tags_are_kept_as_written(pm: ProjectManager) -> None:
+    project = pm.create_project("p", "custom", description="one\ntwo", author="Eve | Mallory", tags=["x|y"])
+    readme = (Path(project.path) / "README.md").read_text(encoding="utf-8")
+    assert "- **author:** Eve | Mallory\n" in readme and "- **tags:** x|y\n" in readme
+    assert project.description == "one\ntwo"
+
+
+@pytest.mark.parametrize("name", ["true", "null", "off", "1.0", "0x1F", "012", "1_000"])
+@pytest.mark.parametrize(("template", "config", "key"), [
+    ("custom", "settings.yaml", "name"), ("ai_analysis", "analysis.yaml", "project")])
+def test_config_files_read_the_project_name_back_as_a_string(pm: ProjectManager, name: str, template: str,
+                                                             config: str, key: str) -> None:
+    project = pm.create_project(name, template)
+    assert yaml.safe_load((Path(project.path) / "config" / config).read_text(encoding="utf-8"))[key] == name
+
+
 def test_unknown_template_suggests_the_closest(pm: ProjectManager, settings: Settings) -> None:
     with pytest.raises(ProjectManagementError, match="did you mean 'web_application'") as info:
         pm.create_project("p", "web_aplication")
