@@ -285,6 +285,7 @@ def template_workflows(template: ProjectTemplate) -> list[str]:
     from .workflow_file import parse_workflow_text  # the workflow parser pulls in the schema tables
 
     names: list[str] = []
+    files: dict[str, str] = {}  # workflow name -> the file that declares it
     for relative, source in _template_files(template):
         if not _is_workflow_file(relative):
             continue
@@ -297,6 +298,14 @@ def template_workflows(template: ProjectTemplate) -> list[str]:
                 details=exc.details,
                 suggestions=exc.suggestions,
             ) from None
+        if workflow.name in files:
+            # A project runs its workflows by name: one of the two could never be run.
+            raise ProjectManagementError(
+                f"template {template.name!r} ships two workflows named {workflow.name!r}: {files[workflow.name]} "
+                f"and {relative}; rename one",
+                error_code="TEMPLATE_INVALID",
+            )
+        files[workflow.name] = str(relative)
         names.append(workflow.name)
     unknown = [w for w in template.workflows if w not in names]
     if unknown:

@@ -116,6 +116,23 @@ def test_templates_command(cli) -> None:  # noqa: ANN001
     assert names == ["ai_analysis", "custom", "data_pipeline", "documentation", "ml_model", "research", "web_application"]
 
 
+def test_a_broken_user_template_is_listed_as_broken_beside_the_others(orchtui_cmd: list[str], cli_env: dict[str, str],
+                                                                      tmp_path: Path) -> None:
+    templates = tmp_path / "user-templates"
+    (templates / "broken").mkdir(parents=True)
+    (templates / "broken" / "template.yaml").write_text("description: [unclosed\n", encoding="utf-8")
+    config = tmp_path / "orchtui.yaml"
+    config.write_text(f"templates_dir: {templates}\n", encoding="utf-8")
+    env = dict(cli_env, ORCHTUI_CONFIG=str(config))
+    listed = _run(orchtui_cmd, env, tmp_path, "project", "templates")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 8 and lines[0].startswith("ai_analysis ")
+    assert "broken" in lines[-1] and "(broken: " in lines[-1] and "not valid YAML" in lines[-1]
+    data = json.loads(_run(orchtui_cmd, env, tmp_path, "project", "templates", "--json").stdout)
+    assert len(data["templates"]) == 7 and [b["name"] for b in data["broken"]] == ["broken"]
+
+
 WORKFLOW = """\
 name: docs-demo
 description: Shows the docs command.

@@ -274,6 +274,16 @@ def test_template_with_invalid_workflow_is_refused(settings: Settings, store: St
     assert not settings.projects_dir.exists()
 
 
+def test_template_with_two_workflows_of_one_name_is_refused(settings: Settings, store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "user-templates"
+    directory = _user_template(root, "dup")
+    (directory / "workflows" / "w2.yaml").write_text("name: w\nsteps:\n  - name: b\n", encoding="utf-8")
+    with ProjectManager(settings=settings, store=store, templates_dir=root) as manager:
+        with pytest.raises(ProjectManagementError, match="ships two workflows named 'w': workflows/w.yaml and workflows/w2.yaml"):
+            manager.create_project("p", template_name="dup")
+    assert _entries(settings.projects_dir) == []
+
+
 def test_template_with_symlink_is_refused(settings: Settings, store: Store, tmp_path: Path) -> None:
     templates = tmp_path / "user-templates"
     directory = _user_template(templates)

@@ -182,15 +182,24 @@ def milestone_cmd(name: str, milestone: str, data: str | None, as_json: bool) ->
 @handle_errors
 def templates_cmd(as_json: bool) -> None:
     """List the project templates (built-in and from templates_dir)."""
+    templates = []
+    broken: dict[str, str] = {}  # a template whose manifest cannot be read hides no other
     with _manager() as manager:
-        templates = [manager.get_template(name) for name in manager.list_templates()]
+        for name in manager.list_templates():
+            try:
+                templates.append(manager.get_template(name))
+            except ProjectManagementError as exc:
+                broken[name] = exc.message
     if as_json:
-        emit_json({"success": True, "templates": [t.to_dict() for t in templates]})
+        emit_json({"success": True, "templates": [t.to_dict() for t in templates],
+                   "broken": [{"name": name, "error": error} for name, error in broken.items()]})
         return
-    width = max(len(t.name) for t in templates)
+    width = max(len(name) for name in [*(t.name for t in templates), *broken])
     for t in templates:
         origin = "" if t.builtin else "  (user)"
         click.echo(f"{t.name:<{width}}  {t.description}{origin}")
+    for name, error in broken.items():
+        click.echo(f"{name:<{width}}  (broken: {error})")
 
 
 @click.command("docs", context_settings=CONTEXT_SETTINGS)
