@@ -173,7 +173,9 @@ class ActionContext:
             wake = end if self.deadline is None else min(end, self.deadline)
             if now >= wake:
                 break
-            if self.cancel_event.wait(wake - now):
+            # At most TIMEOUT_MAX at a time: a longer wait overflows (and a year of sleep
+            # is still a sleep, woken by cancel like any other).
+            if self.cancel_event.wait(min(wake - now, threading.TIMEOUT_MAX)):
                 break
         self.check()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import math
 import re
 import signal
 import threading
@@ -215,8 +216,8 @@ def builtin_noop(ctx: ActionContext, params: dict[str, Any]) -> Any:
 def builtin_sleep(ctx: ActionContext, params: dict[str, Any]) -> Any:
     """Sleep ``seconds`` (waking on cancel or deadline); output is the ``output`` parameter."""
     seconds = params.get("seconds", 0)
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        raise ActionError(f"builtin.sleep: 'seconds' must be a number >= 0, got {seconds!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise ActionError(f"builtin.sleep: 'seconds' must be a finite number >= 0, got {seconds!r}")
     ctx.sleep(float(seconds))
     return params.get("output")
 

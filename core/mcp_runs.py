@@ -70,13 +70,15 @@ def _progress_text(handle: RunHandle) -> tuple[int, int, str]:
 
 def follow_run(
     handle: RunHandle, *, wait: bool, wait_seconds: float | None, progress: ProgressCallback | None,
+    stopped: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Wait for a run as asked and return what the agent gets back.
 
     Without ``wait`` returns at once (:func:`run_started`). Otherwise polls the run,
     calling ``progress`` whenever a step settles or starts, until the run ends
-    (:func:`run_outcome`) or ``wait_seconds`` pass (the run keeps going; the result
-    says it is still running).
+    (:func:`run_outcome`), or ``wait_seconds`` pass, or ``stopped()`` says to stop
+    waiting (the client cancelled the request, or the server is stopping); in those
+    two cases the run keeps going and the result says it is still running.
     """
     if not wait:
         return run_started(handle)
@@ -97,10 +99,15 @@ def follow_run(
                     progress = None
         if execution is not None:
             return run_outcome(execution, handle)
-        if deadline is not None and time.monotonic() >= deadline:
+        timed_out = deadline is not None and time.monotonic() >= deadline
+        if timed_out or (stopped is not None and stopped()):
+            # The run may have ended since the wait above: then its outcome is the answer.
+            execution = handle.wait(0)
+            if execution is not None:
+                return run_outcome(execution, handle)
             result = run_started(handle)
-            result["message"] = (f"still running after {wait_seconds:g} s; poll get_run_status with run_id "
-                                 f"{handle.run_id}")
+            why = f"still running after {wait_seconds:g} s" if timed_out else "stopped waiting while it runs"
+            result["message"] = f"{why}; poll get_run_status with run_id {handle.run_id}"
             return result
 
 
@@ -150,7 +157,7 @@ def run_outcome(execution: WorkflowExecution, handle: RunHandle | None = None) -
     return result
 
 
-def _step_dict(step: StepRecord, now: float) -> dict[str, Any]:
+def _step_dict(step: StepRecord, now: float, logged: set[str]) -> dict[str, Any]:
     started = step.started_at
     duration = None if started is None else (step.finished_at or now) - started
     return {
@@ -164,7 +171,7 @@ def _step_dict(step: StepRecord, now: float) -> dict[str, Any]:
         "exit_code": step.exit_code,
         "output": _clip(step.output),
         "reused_from": step.reused_from,
-        "has_log": step.log_path is not None,
+        "has_log": step.name in logged,  # a step that printed nothing has a log path but no file
     }
 
 
@@ -242,6 +249,7 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
     counts = {s.value: 0 for s in TaskStatus}
     for step in run.steps.values():
         counts[step.status.value] += 1
+    logged = {log.step for log in list_logs(store.runs_dir, run.run_id)}  # one listing for every step
     result = run_summary(run)
     result.update(
         success=True,
@@ -250,13 +258,18 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         finished=run.status.is_terminal,
         run_succeeded=run.status == WorkflowStatus.COMPLETED if run.status.is_terminal else None,
         progress={"total": len(run.steps), **{k: v for k, v in counts.items() if v}},
-        steps=[_step_dict(step, now) for step in run.steps.values()],
+        steps=[_step_dict(step, now, logged) for step in run.steps.values()],
     )
     return result
 
 
+MAX_LOG_CHARS = 100_000
+"""The most of a log :func:`step_log` returns (its end); ``clipped`` says it cut."""
+
+
 def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: int | None) -> dict[str, Any]:
-    """Return the last ``tail_lines`` lines of a step's log (latest attempt unless given).
+    """Return the last ``tail_lines`` lines of a step's log (latest attempt unless given),
+    at most :data:`MAX_LOG_CHARS` characters of them.
 
     Raises:
         StoreError: unknown run; unknown step (with did-you-mean); no log for that step
@@ -279,13 +292,23 @@ def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: 
             error_code="LOG_NOT_FOUND",
             details={"run_id": run.run_id, "step": step, "status": record.status.value, "reused_from": origin})
     if not files:
-        which = f"attempt {attempt} of step" if attempt is not None else "step"
-        raise StoreError(
-            f"{which} {step!r} of run {run.run_id} has no log (the step is {record.status.value}); "
-            "a step writes its log once it starts",
-            error_code="LOG_NOT_FOUND", details={"run_id": run.run_id, "step": step, "status": record.status.value})
+        which = f"attempt {attempt} of step {step!r}" if attempt is not None else f"step {step!r}"
+        status = record.status
+        if status is TaskStatus.SKIPPED:
+            why = "was skipped: it never ran, so it has no log"
+        elif status is TaskStatus.RUNNING:
+            why = "has written no output yet; call again later"
+        elif status.is_terminal:
+            why = f"wrote no output (it {status.value})" if record.attempt else f"never ran (it is {status.value})"
+        else:
+            why = f"has not started yet (it is {status.value}); its log appears once it writes"
+        raise StoreError(f"{which} of run {run.run_id} {why}", error_code="LOG_NOT_FOUND",
+                         details={"run_id": run.run_id, "step": step, "status": status.value})
     chosen = files[-1]
     text = read_log(chosen.path, tail_lines)
+    clipped = len(text) > MAX_LOG_CHARS
+    if clipped:  # one answer must not carry megabytes: a line may be as long as the log's cap
+        text = f"[orchtui: the last {MAX_LOG_CHARS} characters]\n" + text[-MAX_LOG_CHARS:]
     return {
         "success": True,
         "run_id": run.run_id,
@@ -295,5 +318,6 @@ def step_log(store: Store, run_id: str, step: str, *, tail_lines: int, attempt: 
         "attempts": sorted({f.attempt for f in every}),
         "tail_lines": tail_lines,
         "truncated": is_truncated(chosen.path),
+        "clipped": clipped,
         "log": text,
     }

@@ -15,6 +15,7 @@ the arguments are validated in depth by :mod:`core.workflow_file` afterwards.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -255,12 +256,32 @@ def _where(path: str) -> str:
     return f"argument '{path}'" if path else "the arguments"
 
 
+def _non_finite(value: Any) -> tuple[str, float] | None:
+    """Return (path, number) of the first NaN or infinity inside ``value``, or None."""
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return path, item
+        if isinstance(item, dict):
+            pending.extend((f"{path}.{key}" if path else str(key), inner) for key, inner in item.items())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((f"{path}[{index}]", inner) for index, inner in enumerate(item))
+    return None
+
+
 def schema_problem(schema: dict[str, Any], value: Any, path: str = "") -> str | None:
     """Return the first way ``value`` breaks ``schema`` as one sentence, or None if it fits.
 
     ``path`` names ``value`` in the message (``steps[2].name``); empty for the whole
-    argument object.
+    argument object, which is also searched for NaN and infinities anywhere inside (JSON
+    has none, some clients send them, and no comparison with ``minimum`` catches NaN).
     """
+    if not path:
+        found = _non_finite(value)
+        if found is not None:
+            where, number = found
+            return f"{_where(where)} must be a finite number, got {number}"
     types = schema.get("type")
     if types is not None:
         allowed = [types] if isinstance(types, str) else list(types)

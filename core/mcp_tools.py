@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from .store import Store
     from .workflow_manager import WorkflowManager
 
-__all__ = ["OrchestrationMCPTools", "MCPToolError", "ActionNotAllowedError"]
+__all__ = ["OrchestrationMCPTools", "MCPToolError", "ActionNotAllowedError", "TOOLS_THAT_WAIT"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,9 @@ class OrchestrationMCPTools:
         self._created: dict[str, Workflow] = {}  # workflows defined over MCP in this session
         self._handles: dict[str, RunHandle] = {}  # runs this server started
         self._specs: dict[str, ToolSpec] = {spec.name: spec for spec in TOOL_SPECS}
+        # Set when the server stops: every tool waiting for a run returns at once, so
+        # the server can go and ``close`` cancel the runs.
+        self.stopping = threading.Event()
 
     def _build_engine(self, settings: Settings) -> OrchestrationEngine:
         """Build an engine for ``settings`` whose runs are recorded in its store."""
@@ -172,6 +175,14 @@ class OrchestrationMCPTools:
 
     def close(self) -> None:
         """Cancel this server's runs and shut down what it built (never a shared engine)."""
+        self.stopping.set()
+        with self._lock:
+            running = [handle for handle in self._handles.values() if not handle.done()]
+        for handle in running:
+            handle.cancel()
+        for handle in running:
+            # A run is done once its end is recorded: the store must not close before.
+            handle.wait(_CLOSE_WAIT_SECONDS)
         closers, self._closers = self._closers, []
         for closer in reversed(closers):
             closer()
@@ -397,12 +408,14 @@ class OrchestrationMCPTools:
         return self.workflows.require_workflow(name), None
 
     def _run(self, workflow: Workflow, params: Mapping[str, Any], *, working_dir: Path | None, wait: bool,
-             wait_seconds: float | None, progress: ProgressCallback | None, agent_defined: bool) -> dict[str, Any]:
+             wait_seconds: float | None, progress: ProgressCallback | None, agent_defined: bool,
+             stop: threading.Event | None = None) -> dict[str, Any]:
         guard = self._parameter_guard(working_dir) if agent_defined else None
         handle = self.workflows.start_workflow(workflow, dict(params), working_dir=working_dir,
                                                parameter_guard=guard)
         self._remember(handle)
-        result = mcp_runs.follow_run(handle, wait=wait, wait_seconds=wait_seconds, progress=progress)
+        result = mcp_runs.follow_run(handle, wait=wait, wait_seconds=wait_seconds, progress=progress,
+                                     stopped=lambda: self.stopping.is_set() or (stop is not None and stop.is_set()))
         if handle.done():
             # The agent may look the run up elsewhere (`orchtui runs`) right after this returns.
             mcp_runs.flush(self.store)
@@ -419,11 +432,13 @@ class OrchestrationMCPTools:
         return [spec.name for spec in TOOL_SPECS]
 
     def execute_tool(self, name: str, arguments: Mapping[str, Any] | None = None, *,
-                     progress: ProgressCallback | None = None) -> dict[str, Any]:
+                     progress: ProgressCallback | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
         """Run tool ``name`` with ``arguments`` and return its result dict; never raises.
 
         The arguments are checked against the tool's schema first. ``progress`` (used by
-        the run tools while they wait) is called as ``progress(done, total, message)``.
+        the run tools while they wait) is called as ``progress(done, total, message)``;
+        once ``stop`` is set they stop waiting (the client cancelled the request) and
+        return the run's id and state, as when ``wait_seconds`` pass.
 
         Returns
         -------
@@ -445,8 +460,8 @@ class OrchestrationMCPTools:
                 raise MCPToolError(f"{name}: {problem}", details={"tool": name},
                                    suggestions=["the tool's inputSchema (tools/list) says what it accepts"])
             method = getattr(self, name)
-            if spec.name in _PROGRESS_TOOLS:
-                result = method(**args, progress=progress)
+            if spec.name in _WAITING_TOOLS:
+                result = method(**args, progress=progress, stop=stop)
             else:
                 result = method(**args)
             return jsonable(result)
@@ -461,6 +476,7 @@ class OrchestrationMCPTools:
     def execute_workflow(
         self, workflow_name: str, parameters: Mapping[str, Any] | None = None, *, project: str | None = None,
         wait: bool = True, wait_seconds: float | None = None, progress: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
     ) -> dict[str, Any]:
         """Run a known workflow (of ``project`` when given) and return its outcome.
 
@@ -479,7 +495,7 @@ class OrchestrationMCPTools:
             # An agent's own workflow with shell or python steps could name any path itself.
             self._confine_parameters(workflow, parameters or {}, working_dir=working_dir)
         return self._run(workflow, parameters or {}, working_dir=working_dir, wait=wait, wait_seconds=wait_seconds,
-                         progress=progress, agent_defined=agent_defined)
+                         progress=progress, agent_defined=agent_defined, stop=stop)
 
     def create_workflow(self, name: str, steps: list[dict[str, Any]], description: str = "",
                         params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -552,6 +568,7 @@ class OrchestrationMCPTools:
         self, name: str, module: str, action: str, parameters: Mapping[str, Any] | None = None, *,
         priority: str = "normal", timeout: float | None = None, max_retries: int = 0, wait: bool = True,
         wait_seconds: float | None = None, progress: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
     ) -> dict[str, Any]:
         """Run one action as a single-step run; returns the run's outcome plus ``output``.
 
@@ -568,7 +585,7 @@ class OrchestrationMCPTools:
         workflow = workflow_from_dict({"name": f"task-{name}", "steps": [step]}, filename="<mcp>")
         self._check_definition(workflow)
         result = self._run(workflow, {}, working_dir=None, wait=wait, wait_seconds=wait_seconds, progress=progress,
-                           agent_defined=True)
+                           agent_defined=True, stop=stop)
         result["task"] = name
         if "results" in result:
             result["output"] = result["results"].get(name)
@@ -622,7 +639,7 @@ class OrchestrationMCPTools:
         self, steps: list[dict[str, Any]], dependencies: Mapping[str, Any] | None = None,
         parallel_groups: list[list[str]] | None = None, name: str | None = None, description: str = "",
         params: Mapping[str, Any] | None = None, *, wait: bool = True, wait_seconds: float | None = None,
-        progress: ProgressCallback | None = None,
+        progress: ProgressCallback | None = None, stop: threading.Event | None = None,
     ) -> dict[str, Any]:
         """Create a workflow from steps, a dependency map and parallel groups, then run it.
 
@@ -662,7 +679,7 @@ class OrchestrationMCPTools:
         ]
         order = dag.get_execution_levels()
         result = self._run(workflow, {}, working_dir=None, wait=wait, wait_seconds=wait_seconds, progress=progress,
-                           agent_defined=True)
+                           agent_defined=True, stop=stop)
         result.update(execution_order=order, warnings=warnings)
         return result
 
@@ -720,8 +737,14 @@ class OrchestrationMCPTools:
         return {"success": True, "runs": [mcp_runs.run_summary(r) for r in runs], "total": len(runs)}
 
 
-# Tools whose methods take a ``progress`` callback.
-_PROGRESS_TOOLS = frozenset({"execute_workflow", "execute_task", "create_complex_workflow"})
+# How long closing waits for each cancelled run to end: its steps' kill grace and more.
+_CLOSE_WAIT_SECONDS = 30.0
+
+# Tools that may wait for a run: their methods take a ``progress`` callback and a ``stop`` event.
+_WAITING_TOOLS = frozenset({"execute_workflow", "execute_task", "create_complex_workflow"})
+TOOLS_THAT_WAIT = _WAITING_TOOLS | {"allocate_resources"}
+"""Tools whose call may last long (a run, or resources freed by others): a server runs them
+apart from the others, so that any number of them never delays a status read or a cancel."""
 
 
 def _params_dict(workflow: Workflow) -> dict[str, Any]:

@@ -330,6 +330,23 @@ def test_builtin_sleep_wakes_on_cancel() -> None:
     assert result.error_type == "Cancelled"
 
 
+@pytest.mark.parametrize("seconds", [1e10, 1e300])
+def test_a_sleep_longer_than_any_wait_still_wakes_on_cancel(seconds: float) -> None:
+    # One wait that long overflows the platform's time: the sleep waits in parts.
+    cancel = threading.Event()
+    timer = threading.Timer(0.1, cancel.set)
+    timer.start()
+    result = run("builtin", "sleep", {"seconds": seconds}, cancel)
+    timer.join()
+    assert result.error_type == "Cancelled"
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -1])
+def test_builtin_sleep_refuses_a_time_that_is_not_a_finite_number_from_zero(seconds: float) -> None:
+    result = run("builtin", "sleep", {"seconds": seconds})
+    assert result.error_type == "ActionError" and "'seconds' must be a finite number >= 0" in result.error_message
+
+
 def test_builtin_sleep_returns_output_when_done() -> None:
     assert run("builtin", "sleep", {"seconds": 0.01, "output": 7}).data == 7
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -126,3 +132,141 @@ def test_a_missing_workflows_dir_is_a_usage_error(
     done = subprocess.run([*orchtui_cmd, "mcp", "--workflows-dir", "nowhere"], cwd=tmp_path, env=cli_env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "nowhere" in done.stderr
+
+
+class RawClient:
+    """``orchtui mcp`` spoken to in JSON-RPC lines over pipes: for what the SDK's client
+    hides, such as a signal to the server or a client that leaves in the middle of a call."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], *flags: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "orchtui", "mcp", *flags], cwd=cwd, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=(cwd / "server-stderr.log").open("wb"))
+        self._buffer = b""
+        self._next_id = 0
+        self.send({"method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
+        self.answer(self._next_id)
+        self.send({"method": "notifications/initialized"}, notification=True)
+
+    def send(self, message: dict[str, Any], *, notification: bool = False) -> int:
+        if not notification:
+            self._next_id += 1
+            message = {"id": self._next_id, **message}
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n")
+        self.process.stdin.flush()
+        return self._next_id
+
+    def call(self, tool: str, arguments: dict[str, Any]) -> int:
+        """Send a tools/call; return its id (read its answer with :meth:`answer`)."""
+        return self.send({"method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+
+    def answer(self, wanted: int, timeout: float = 60.0) -> tuple[dict[str, Any], list[int]]:
+        """Read until the answer to request ``wanted``; return it and the ids answered before it."""
+        assert self.process.stdout is not None
+        end, before = time.monotonic() + timeout, []
+        while True:
+            while b"\n" not in self._buffer:
+                ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, end - time.monotonic()))
+                assert ready, f"no answer to request {wanted} in {timeout} s"
+                chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+                assert chunk, "the server closed its output"
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if message.get("id") == wanted:
+                return message, before
+            if "id" in message:
+                before.append(message["id"])
+
+    def close_input(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:  # a test that failed: leave no server behind
+            self.process.kill()
+            self.process.wait()
+
+
+def started_step(pid_file: Path) -> int:
+    """Wait for a step to write its pid to ``pid_file``; return it."""
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
+def kill_if_alive(pid: int) -> None:
+    try:
+        psutil.Process(pid).kill()
+    except psutil.Error:
+        pass
+
+
+def step_gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def stored_status(cwd: Path, env: dict[str, str], run_id: str) -> WorkflowStatus:
+    with Store.open(load_settings(cwd=cwd, env=env)) as store:
+        run = store.get_run(run_id)
+    assert run is not None
+    return run.status
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_cancels_the_servers_runs_and_exits_as_the_signal_says(
+        project_dir: Path, cli_env: dict[str, str], stop: signal.Signals) -> None:
+    pid_file = project_dir / "step.pid"
+    with RawClient(project_dir, cli_env, "--allow-shell") as client:
+        started, _ = client.answer(client.call("execute_task", {
+            "name": "t", "module": "shell", "action": "run", "wait": False,
+            "parameters": {"command": f"echo $$ > {pid_file}; exec sleep 60"}}))
+        step = started_step(pid_file)
+        try:
+            client.process.send_signal(stop)
+            assert client.process.wait(60) == 128 + stop
+            assert step_gone(step)
+        finally:
+            kill_if_alive(step)
+    assert stored_status(project_dir, cli_env, started["result"]["structuredContent"]["run_id"]) is \
+        WorkflowStatus.CANCELLED
+
+
+def test_a_client_that_leaves_in_the_middle_of_a_call_has_its_runs_cancelled(
+        project_dir: Path, cli_env: dict[str, str]) -> None:
+    pid_file = project_dir / "step.pid"
+    with RawClient(project_dir, cli_env, "--allow-shell") as client:
+        client.call("execute_task", {"name": "t", "module": "shell", "action": "run", "wait": True,
+                                     "parameters": {"command": f"echo $$ > {pid_file}; exec sleep 60"}})
+        step = started_step(pid_file)
+        try:
+            client.close_input()  # the client went away: the call it made will never be answered
+            assert client.process.wait(60) == 0
+            assert step_gone(step)
+        finally:
+            kill_if_alive(step)
+    with Store.open(load_settings(cwd=project_dir, env=cli_env)) as store:
+        assert [run.status for run in store.list_runs()] == [WorkflowStatus.CANCELLED]
+
+
+def test_a_status_read_is_answered_while_many_calls_wait_for_their_runs(
+        project_dir: Path, cli_env: dict[str, str]) -> None:
+    # More waiting calls than a thread pool of 40 (anyio's default) once let nothing else start.
+    with RawClient(project_dir, cli_env) as client:
+        waiting = [client.call("execute_task", {"name": f"nap{i}", "module": "builtin", "action": "sleep",
+                                                "parameters": {"seconds": 60}, "wait": True}) for i in range(45)]
+        health, answered_before = client.answer(client.call("get_health_status", {}))
+        assert health["result"]["structuredContent"]["success"] is True
+        assert not set(answered_before) & set(waiting)  # no run ended: the answer did not wait for one
+        client.close_input()
+        assert client.process.wait(60) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,14 +136,14 @@ def test_bad_arguments_give_an_error_naming_the_argument(
     assert result["error"].startswith(f"{tool}: ")
 
 
-@pytest.mark.parametrize(("step", "fragment"), [
-    ({"name": "a", "timeout": 1e11}, "'timeout' must be at most"),
-    ({"name": "a", "retry_delay": float("nan")}, "'retry_delay' must be a finite number"),
+@pytest.mark.parametrize(("step", "code", "fragment"), [
+    ({"name": "a", "timeout": 1e11}, "WORKFLOW_INVALID", "'timeout' must be at most"),
+    ({"name": "a", "retry_delay": float("nan")}, "INVALID_ARGUMENT", "'steps[0].retry_delay' must be a finite number"),
 ])
 def test_a_created_workflow_with_a_timer_no_scheduler_can_wait_for_is_refused(
-        tools: OrchestrationMCPTools, step: dict[str, Any], fragment: str) -> None:
+        tools: OrchestrationMCPTools, step: dict[str, Any], code: str, fragment: str) -> None:
     # Such a step once killed the server's dispatcher, and every later tool call hung.
-    result = err(tools.execute_tool("create_workflow", {"name": "w", "steps": [step]}), "WORKFLOW_INVALID")
+    result = err(tools.execute_tool("create_workflow", {"name": "w", "steps": [step]}), code)
     assert fragment in result["error"]
     assert ok(tools.execute_tool("execute_task", {"name": "t", "module": "builtin", "action": "echo",
                                                   "parameters": {"message": "still here"}}))
@@ -371,6 +372,68 @@ def test_wait_seconds_returns_a_running_run_that_cancel_run_stops(
     assert again["cancelled"] is False
     tools.store.flush()
     assert stored_run(settings, started["run_id"]).status == WorkflowStatus.CANCELLED
+
+
+def test_a_call_told_to_stop_waiting_returns_the_running_run(tools: OrchestrationMCPTools) -> None:
+    stop = threading.Event()
+    outcome: list[dict[str, Any]] = []
+    caller = threading.Thread(target=lambda: outcome.append(tools.execute_tool(
+        "execute_workflow", {"workflow_name": "slow"}, stop=stop)))
+    caller.start()
+    while not tools.execute_tool("list_runs", {})["runs"]:
+        time.sleep(0.02)
+    stop.set()  # the client cancelled its request
+    caller.join(60)
+    assert not caller.is_alive()
+    result = ok(outcome[0])
+    assert result["status"] == "running" and result["message"].startswith("stopped waiting while it runs")
+    assert ok(tools.execute_tool("cancel_run", {"run_id": result["run_id"]}))["cancelled"] is True
+
+
+def test_closing_the_tools_ends_every_wait_and_cancels_the_runs(settings: Settings, tmp_path: Path) -> None:
+    tools = OrchestrationMCPTools(settings=settings, workdir=tmp_path)
+    outcome: list[dict[str, Any]] = []
+    caller = threading.Thread(target=lambda: outcome.append(tools.execute_tool("execute_workflow",
+                                                                               {"workflow_name": "slow"})))
+    caller.start()
+    while not tools.execute_tool("list_runs", {})["runs"]:
+        time.sleep(0.02)
+    run_id = tools.execute_tool("list_runs", {})["runs"][0]["run_id"]
+    tools.close()  # what the server does when it stops
+    caller.join(60)
+    assert not caller.is_alive() and outcome[0]["run_id"] == run_id
+    assert stored_run(settings, run_id).status == WorkflowStatus.CANCELLED
+
+
+@pytest.mark.parametrize(("arguments", "where"), [
+    ({"workflow_name": "quick", "wait_seconds": float("nan")}, "argument 'wait_seconds'"),
+    ({"workflow_name": "quick", "parameters": {"who": [1, float("inf")]}}, "argument 'parameters.who[1]'"),
+])
+def test_nan_and_infinity_anywhere_in_the_arguments_are_refused(
+        tools: OrchestrationMCPTools, arguments: dict[str, Any], where: str) -> None:
+    result = err(tools.execute_tool("execute_workflow", arguments), "INVALID_ARGUMENT")
+    assert f"{where} must be a finite number" in result["error"]
+    assert tools.execute_tool("list_runs", {})["runs"] == []
+
+
+def test_a_step_that_printed_nothing_has_no_log_and_says_so(tools: OrchestrationMCPTools) -> None:
+    run_id = ok(tools.execute_tool("execute_task", {"name": "quiet", "module": "builtin", "action": "noop"}))["run_id"]
+    status = ok(tools.execute_tool("get_run_status", {"run_id": run_id}))
+    assert status["steps"][0]["has_log"] is False
+    none = err(tools.execute_tool("get_step_logs", {"run_id": run_id, "step": "quiet"}), "LOG_NOT_FOUND")
+    assert none["error"] == f"step 'quiet' of run {run_id} wrote no output (it completed)"
+
+
+def test_a_log_read_is_clipped_to_its_last_characters(tools: OrchestrationMCPTools) -> None:
+    from core.mcp_runs import MAX_LOG_CHARS
+
+    message = "x" * (MAX_LOG_CHARS + 5000) + "END"
+    run_id = ok(tools.execute_tool("execute_task", {"name": "loud", "module": "builtin", "action": "echo",
+                                                    "parameters": {"message": message}}))["run_id"]
+    logs = ok(tools.execute_tool("get_step_logs", {"run_id": run_id, "step": "loud"}))
+    assert logs["clipped"] is True and logs["log"].rstrip().endswith("END")
+    assert logs["log"].startswith(f"[orchtui: the last {MAX_LOG_CHARS} characters]\n")
+    assert len(logs["log"]) < MAX_LOG_CHARS + 100
 
 
 def test_a_failed_run_is_an_error_result_with_its_outcome(tools: OrchestrationMCPTools) -> None:

@@ -24,7 +24,6 @@ __all__ = ["register", "SDK_MISSING"]
 SDK_MISSING = "the MCP server needs the MCP SDK: pip install 'orchtui[mcp]'"
 # The SDK and the packages it brings with it: any of them missing means "install the extra".
 _SDK_MODULES = ("mcp", "mcp_types", "anyio", "pydantic", "pydantic_core")
-EXIT_INTERRUPTED = 130
 
 
 @click.command("mcp", context_settings=CONTEXT_SETTINGS)
@@ -70,10 +69,10 @@ def mcp_cmd(allow_shell: bool, allow_python: bool, allow_plugins: bool, allowed_
                                allowed_paths=allowed_paths) as tools, \
             published(tools.engine.task_orchestrator, tools.engine.workflow_manager, settings.state_dir,
                       "orchtui mcp"):
-        try:
-            serve_stdio(tools)
-        except KeyboardInterrupt:
-            sys.exit(EXIT_INTERRUPTED)
+        stopped_by = serve_stdio(tools)
+    if stopped_by is not None:
+        # Like `orchtui run`: a shell reports a command a signal ended as 128 + its number.
+        sys.exit(128 + stopped_by)
 
 
 def register(group: click.Group) -> None:
