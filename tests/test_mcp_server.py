@@ -270,3 +270,22 @@ def test_a_status_read_is_answered_while_many_calls_wait_for_their_runs(
         assert not set(answered_before) & set(waiting)  # no run ended: the answer did not wait for one
         client.close_input()
         assert client.process.wait(60) == 0
+
+
+def test_a_second_stop_signal_kills_at_once_a_step_that_ignores_sigterm(
+        project_dir: Path, cli_env: dict[str, str]) -> None:
+    pid_file = project_dir / "step.pid"
+    with RawClient(project_dir, cli_env, "--allow-shell") as client:
+        client.answer(client.call("execute_task", {
+            "name": "t", "module": "shell", "action": "run", "wait": False, "timeout": 3600,
+            "parameters": {"command": f"trap '' TERM; echo $$ > {pid_file}; while :; do sleep 0.1; done"}}))
+        step = started_step(pid_file)
+        try:
+            client.process.send_signal(signal.SIGINT)  # cancels the run: SIGTERM, ignored, then 5 s of grace
+            time.sleep(0.5)
+            client.process.send_signal(signal.SIGINT)  # the user will not wait: SIGKILL now
+            assert client.process.wait(60) == 130
+            assert step_gone(step)
+            assert "Traceback" not in (project_dir / "server-stderr.log").read_text()
+        finally:
+            kill_if_alive(step)

@@ -396,12 +396,13 @@ def test_closing_the_tools_ends_every_wait_and_cancels_the_runs(settings: Settin
     caller = threading.Thread(target=lambda: outcome.append(tools.execute_tool("execute_workflow",
                                                                                {"workflow_name": "slow"})))
     caller.start()
-    while not tools.execute_tool("list_runs", {})["runs"]:
-        time.sleep(0.02)
-    run_id = tools.execute_tool("list_runs", {})["runs"][0]["run_id"]
+    while not (runs := tools.execute_tool("list_runs", {})["runs"]) or not tools.execute_tool(
+            "get_run_status", {"run_id": runs[0]["run_id"]}).get("managed_by_this_server"):
+        time.sleep(0.02)  # until the run has started, not only been recorded
+    run_id = runs[0]["run_id"]
     tools.close()  # what the server does when it stops
     caller.join(60)
-    assert not caller.is_alive() and outcome[0]["run_id"] == run_id
+    assert not caller.is_alive() and outcome[0].get("run_id") == run_id, outcome
     assert stored_run(settings, run_id).status == WorkflowStatus.CANCELLED
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -52,13 +53,14 @@ def mcp_cmd(allow_shell: bool, allow_python: bool, allow_plugins: bool, allowed_
     inside the working directory (or a project's, or an --allow-path directory).
     """
     try:
-        from ..mcp_server import serve_stdio
+        from ..mcp_server import STOP_SIGNALS, serve_stdio
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in _SDK_MODULES:
             raise
         click.echo(f"error: {SDK_MISSING}", err=True)
         sys.exit(EXIT_FAILED)
     from core.mcp_tools import OrchestrationMCPTools
+    from core.process_tree import hurry_kills
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="orchtui mcp: %(levelname)s %(message)s")
     settings = load_settings()
@@ -70,6 +72,11 @@ def mcp_cmd(allow_shell: bool, allow_python: bool, allow_plugins: bool, allowed_
             published(tools.engine.task_orchestrator, tools.engine.workflow_manager, settings.state_dir,
                       "orchtui mcp"):
         stopped_by = serve_stdio(tools)
+        # Leaving this block cancels the server's runs. A stop signal meanwhile (the
+        # second one) cuts their grace period short, as in `orchtui run`, and does not
+        # abandon steps that ignore SIGTERM.
+        for number in STOP_SIGNALS:
+            signal.signal(number, lambda *_: hurry_kills())
     if stopped_by is not None:
         # Like `orchtui run`: a shell reports a command a signal ended as 128 + its number.
         sys.exit(128 + stopped_by)
