@@ -616,6 +616,29 @@ class ProjectManager:
                 if not self._running[name]:
                     del self._running[name]
 
+    def prepare_project_run(self, project_name: Project | str, workflow_name: str) -> tuple[Project, Workflow, Path]:
+        """Check that the project can run ``workflow_name`` and return the project, the
+        workflow and the directory to run it in. A planning project becomes active.
+
+        Raises:
+            ProjectManagementError: unknown or archived project, a missing project
+                directory, or an unknown workflow.
+            WorkflowValidationError: the workflow file is invalid.
+        """
+        project = self.require_project(project_name)
+        if project.status == ProjectStatus.ARCHIVED:
+            raise ProjectManagementError(f"project {project.name!r} is archived; unarchive it before running its workflows")
+        directory = Path(project.path)
+        if not directory.is_dir():
+            raise ProjectManagementError(
+                f"project {project.name!r} has no directory at {directory}; restore it or load it from where it is now",
+                error_code="PROJECT_NOT_FOUND",
+            )
+        workflow = self.load_project_workflow(project, workflow_name)
+        if project.status == ProjectStatus.PLANNING:
+            project = self.update_project_status(project.name, ProjectStatus.ACTIVE)
+        return project, workflow, directory
+
     def execute_project_workflow(self, project_name: Project | str, workflow_name: str, /, **params: Any) -> dict[str, Any]:
         """Run one of the project's workflows with the project directory as working directory.
 
@@ -632,28 +655,19 @@ class ProjectManager:
                 directory, or an unknown workflow.
             WorkflowValidationError: the workflow file is invalid or ``params`` do not fit.
         """
-        project = self.require_project(project_name)
-        if project.status == ProjectStatus.ARCHIVED:
-            raise ProjectManagementError(f"project {project.name!r} is archived; unarchive it before running its workflows")
-        directory = Path(project.path)
-        if not directory.is_dir():
-            raise ProjectManagementError(
-                f"project {project.name!r} has no directory at {directory}; restore it or load it from where it is now",
-                error_code="PROJECT_NOT_FOUND",
-            )
-        workflow = self.load_project_workflow(project, workflow_name)
-        if project.status == ProjectStatus.PLANNING:
-            project = self.update_project_status(project.name, ProjectStatus.ACTIVE)
+        project, workflow, directory = self.prepare_project_run(project_name, workflow_name)
         with self._in_flight(project.name):
             handle = self.workflow_manager.start_workflow(workflow, params, working_dir=directory)
             execution = handle.wait()
         assert execution is not None  # wait() without a timeout returns only at the end
         result = execution.to_dict()
         result.update(project=project.name, workflow=workflow.name)
-        self._record_run(project.name, workflow.name, execution.run_id, result)
+        self.record_project_run(project.name, workflow.name, execution.run_id, result)
         return result
 
-    def _record_run(self, name: str, workflow: str, run_id: str, result: Mapping[str, Any]) -> None:
+    def record_project_run(self, name: str, workflow: str, run_id: str, result: Mapping[str, Any]) -> None:
+        """Count a finished run of the project's ``workflow`` in its metrics (``result``:
+        the run's spec-002 result) and remember it as the last run."""
         with self._lock:
             project = self.get_project(name)
             if project is None:  # removed while it ran: nothing to update

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import OrchestrationError
@@ -94,7 +95,8 @@ class StoreRecorder:
 
     def start_run(self, manager: WorkflowManager, workflow: Workflow, params: Mapping[str, Any] | None, *,
                   run_id: str, session_id: str | None = None,
-                  preset_outputs: Mapping[str, Any] | None = None, claim_timeout: float = 60.0) -> RunHandle:
+                  preset_outputs: Mapping[str, Any] | None = None, claim_timeout: float = 60.0,
+                  working_dir: Path | None = None) -> RunHandle:
         """Claim ``run_id`` (see :meth:`claim`), then start ``workflow`` under it on ``manager``.
 
         Nothing runs when the claim fails. A start that ``manager`` refuses after the
@@ -108,7 +110,7 @@ class StoreRecorder:
         self.claim(run_id, workflow, merged, session_id, timeout=claim_timeout)
         try:
             return manager.start_workflow(workflow, merged, run_id=run_id, session_id=session_id,
-                                          preset_outputs=preset_outputs)
+                                          preset_outputs=preset_outputs, working_dir=working_dir)
         except OrchestrationError as exc:
             with self._lock:
                 self._claimed.discard(run_id)

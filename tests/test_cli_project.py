@@ -53,6 +53,23 @@ def test_project_lifecycle_through_the_cli(cli, tmp_path: Path) -> None:  # noqa
     assert [p["status"] for p in json.loads(cli("project", "list", "--all", "--json").stdout)["projects"]] == ["archived"]
 
 
+def test_run_with_project_runs_its_workflow_in_its_directory_and_counts_it(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    assert cli("project", "create", "demo").returncode == 0
+    readme = (tmp_path / "projects" / "demo" / "README.md").read_text(encoding="utf-8")
+    assert "orchtui run --project demo hello" in readme  # what the README tells its reader to try
+    ran = cli("run", "--project", "demo", "hello", "-p", "who=ada", "--json")
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["run_id"]
+    assert (tmp_path / "projects" / "demo" / "out" / "hello.txt").read_text() == "hello ada\n"
+    assert not (tmp_path / "out").exists()
+    assert [r["run_id"] for r in json.loads(cli("runs", "--json").stdout)] == [run_id]
+    status = json.loads(cli("project", "status", "demo", "--json").stdout)
+    assert status["status"] == "active" and status["metrics"]["runs"] == 1
+    assert status["metrics"]["last_run"]["run_id"] == run_id
+    unknown = cli("run", "--project", "demo", "helo")
+    assert unknown.returncode == 1 and "project 'demo' has no workflow 'helo'; did you mean 'hello'?" in unknown.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

@@ -66,10 +66,10 @@ def _close_store(store: Any) -> None:
 def _execute(
     workflow: Workflow, params: dict[str, Any], *, settings: Settings, max_workers: int | None,
     console: Console, quiet: bool, record: bool, run_id: str | None = None,
-    executor: str = "thread", scheduler: str | None = None,
+    executor: str = "thread", scheduler: str | None = None, working_dir: Path | None = None,
 ) -> tuple[WorkflowExecution, int, list[Any], str | None]:
-    """Run ``workflow`` to its end; returns (execution, the exit code of the signal that
-    cancelled it or 0, progress rows, log dir)."""
+    """Run ``workflow`` to its end (its steps in ``working_dir`` when given); returns
+    (execution, the exit code of the signal that cancelled it or 0, progress rows, log dir)."""
     from core.executors import create_backend
     from core.logs import claim_log_dir
     from core.resource_manager import ResourceManager
@@ -103,9 +103,9 @@ def _execute(
             with published(orchestrator, manager, settings.state_dir, f"orchtui run {workflow.name}"):
                 if recorder is not None and run_id is not None:
                     # A chosen id is claimed in the store first: a taken one stops the run before anything runs.
-                    handle = recorder.start_run(manager, workflow, params, run_id=run_id)
+                    handle = recorder.start_run(manager, workflow, params, run_id=run_id, working_dir=working_dir)
                 else:
-                    handle = manager.start_workflow(workflow, params, run_id=run_id)
+                    handle = manager.start_workflow(workflow, params, run_id=run_id, working_dir=working_dir)
                 if store is not None and not quiet:
                     console.print(f"run id: {handle.run_id}", highlight=False)
                 interrupted = follow_run(handle, interrupts, quiet=quiet, console=console,
@@ -134,15 +134,18 @@ def _execute(
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Dask scheduler (tcp://HOST:8786) for --executor dask; default: setting dask_scheduler / "
                    "ORCHTUI_DASK_SCHEDULER, else a local cluster.")
+@click.option("--project", "project_name", metavar="PROJECT", default=None,
+              help="Run the workflow NAME of this project, in its directory, and count it in its metrics.")
 @json_option
 @handle_errors
 def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_record: bool, run_id: str | None,
-            executor: str, scheduler: str | None, as_json: bool) -> None:
+            executor: str, scheduler: str | None, project_name: str | None, as_json: bool) -> None:
     """Run a workflow headless, showing each step's progress live.
 
     FILE|NAME is a workflow file, or the name of a workflow in the workflows
-    directory. Ctrl-C, SIGTERM or SIGHUP cancels the run cleanly (no step process
-    is left behind); a second one stops waiting for the steps' grace period.
+    directory (with --project, of that project's workflows/). Ctrl-C, SIGTERM or
+    SIGHUP cancels the run cleanly (no step process is left behind); a second one
+    stops waiting for the steps' grace period.
 
     \b
     Exit codes: 0 completed, 1 failed or invalid, 130 cancelled with Ctrl-C,
@@ -157,12 +160,18 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     if as_json:
         keep_stdout_for_json()
     console = StdoutConsole(highlight=False)
-    workflow = find_workflow(target, settings)
+    working_dir = None
+    if project_name is not None:
+        workflow, working_dir = _project_workflow(settings, project_name, target)
+    else:
+        workflow = find_workflow(target, settings)
     values = coerce_cli_params(workflow, params)
     resolve_params(workflow, values)  # every parameter problem now, not just the first later
     execution, interrupted, rows, log_dir = _execute(
         workflow, values, settings=settings, max_workers=max_workers, console=console, quiet=as_json,
-        record=not no_record, run_id=run_id, executor=executor, scheduler=scheduler)
+        record=not no_record, run_id=run_id, executor=executor, scheduler=scheduler, working_dir=working_dir)
+    if project_name is not None:
+        _count_project_run(settings, project_name, execution)
     code = EXIT_OK if execution.success else (interrupted or EXIT_FAILED)
     if as_json:
         emit_json(execution.to_dict() | {"log_dir": log_dir})
@@ -186,6 +195,28 @@ def run_cmd(target: str, params: tuple[str, ...], max_workers: int | None, no_re
     if log_dir:
         console.print(f"logs: {log_dir}", style="dim", highlight=False)
     sys.exit(code)
+
+
+def _project_workflow(settings: Settings, project_name: str, name: str) -> tuple[Workflow, Path]:
+    """Return the project's workflow ``name`` and the project's directory (a planning
+    project becomes active)."""
+    from core.project_manager import ProjectManager
+
+    with ProjectManager(settings=settings) as projects:
+        _project, workflow, directory = projects.prepare_project_run(project_name, name)
+    return workflow, directory
+
+
+def _count_project_run(settings: Settings, project_name: str, execution: WorkflowExecution) -> None:
+    """Count the run in the project's metrics; a failure to is a warning, not the run's."""
+    from core.project_manager import ProjectManager
+
+    try:
+        with ProjectManager(settings=settings) as projects:
+            projects.record_project_run(project_name, execution.workflow_name, execution.run_id, execution.to_dict())
+    except OrchestrationError as exc:
+        click.secho(f"warning: the run was not counted in project {project_name}: {exc.message}", fg="yellow",
+                    err=True)
 
 
 def _engine() -> Any:
