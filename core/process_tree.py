@@ -18,9 +18,9 @@ keep draining the pipes for ``kill_grace`` seconds, then collect again and SIGKI
 whatever survived.
 
 A step's processes carry two markers, because each can be shed: the
-``ORCHTUI_STEP_TOKEN`` environment variable (gone after ``env -i``), and an inherited
-descriptor of a memfd named after the token and the owner (below) (gone only if a
-process closes descriptors it did not open, which shells, ``nohup``, ``setsid`` and
+``ORCHTUI_STEP_TOKEN`` environment variable, which ``env -i`` clears, and an inherited
+descriptor of a memfd named after the token and the owner (see below), which goes only
+when a process closes descriptors it did not open (shells, ``nohup``, ``setsid`` and
 ``env`` do not). Together they catch
 ``( setsid env -i cmd >/dev/null 2>&1 & )``, which leaves the process group, the tree,
 the environment and the pipes at once. (The marker is a memfd, not a pipe or a file:

@@ -205,13 +205,17 @@ class _WireIn:
     """
 
     def __init__(self, on_end: Callable[[], None]) -> None:
-        self._fd = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
         self._on_end = on_end
         self._buffer = bytearray()
         self._ended = False
+        try:
+            self._fd = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+        except OSError:  # started with stdin closed: a client that is already gone
+            self._fd, self._ended = -1, True
+            return
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
 
     def __aiter__(self) -> _WireIn:
         return self
