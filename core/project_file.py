@@ -64,6 +64,8 @@ def validate_project_name(name: object) -> str:
         raise _name_error(name, "contains '..'; a project name may not point outside the projects directory")
     if name[0] in ".-":
         raise _name_error(name, f"starts with {name[0]!r}; start it with a letter or digit")
+    if name.endswith("."):  # Windows drops it: the directory would be called otherwise there
+        raise _name_error(name, "ends with '.'; end it with a letter, digit, '_' or '-'")
     if name.split(".")[0].lower() in _RESERVED_NAMES:
         raise _name_error(name, "is a reserved device name on Windows; choose another name")
     if len(name) > MAX_NAME_LENGTH:

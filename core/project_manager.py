@@ -218,7 +218,10 @@ class ProjectManager:
             raise ProjectManagementError(
                 f"template_name={template_name!r} and template={template!r} disagree; pass only one of them"
             )
-        chosen = template_name or template
+        chosen = template_name if template_name is not None else template
+        if chosen is not None and not str(chosen).strip():
+            raise ProjectManagementError("the template name is empty; `orchtui project templates` lists them",
+                                         error_code="TEMPLATE_NOT_FOUND")
         if chosen:
             return str(chosen)
         if type is not None:
@@ -337,7 +340,9 @@ class ProjectManager:
         Raises:
             ProjectManagementError: anything failed; the partial directory is removed.
         """
-        partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+        # A short prefix of the name: the sibling must fit where any name that fits does.
+        partial = target.parent / f".{target.name[:100]}.partial-{uuid.uuid4().hex[:8]}"
+        made_parents = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             partial.mkdir()
@@ -356,9 +361,16 @@ class ProjectManager:
             os.rename(partial, target)
         except BaseException as exc:
             shutil.rmtree(partial, ignore_errors=True)
+            for directory in made_parents:  # deepest first: those this build made, if still empty
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
             if isinstance(exc, OSError):
+                file = next((d for d in target.parents if d.exists() and not d.is_dir()), None)
+                why = f"{file} is a file, not a directory" if file is not None else exc.strerror or str(exc)
                 raise ProjectManagementError(
-                    f"cannot create project {project.name!r} at {target} ({exc.strerror or exc}); nothing was left behind",
+                    f"cannot create project {project.name!r} at {target} ({why}); nothing was left behind",
                     error_code="PROJECT_CREATE_FAILED",
                     details={"path": str(target)},
                 ) from None

@@ -116,6 +116,7 @@ def test_absolute_path_is_taken_as_given(pm: ProjectManager, tmp_path: Path) -> 
         ("with space", "' '"),
         ("semi;colon", "';'"),
         ("tab\tname", "'\\t'"),
+        ("trailing.", "ends with '.'"),
         (None, "not a string"),
     ],
 )
@@ -305,6 +306,37 @@ def test_failure_after_scaffolding_leaves_nothing_behind(settings: Settings, tmp
             manager.create_project("big", "custom", description="x" * 200_000)
         assert info.value.error_code == "PROJECT_REGISTRATION_FAILED"
     assert _entries(settings.projects_dir) == []
+
+
+def test_a_build_that_fails_removes_the_parent_directories_it_made(settings: Settings, store: Store,
+                                                                    tmp_path: Path) -> None:
+    templates = tmp_path / "user-templates"
+    directory = _user_template(templates, "clash")
+    (directory / "config").write_text("a file where the scaffold makes a directory\n", encoding="utf-8")
+    manager = ProjectManager(settings=settings, store=store, templates_dir=templates)
+    with pytest.raises(ProjectManagementError, match="nothing was left behind"):
+        manager.create_project("p", "clash", path=tmp_path / "deep" / "er" / "p")
+    assert not (tmp_path / "deep").exists()
+
+
+def test_a_projects_dir_that_is_a_file_is_named_as_the_problem(pm: ProjectManager, settings: Settings) -> None:
+    settings.projects_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.projects_dir.write_text("not a directory\n", encoding="utf-8")
+    with pytest.raises(ProjectManagementError) as info:
+        pm.create_project("p", "custom")
+    assert f"({settings.projects_dir.resolve()} is a file, not a directory)" in info.value.message
+
+
+def test_a_long_path_that_fits_the_file_system_takes_a_project(pm: ProjectManager, tmp_path: Path) -> None:
+    # The hidden sibling a project is built in must fit wherever the project's own name does.
+    project = pm.create_project("long", "custom", tmp_path / ("d" * 245))
+    assert Path(project.path).name == "d" * 245 and (Path(project.path) / "project.yaml").is_file()
+
+
+def test_an_empty_template_name_is_refused_not_taken_for_custom(pm: ProjectManager) -> None:
+    with pytest.raises(ProjectManagementError, match="the template name is empty"):
+        pm.create_project("p", "")
+    assert pm.list_projects() == []
 
 
 def test_user_templates_add_and_override(settings: Settings, store: Store, tmp_path: Path, pm: ProjectManager) -> None:
