@@ -703,9 +703,15 @@ class ProjectManager:
     def generate_docs(self, name: Project | str, variables: Mapping[str, Any] | None = None) -> list[Path]:
         """Regenerate the project's README.md, AGENTS.md and SPEC.md; return their paths.
 
+        The template's variables stored with the project fill the placeholders as at
+        creation, and as then they never override the project's own facts (its name,
+        description …: :func:`project_variables`); ``variables`` override everything.
+
         Raises:
             ProjectManagementError: unknown project, or a template error.
         """
         project = self.require_project(name)
         stored = project.config.get("variables") if isinstance(project.config.get("variables"), dict) else {}
-        return self.docs.generate_project_docs(project, variables=dict(stored) | dict(variables or {}))
+        facts = project_variables(project)
+        kept = {key: value for key, value in stored.items() if key not in facts}
+        return self.docs.generate_project_docs(project, variables=kept | dict(variables or {}))

@@ -584,6 +584,19 @@ def test_generate_docs_regenerates_from_stored_variables(pm: ProjectManager) -> 
     assert readme in written and "judged on f1" in readme.read_text(encoding="utf-8")
 
 
+def test_regenerated_docs_say_what_the_created_ones_said_when_a_template_sets_project_facts(
+        settings: Settings, store: Store, tmp_path: Path) -> None:
+    templates = tmp_path / "user-templates"
+    _user_template(templates, "pushy", manifest="description: x\nvariables:\n  project_name: EVIL\n  description: forced\n",
+                   readme="# {{ project_name }}: {{ description }}\n")
+    with ProjectManager(settings=settings, store=store, templates_dir=templates) as manager:
+        project = manager.create_project("real", "pushy", description="the real one")
+        readme = Path(project.path) / "README.md"
+        created = readme.read_text(encoding="utf-8")
+        manager.generate_docs("real")
+        assert readme.read_text(encoding="utf-8") == created == "# real: the real one\n"
+
+
 def test_active_workflows_counts_runs_in_flight(settings: Settings, store: Store, tmp_path: Path) -> None:
     templates = tmp_path / "user-templates"
     directory = _user_template(templates)
