@@ -24,6 +24,7 @@ under ``workflows/``) and ``variables`` (defaults for the placeholders).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -369,6 +370,47 @@ def render_scaffold(template: ProjectTemplate, variables: Mapping[str, Any]) -> 
     for relative, source in sources:
         content = raw[relative]
         if relative in texts:
-            content = render_template(texts[relative], variables, source=f"{template.name}/{relative}").encode("utf-8")
+            text = texts[relative]
+            if relative.suffix in (".yaml", ".yml"):
+                text = _yaml_whole_values(text, variables)
+            content = render_template(text, variables, source=f"{template.name}/{relative}").encode("utf-8")
         files.append(ScaffoldFile(relative, content, executable=bool(source.stat().st_mode & 0o111)))
     return files
+
+
+# ``key: {{ name }}`` or ``- {{ name }}``: a placeholder that is a whole YAML value (maybe
+# followed by a comment), which :func:`_yaml_whole_values` renders as a YAML scalar.
+_WHOLE_YAML_VALUE = re.compile(
+    r"^(?P<lead>[ \t]*(?:-[ \t]+|[^\s#][^#\n]*?:[ \t]+))\{\{[ \t]*(?P<name>[A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}"
+    r"(?P<rest>[ \t]*(?:#.*)?)$",
+    re.MULTILINE,
+)
+
+
+def _yaml_whole_values(text: str, variables: Mapping[str, Any]) -> str:
+    """Render each placeholder that is a whole value of YAML ``text`` so that the file
+    reads back the variable's value, of its type: a string that YAML would take for
+    something else (``true``, ``0x1F``, ``*/5 * * * *``, a line break) is quoted; a
+    number stays a number. Other placeholders are left to :func:`render_template`."""
+
+    def scalar(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in variables:
+            return match.group(0)  # render_template reports it
+        return f"{match.group('lead')}{_yaml_scalar(variables[name])}{match.group('rest')}"
+
+    return _WHOLE_YAML_VALUE.sub(scalar, text)
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        if value and "\n" not in value:
+            try:
+                if yaml.safe_load(f"k: {value}") == {"k": value}:
+                    return value  # plain, as the template author wrote it
+            except yaml.YAMLError:
+                pass
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)  # JSON is YAML flow style
+    return yaml.safe_dump(value).split("\n", 1)[0]  # null, true, 8080, 0.5, .nan

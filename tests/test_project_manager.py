@@ -339,6 +339,23 @@ def test_an_empty_template_name_is_refused_not_taken_for_custom(pm: ProjectManag
     assert pm.list_projects() == []
 
 
+def test_yaml_files_of_a_template_read_back_each_variables_value_and_type(settings: Settings, store: Store,
+                                                                           tmp_path: Path) -> None:
+    templates = tmp_path / "user-templates"
+    directory = _user_template(templates, "typed", manifest=(
+        "description: x\nvariables:\n  schedule: '*/5 * * * *'\n  port: 8080\n  flag: 'true'\n  plain: data/out\n"))
+    (directory / "config").mkdir()
+    (directory / "config" / "app.yaml").write_text(
+        "# settings for {{ project_name }}\nschedule: {{ schedule }}\nport: {{ port }}  # where it listens\n"
+        "flag: {{ flag }}\nplain: {{ plain }}\nsources:\n  - {{ schedule }}\n", encoding="utf-8")
+    with ProjectManager(settings=settings, store=store, templates_dir=templates) as manager:
+        project = manager.create_project("typed", "typed", variables={"flag": "true"})
+    text = (Path(project.path) / "config" / "app.yaml").read_text(encoding="utf-8")
+    assert yaml.safe_load(text) == {"schedule": "*/5 * * * *", "port": 8080, "flag": "true", "plain": "data/out",
+                                    "sources": ["*/5 * * * *"]}
+    assert "plain: data/out\n" in text and "# settings for typed\n" in text  # plain values stay as written
+
+
 def test_user_templates_add_and_override(settings: Settings, store: Store, tmp_path: Path, pm: ProjectManager) -> None:
     templates = tmp_path / "user-templates"
     _user_template(templates, "mine")
