@@ -780,7 +780,7 @@ class OrchTUIApp(App[None]):
             self.model.poke()
             self.notify(f"Created project {project.name} in {project.path}.")
 
-        self.push_screen(CreateProjectScreen(name), create)
+        self.push_screen(CreateProjectScreen(name, self.engine.project_templates()), create)
 
     # quit ----------------------------------------------------------------------------
 

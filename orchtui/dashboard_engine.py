@@ -614,9 +614,13 @@ class DashboardEngine:
         Raises:
             ProjectManagementError: as ``ProjectManager.create_project``.
         """
-        project = self.projects.create_project(request.name, type=request.type, description=request.description)
+        project = self.projects.create_project(request.name, request.template, description=request.description)
         self.reload_catalog()
         return project
+
+    def project_templates(self) -> list[str]:
+        """Return the names of the templates a project can be created from (built-in and the user's)."""
+        return self.projects.list_templates()
 
     def close(self) -> None:
         """Release everything (idempotent); inline runs are cancelled, detached ones go on."""

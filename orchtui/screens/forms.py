@@ -9,7 +9,7 @@ the user cancels.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import yaml
@@ -127,27 +127,30 @@ class ProjectRequest:
     """What the create-project form returns."""
 
     name: str
-    type: ProjectType
+    template: str = ProjectType.CUSTOM.value
     description: str = ""
 
 
 class CreateProjectScreen(_FormScreen):
-    """Asks for a new project's name, type and description."""
+    """Asks for a new project's name, template and description."""
 
     SUBMIT_BUTTON = "form-create"
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="project_form.cancel")]
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", templates: Sequence[str] = ()) -> None:
         super().__init__()
         self._initial_name = name
+        # The built-in ones and the user's (templates_dir), as `orchtui project templates` lists them.
+        self._templates = list(templates) or [t.value for t in ProjectType]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="project-form", classes="dialog"):
             yield Label("Create project", classes="dialog-title")
             yield Label("name")
             yield Input(self._initial_name, id="project-name", placeholder="letters, digits, - and _")
-            yield Label("type")
-            yield Select([(t.value, t.value) for t in ProjectType], value=ProjectType.CUSTOM.value, id="project-type", allow_blank=False)
+            yield Label("template")
+            default = ProjectType.CUSTOM.value if ProjectType.CUSTOM.value in self._templates else self._templates[0]
+            yield Select([(t, t) for t in self._templates], value=default, id="project-template", allow_blank=False)
             yield Label("description")
             yield Input("", id="project-description")
             yield Static("", id="form-error", classes="form-error")
@@ -164,6 +167,6 @@ class CreateProjectScreen(_FormScreen):
             raise OrchestrationError("Give the project a name.")
         return ProjectRequest(
             name=name,
-            type=ProjectType(str(self.query_one("#project-type", Select).value)),
+            template=str(self.query_one("#project-template", Select).value),
             description=self.query_one("#project-description", Input).value.strip(),
         )
