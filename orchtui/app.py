@@ -24,6 +24,7 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
@@ -33,6 +34,7 @@ from textual.worker import get_current_worker
 from core.errors import OrchestrationError
 from core.models import TaskStatus, Workflow
 from core.snapshot import RunView
+from core.text import terminal_safe
 
 from .commands import CreateProjectCommands, OpenRunCommands, RunWorkflowCommands
 from .dashboard_engine import DashboardEngine
@@ -207,8 +209,9 @@ class OrchTUIApp(App[None]):
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """Textual's notify, without markup by default: our messages quote paths, steps'
-        errors and typed text, and ``[/data]`` in them would crash the app."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        errors and typed text, and ``[/data]`` in them would crash the app. Control
+        characters show as ``\\xNN``: a step's error must not send escape sequences."""
+        super().notify(terminal_safe(message), title=title, severity=severity, timeout=timeout, markup=markup)
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-bar")
@@ -353,11 +356,12 @@ class OrchTUIApp(App[None]):
             workflow, self._dag_settled = self._workflow_for_view()
             if workflow is not None:
                 self._show_graph(workflow)
-                dag.border_title = self._dag_title(workflow)
+                dag.border_title = Content(self._dag_title(workflow))
             elif self._dag_settled and self.view_workflow is not None:  # listed, but its file is invalid
                 self._dag_pending = self._dag_workflow = None
                 dag.show_nothing(state.catalog.refusal(self.view_workflow) or "")
-                dag.border_title = f"2 Live DAG · {self.view_workflow} (cannot be shown)"
+                # Content, not markup: an invalid file's name is unchecked text ("nightly[/]").
+                dag.border_title = Content(f"2 Live DAG · {self.view_workflow} (cannot be shown)")
         run = self._viewed_run(state)
         if run is not None:
             dag.set_statuses(run.step_status, run.step_started_at, now)
@@ -422,7 +426,7 @@ class OrchTUIApp(App[None]):
             self.notify(error, severity="error")
         self.dag_view.show(model, layout)
         self._dag_workflow = workflow
-        self.dag_view.border_title = self._dag_title(workflow)
+        self.dag_view.border_title = Content(self._dag_title(workflow))
         self.heap.request()  # the graph and its layout stay until another is chosen
 
     def _dag_title(self, workflow: Workflow) -> str:

@@ -13,6 +13,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.markup import escape
 
+from core.text import terminal_safe
+
 if TYPE_CHECKING:
     from .app import OrchTUIApp
 
@@ -39,7 +41,7 @@ class RunWorkflowCommands(_DashboardProvider):
 
     async def discover(self) -> Hits:
         for text, name, help_text in self._commands():
-            yield DiscoveryHit(Content(text), partial(self.dashboard.request_run, name), help=escape(help_text))
+            yield DiscoveryHit(Content(text), partial(self.dashboard.request_run, name), help=escape(terminal_safe(help_text)))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -47,7 +49,7 @@ class RunWorkflowCommands(_DashboardProvider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), partial(self.dashboard.request_run, name), text=text,
-                          help=escape(help_text))
+                          help=escape(terminal_safe(help_text)))
 
 
 class OpenRunCommands(_DashboardProvider):
@@ -59,7 +61,7 @@ class OpenRunCommands(_DashboardProvider):
 
     async def discover(self) -> Hits:
         for text, run_id, help_text in self._commands()[:10]:
-            yield DiscoveryHit(Content(text), partial(self.dashboard.open_run, run_id), help=escape(help_text) or None)
+            yield DiscoveryHit(Content(text), partial(self.dashboard.open_run, run_id), help=escape(terminal_safe(help_text)) or None)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -67,7 +69,7 @@ class OpenRunCommands(_DashboardProvider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), partial(self.dashboard.open_run, run_id), text=text,
-                          help=escape(help_text) or None)
+                          help=escape(terminal_safe(help_text)) or None)
 
 
 class CreateProjectCommands(_DashboardProvider):

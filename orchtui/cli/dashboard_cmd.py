@@ -55,6 +55,8 @@ def open_dashboard(
 
     app = OrchTUIApp(state_dir=state_dir, workflows_dir=workflows_dir, refresh=refresh, keymap=keymap)
     app.run()
+    if app.return_code:  # Textual printed the crash; the shell and scripts must see it too
+        sys.exit(app.return_code)
 
 
 def register(group: click.Group) -> None:

@@ -15,6 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -52,7 +53,7 @@ class DetailsScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details-box", classes="dialog") as box:
-            box.border_title = f"step {self.detail.step.name}"
+            box.border_title = Content(f"step {self.detail.step.name}")
             box.border_subtitle = "l logs · esc close"
             yield Static(render_step_detail(self.detail), id="details-body")
 

@@ -31,6 +31,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
+from textual.content import Content
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -238,6 +239,8 @@ class DagLayout:
             if ups:
                 by_sources.setdefault(ups, []).append(target)
         buses = [_Bus([self.anchor(s) for s in ups], [self.anchor(t) for t in ts]) for ups, ts in by_sources.items()]
+        if any(bus.span[1] >= self.width for bus in buses):
+            return [], []  # a pane narrower than one cell: no room for the lanes
         buses.sort(key=lambda b: b.span)
         lane_ends: list[int] = []
         for bus in buses:
@@ -582,7 +585,7 @@ class DagView(ScrollView, can_focus=True):
 
         ups, downs = self._model.upstream.get(cursor, ()), self._model.downstream.get(cursor, ())
         parts = ([f"{names(ups)} →"] if ups else []) + [cursor] + ([f"→ {names(downs)}"] if downs else [])
-        self.border_subtitle = " ".join(parts)
+        self.border_subtitle = Content(" ".join(parts))
 
     def _scroll_cursor_visible(self) -> None:
         if self._layout is None or self.cursor not in self._layout.position:

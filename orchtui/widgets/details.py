@@ -12,6 +12,7 @@ from rich.text import Text
 
 from core.models import TaskStatus, WorkflowStep
 from core.store_records import AttemptRecord
+from core.text import terminal_safe
 
 from .status import format_duration, task_glyph, task_style
 
@@ -90,7 +91,7 @@ def render_step_detail(detail: StepDetail) -> RenderableType:
                 Text(f"{task_glyph(a.status)} {a.status.value}", style=task_style(a.status)),
                 took,
                 "-" if a.exit_code is None else str(a.exit_code),
-                Text(a.error or ""),  # a step's words, not markup: "[/data/in]" would crash Rich
+                Text(terminal_safe(a.error or "")),  # a step's words, not markup: "[/data/in]" would crash Rich
             )
         parts.append(table)
     else:
@@ -98,9 +99,12 @@ def render_step_detail(detail: StepDetail) -> RenderableType:
 
     if detail.error:
         parts.append(Text("\nError", style="bold underline"))
-        parts.append(Text(detail.error, style="red"))
+        parts.append(Text(terminal_safe(detail.error), style="red"))
     parts.append(Text("\nOutput", style="bold underline"))
-    parts.append(Text(_preview(detail.output) if detail.has_output else "—", style="" if detail.has_output else "dim"))
+    parts.append(Text(terminal_safe(_preview(detail.output)) if detail.has_output else "—",
+                      style="" if detail.has_output else "dim"))
     parts.append(Text("\nLog (tail)", style="bold underline"))
-    parts.append(Text(detail.log_tail.rstrip("\n") or "—", style="" if detail.log_tail else "dim"))
+    # A step's bytes: an escape sequence in them must not reach the terminal (it could clear
+    # the screen or retitle the window), so control characters show as \\xNN, as in the CLI.
+    parts.append(Text(terminal_safe(detail.log_tail.rstrip("\n")) or "—", style="" if detail.log_tail else "dim"))
     return Group(*parts)

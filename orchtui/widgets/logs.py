@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from textual.content import Content
 from textual.widgets import Log
 
 from core.errors import StoreError
 from core.logs import read_log
+from core.text import terminal_safe
 
 __all__ = ["LogTail", "LogsPane", "INITIAL_TAIL_LINES"]
 
@@ -99,7 +101,7 @@ class LogsPane(Log):
         if source is None:
             self.border_subtitle = ""
         else:
-            self.border_subtitle = f"{source[1]} #{source[2]}" if source[2] else source[1]
+            self.border_subtitle = Content(f"{source[1]} #{source[2]}" if source[2] else source[1])
         self.poll()
 
     def _write_note(self, text: str) -> None:
@@ -122,6 +124,6 @@ class LogsPane(Log):
         if restarted:
             self.clear()
         if text:
-            self.write(text)
+            self.write(terminal_safe(text))  # a step's bytes: no escape sequence may reach the terminal
             return True
         return restarted

@@ -20,6 +20,7 @@ import pytest
 from dashboard_fixtures import make_workflows_dir, wait_for
 from rich.console import Console
 from textual.command import CommandList, CommandPalette
+from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Select, Static
 
@@ -553,3 +554,68 @@ class TestTextThatLooksLikeMarkup:
             body = app.screen.query_one("#details-body", Static)
             await wait_for(pilot, lambda: "[/data/in]" in "".join(body.render_line(y).text
                                                                   for y in range(body.size.height)))
+
+
+def _terminal_bytes(app: OrchTUIApp) -> str:
+    """What the app would write to a real terminal for its screen now."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system="truecolor",
+                      legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True), end="")
+    output = console.file.getvalue()
+    assert isinstance(output, str)
+    return output
+
+
+class TestWhatFilesAndStepsCannotDoToTheTerminal:
+    """A workflow's files and a step's output are text to show, never instructions to
+    the terminal or to Textual, whatever they hold and however small the terminal is."""
+
+    ESCAPING = ("name: escaping\nsteps:\n  - name: a\n    module: shell\n    action: run\n    parameters:\n"
+                "      command: \"printf 'before\\\\033[2J\\\\033]0;PWNED\\\\007after\\\\n'; "
+                "printf 'err\\\\033[2Jx\\\\n' >&2; exit 4\"\n")
+
+    @pytest.mark.parametrize("width", [20, 24, 28])
+    async def test_a_terminal_narrower_than_a_graph_cell_shows_the_graph_clipped(
+            self, inline_engine: DashboardEngine, width: int) -> None:
+        app = _app(inline_engine)
+        async with app.run_test(size=(width, 24)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("1", "j", "k")  # away from the first workflow's graph and back: laid out again
+            await pilot.pause(0.3)
+            await pilot.resize_terminal(width - 4, 12)
+            await pilot.pause(0.3)
+        assert app.return_code in (None, 0)
+
+    async def test_an_invalid_file_whose_name_holds_markup_is_shown_as_written(
+            self, inline_engine: DashboardEngine) -> None:
+        (inline_engine.workflows_dir / "bad.yaml").write_text(
+            'name: "nightly[/]"\nsteps:\n  - {name: a, module: nosuch, action: noop}\n', encoding="utf-8")
+        app = _app(inline_engine)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await _select_workflow(pilot, app, "nightly[/]")
+            # The getter gives the title back as markup: read it as the user sees it.
+            await wait_for(pilot, lambda: "nightly[/] (cannot be shown)" in
+                           Content.from_markup(app.dag_view.border_title or "").plain)
+
+    async def test_escape_sequences_a_step_prints_never_reach_the_terminal(self, inline_engine: DashboardEngine) -> None:
+        (inline_engine.workflows_dir / "escaping.yaml").write_text(self.ESCAPING, encoding="utf-8")
+        app = _app(inline_engine)
+        async with app.run_test(size=(130, 36)) as pilot:
+            await _launch(pilot, app, "escaping")
+            await wait_for(pilot, lambda: app.model.state.focus is not None
+                           and app.model.state.focus.step_status.get("a") is TaskStatus.FAILED, attempts=600)
+            logs = app.query_one(LogsPane)
+            await wait_for(pilot, lambda: any("before" in line for line in logs.lines))
+            shown = [_terminal_bytes(app)]
+            await pilot.press("2", "g", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+            await pilot.pause()
+            shown.append(_terminal_bytes(app))
+            await pilot.press("escape", "l")
+            await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
+            await pilot.pause()
+            shown.append(_terminal_bytes(app))
+        for screen in shown:
+            assert "\x1b[2J" not in screen and "\x1b]0;" not in screen
+        assert "before\\x1b[2J\\x1b]0;PWNED\\x07after" in "\n".join(logs.lines)
