@@ -32,7 +32,7 @@ from textual.notifications import SeverityLevel
 from textual.worker import get_current_worker
 
 from core.errors import OrchestrationError
-from core.models import TaskStatus, Workflow
+from core.models import Project, TaskStatus, Workflow
 from core.snapshot import RunView
 from core.text import terminal_safe
 
@@ -43,7 +43,7 @@ from .heap import HeapFreezer
 from .messages import GraphBuilt, NodeHighlighted, NodeOpened, RunChosen, WorkflowChosen
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
-from .screens.forms import CreateProjectScreen, ParamFormScreen, ProjectRequest
+from .screens.forms import CreateProjectScreen, ParamFormScreen
 from .screens.help import HelpScreen
 from .screens.log_screen import LogScreen
 from .screens.main_screen import DashboardScreen
@@ -773,18 +773,15 @@ class OrchTUIApp(App[None]):
     def request_create_project(self, name: str = "") -> None:
         """Ask for a project's details and create it (the palette's "Create project …")."""
 
-        def create(request: ProjectRequest | None) -> None:
-            if request is None:
-                return
-            try:
-                project = self.engine.create_project(request)
-            except OrchestrationError as exc:
-                self.notify(exc.message, severity="error")
+        def created(project: Project | None) -> None:
+            if project is None:
                 return
             self.model.poke()
             self.notify(f"Created project {project.name} in {project.path}.")
 
-        self.push_screen(CreateProjectScreen(name, self.engine.project_templates()), create)
+        # The form creates the project itself, so what is refused shows in it, with what was typed.
+        self.push_screen(CreateProjectScreen(name, self.engine.project_templates(), self.engine.create_project),
+                         created)
 
     # quit ----------------------------------------------------------------------------
 

@@ -117,7 +117,7 @@ class ParamFormScreen(_FormScreen):
         for index, (name, param) in enumerate(self.workflow.params.items()):
             # widget ids are by position: parameter names need not be valid CSS identifiers
             value = self.query_one(f"#param-{index}", Input).value
-            if value != "" or param.required:
+            if value != "":  # an empty field gives nothing: a required parameter is then missing
                 pairs.append(f"{name}={value}")
         return resolve_params(self.workflow, coerce_cli_params(self.workflow, pairs))
 
@@ -132,14 +132,18 @@ class ProjectRequest:
 
 
 class CreateProjectScreen(_FormScreen):
-    """Asks for a new project's name, template and description."""
+    """Asks for a new project's name, template and description, and creates it with
+    ``create``; dismisses with what that returns. What ``create`` refuses (a bad or taken
+    name, say) is shown in the form, which keeps what was typed."""
 
     SUBMIT_BUTTON = "form-create"
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="project_form.cancel")]
 
-    def __init__(self, name: str = "", templates: Sequence[str] = ()) -> None:
+    def __init__(self, name: str = "", templates: Sequence[str] = (),
+                 create: Callable[[ProjectRequest], Any] = lambda request: request) -> None:
         super().__init__()
         self._initial_name = name
+        self._create = create
         # The built-in ones and the user's (templates_dir), as `orchtui project templates` lists them.
         self._templates = list(templates) or [t.value for t in ProjectType]
 
@@ -161,12 +165,12 @@ class CreateProjectScreen(_FormScreen):
     def on_mount(self) -> None:
         self.query_one("#project-name", Input).focus()
 
-    def _result(self) -> ProjectRequest:
+    def _result(self) -> Any:
         name = self.query_one("#project-name", Input).value.strip()
         if not name:
             raise OrchestrationError("Give the project a name.")
-        return ProjectRequest(
+        return self._create(ProjectRequest(
             name=name,
             template=str(self.query_one("#project-template", Select).value),
             description=self.query_one("#project-description", Input).value.strip(),
-        )
+        ))

@@ -22,7 +22,7 @@ from rich.console import Console
 from textual.command import CommandList, CommandPalette
 from textual.content import Content
 from textual.pilot import Pilot
-from textual.widgets import Select, Static
+from textual.widgets import Input, Select, Static
 
 from core.config import load_settings
 from core.live_state import read_live_snapshots, request_cancel, run_owner
@@ -323,6 +323,43 @@ async def test_a_project_is_created_from_a_user_template_chosen_in_the_form(tmp_
         assert (tmp_path / "projects" / "ours" / "README.md").read_text(encoding="utf-8") == "ours\n"
     finally:
         engine.close()
+
+
+async def test_a_refused_project_name_is_shown_in_the_form_which_keeps_what_was_typed(
+        inline_engine: DashboardEngine) -> None:
+    app = _app(inline_engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.request_create_project("my/project")
+        await wait_for(pilot, lambda: isinstance(app.screen, CreateProjectScreen)
+                       and bool(app.screen.query("#project-description")))
+        app.screen.query_one("#project-description", Input).value = "kept"
+        await pilot.press("enter")
+        form = app.screen
+        assert isinstance(form, CreateProjectScreen)
+        await wait_for(pilot, lambda: "path separator" in str(form.query_one("#form-error", Static).render()))
+        assert form.query_one("#project-description", Input).value == "kept"
+        form.query_one("#project-name", Input).value = "my-project"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, CreateProjectScreen))
+    assert inline_engine.projects.get_project("my-project") is not None
+
+
+async def test_a_required_parameter_left_empty_in_the_form_starts_nothing(inline_engine: DashboardEngine) -> None:
+    (inline_engine.workflows_dir / "needs.yaml").write_text(
+        "name: needs\nparams:\n  must: {type: string, required: true}\n"
+        "steps:\n  - {name: a, module: builtin, action: echo, parameters: {message: '{{ params.must }}'}}\n",
+        encoding="utf-8")
+    app = _app(inline_engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _select_workflow(pilot, app, "needs")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamFormScreen))
+        await pilot.press("enter")
+        form = app.screen
+        assert isinstance(form, ParamFormScreen)
+        await wait_for(pilot, lambda: "must" in str(form.query_one("#form-error", Static).render()))
+        await pilot.press("escape")
+    assert app.model.state.runs == ()
 
 
 async def test_help_lists_binding_ids_and_keymap_remaps(engine: DashboardEngine) -> None:
