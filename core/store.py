@@ -140,6 +140,7 @@ class Store:
                 conn, self.db_path, statements=dict(STATEMENTS), order=PHASES, values=VALUES_ROWS,
                 setup=SETUP, build=build_group, buffer=TransitionRows(self.runs_dir), delay=group_commit_delay,
             )
+        self._identity = _file_identity(self.db_path)  # see :meth:`replaced_problem`
         self._record = self._writer.record  # bound once: record_transition is the hot path
         self._heartbeat = OwnerHeartbeat(self._stamp_seen, heartbeat_interval)
         self._local = threading.local()
@@ -433,6 +434,21 @@ class Store:
             raise describe_error(exc, self.db_path, "read the run store") from None
         return row
 
+    def replaced_problem(self) -> str | None:
+        """Return why this store is no longer the one at :attr:`db_path` (the file was
+        deleted, or another put in its place), or None while it is.
+
+        SQLite keeps reading and writing a deleted file it has open, silently: a
+        process that stays up (the dashboard) must look, or it shows a store nobody
+        else sees any more. One ``stat``.
+        """
+        now = _file_identity(self.db_path)
+        if now == self._identity:
+            return None
+        what = "was deleted" if now is None else "was replaced by another file"
+        return (f"the run store {self.db_path} {what} while this process had it open; runs recorded since "
+                "are not seen here: restart this process")
+
     def integrity_problem(self) -> str | None:
         """Return SQLite's first complaint about the database file's structure (a
         ``PRAGMA quick_check``, which reads every page), or None when it is sound.
@@ -455,6 +471,17 @@ class Store:
     def version(self) -> int:
         """Return the change counter: it grows with every committed write group."""
         return self._read(lambda c: c.execute("SELECT version FROM counter").fetchone()[0])
+
+    def stored_run_ids(self, run_ids: Iterable[str]) -> set[str]:
+        """Return those of ``run_ids`` still in the store (a prune deletes runs, and
+        :meth:`changes_since` reports changes, not deletions)."""
+        wanted = list(run_ids)
+        if not wanted:
+            return set()
+        # One value per id, in a JSON array: no limit on how many ids a statement binds.
+        rows = self._read(lambda c: c.execute("SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+                                              (json.dumps(wanted),)).fetchall())
+        return {row[0] for row in rows}
 
     def get_run(self, run_id: str, *, with_attempts: bool = True) -> RunRecord | None:
         """Return the run with its definition, steps (workflow order) and attempts, or None.
@@ -985,6 +1012,15 @@ class _NoWriter:
 
     def close(self, timeout: float | None = None) -> None:
         return None
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Return (device, inode) of ``path``, or None when there is no such file."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def prepare_state_directory(directory: Path) -> None:

@@ -299,6 +299,8 @@ class OrchTUIApp(App[None]):
             self.logs_pane.poll()
         if now - self._launch_check >= 1.0:
             self._launch_check = now
+            if self.model.problem or self._status_text.startswith("orchtui ✖"):
+                self._update_status_bar(self._shown)  # a failing build publishes no new state
             for message in self.engine.failures_to_report():
                 self.notify(message, severity="error", timeout=15)
 
@@ -440,7 +442,11 @@ class OrchTUIApp(App[None]):
         active = len(state.active_runs)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("orchtui ", "bold")
-        text.append("‖ paused" if self.paused else "● live", "bold yellow" if self.paused else "green")
+        problem = self.model.problem
+        if problem:  # the view no longer follows the runs: say so where "live" would be
+            text.append(f"✖ {problem}", "bold red")
+        else:
+            text.append("‖ paused" if self.paused else "● live", "bold yellow" if self.paused else "green")
         text.append(f" │ {active} active")
         run = self._viewed_run(state)
         if run is not None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from core.errors import OrchestrationError
 from core.live_state import LiveProcess
 from core.machine import system_load
 from core.models import Project, ResourceUsage, Workflow, WorkflowStatus
@@ -228,6 +229,9 @@ class DashboardModel:
         self.builds = 0
         self.errors = 0
         self.last_error = ""
+        # Why the last build failed, "" once one succeeds: the status bar shows it, so the
+        # user knows the view has stopped following the runs.
+        self.problem = ""
 
     @property
     def state(self) -> DashboardState:
@@ -279,9 +283,11 @@ class DashboardModel:
             started = time.monotonic()
             try:
                 self.refresh()
+                self.problem = ""
             except Exception as exc:  # a failing source must not kill the live view
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.problem = exc.message if isinstance(exc, OrchestrationError) else self.last_error
             self._wake.wait(max(0.0, self._period - (time.monotonic() - started)))
             self._wake.clear()
 

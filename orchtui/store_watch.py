@@ -83,6 +83,8 @@ class StoreWatcher:
         self._definitions: dict[str, Workflow | None] = {}  # run id -> its workflow
         self._parsed: dict[str, Workflow | None] = {}  # snapshot text -> its workflow, least recent first
         self._next_read = 0.0
+        self._next_presence_check = 0.0
+        self.presence_check = 5.0  # seconds between looks for runs a prune deleted
         self.reads = 0  # store reads so far (tests and the benchmark look)
         self.owner_check = owner_check
         self.recovery_timeout = recovery_timeout
@@ -116,6 +118,9 @@ class StoreWatcher:
         if now < self._next_read:
             return
         started = self._clock()
+        problem = self.store.replaced_problem()
+        if problem is not None:
+            raise StoreError(problem, error_code="STORE_REPLACED")
         if self._version is None:
             version = self.store.version()
             changed = [r.to_view() for r in self.store.list_runs(limit=self.history)]
@@ -131,9 +136,22 @@ class StoreWatcher:
             ordered = sorted(self._views.values(), key=lambda v: v.started_at or 0.0, reverse=True)[: self.history]
             self._views = {v.run_id: v for v in ordered}
             self._runs = tuple(ordered)
+        if now >= self._next_presence_check and self._views:
+            self._next_presence_check = now + self.presence_check
+            self._forget_deleted_runs()
         cost = self._clock() - started
         self._next_read = now + max(self.min_interval, cost / self.budget)
         self._recover_dead_owners(now)
+
+    def _forget_deleted_runs(self) -> None:
+        """Drop the listed runs that are no longer stored (pruned by another process)."""
+        kept = self.store.stored_run_ids(self._views)
+        if len(kept) == len(self._views):
+            return
+        self._views = {run_id: view for run_id, view in self._views.items() if run_id in kept}
+        self._runs = tuple(view for view in self._runs if view.run_id in kept)
+        if self._focus is not None and self._focus.run_id not in kept:
+            self._focus = None
 
     def _recover_dead_owners(self, now: float) -> None:
         """Start crash recovery on its own thread when a listed unfinished run's owner died.

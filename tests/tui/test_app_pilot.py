@@ -362,6 +362,16 @@ async def test_a_required_parameter_left_empty_in_the_form_starts_nothing(inline
     assert app.model.state.runs == ()
 
 
+async def test_a_store_deleted_under_the_dashboard_shows_in_the_status_bar_instead_of_live(
+        inline_engine: DashboardEngine) -> None:
+    app = _app(inline_engine)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: "● live" in app._status_text)
+        inline_engine.store.db_path.unlink()
+        await wait_for(pilot, lambda: app._status_text.startswith("orchtui ✖ the run store"), attempts=600)
+        assert "was deleted" in app._status_text and "● live" not in app._status_text
+
+
 async def test_help_lists_binding_ids_and_keymap_remaps(engine: DashboardEngine) -> None:
     app = _app(engine, keymap={"orchtui.run": "ctrl+r"})
     async with app.run_test(size=(80, 24)) as pilot:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import StoreError
 from core.models import Workflow, WorkflowStatus, WorkflowStep
 from core.snapshot import RunView
 from core.store import Store
@@ -128,3 +129,30 @@ def test_a_recovery_that_cannot_write_is_reported_and_tried_again(store: Store, 
     while view.status is WorkflowStatus.RUNNING and time.monotonic() < deadline:  # the writer's own retry may come first
         view = watch_until_recovery_ends(watcher, "run-1")
     assert view.status is WorkflowStatus.INTERRUPTED
+
+
+def test_runs_a_prune_deleted_leave_the_list(tmp_path: Path, store: Store) -> None:
+    for run_id in ("run-old", "run-new"):
+        store.create_run(run_id, chain("wf", 1), {})
+        store.finish_run(run_id, "completed")
+    store.flush()
+    now = [0.0]
+    watcher = StoreWatcher(store, min_interval=0.0, clock=lambda: now[0])
+    watcher.poll(None)
+    assert {v.run_id for v in watcher.runs} == {"run-old", "run-new"}
+    with Store(store.db_path) as other:  # another process prunes
+        time.sleep(0.01)
+        assert other.prune(0) == 2
+    now[0] += watcher.presence_check
+    watcher.poll(None)
+    assert watcher.runs == ()
+
+
+def test_a_store_file_deleted_under_the_watcher_is_an_error_not_silence(tmp_path: Path, store: Store) -> None:
+    now = [0.0]
+    watcher = StoreWatcher(store, min_interval=0.0, clock=lambda: now[0])
+    watcher.poll(None)
+    store.db_path.unlink()
+    now[0] += 1.0
+    with pytest.raises(StoreError, match="was deleted while this process had it open"):
+        watcher.poll(None)
