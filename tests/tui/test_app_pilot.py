@@ -45,6 +45,7 @@ from orchtui.widgets.projects import ProjectsPane
 
 def _engine(tmp_path: Path, run_mode: str) -> DashboardEngine:
     return DashboardEngine(
+        settings=load_settings(cwd=tmp_path),  # projects the dashboard creates go under tmp_path
         state_dir=tmp_path / "state",
         workflows_dir=make_workflows_dir(tmp_path),
         resource_manager=ResourceManager(detect=False, state_dir=tmp_path / "state"),
