@@ -16,9 +16,12 @@ Substitution rules:
 * A reference that is the whole value keeps its type (a dict stays a dict).
 * A reference embedded in a longer string is stringified (JSON for anything but a
   string).
-* In a ``shell.run`` ``command`` string every substituted value is ``shlex.quote``d,
-  so an upstream output can never inject shell syntax. A whole-value reference that
-  resolves to a list becomes an argv (no shell at all).
+* In a ``shell.run`` ``command`` string every substituted value is quoted for where it
+  stands, so an upstream output can never inject shell syntax: ``shlex.quote`` where the
+  reference is unquoted, backslashes before ``\\ " $ ` `` inside double quotes (where
+  single quotes would be literal and ``$(...)`` would run), ``'\\''`` for each ``'``
+  inside single quotes. A whole-value reference that resolves to a list becomes an argv
+  (no shell at all).
 * In an argv list each element is substituted on its own; the list is never joined.
 """
 
@@ -36,6 +39,7 @@ from .errors import OrchestrationError
 
 __all__ = [
     "Reference",
+    "shell_quoting",
     "UnresolvedReferenceError",
     "has_references",
     "find_references",
@@ -304,12 +308,13 @@ class ReferenceResolver:
             if not quote or isinstance(value, list):
                 return value
             return shlex.quote(stringify(value))
+        contexts = shell_quoting(text, [(start, end) for start, end, _ in found]) if quote else None
         parts: list[str] = []
         last = 0
-        for start, end, ref in found:
+        for index, (start, end, ref) in enumerate(found):
             piece = stringify(self.value_of(ref))
             parts.append(text[last:start])
-            parts.append(shlex.quote(piece) if quote else piece)
+            parts.append(_quoted(piece, contexts[index]) if contexts is not None else piece)
             last = end
         parts.append(text[last:])
         return "".join(parts)
@@ -335,6 +340,77 @@ class ReferenceResolver:
             else:
                 resolved.append(part)
         return resolved
+
+
+_UNQUOTED, _SINGLE, _DOUBLE, _SUBSTITUTION, _BACKTICK = "unquoted", "single", "double", "$(", "`"
+
+
+def shell_quoting(text: str, spans: list[tuple[int, int]]) -> list[str]:
+    """Return, for each ``(start, end)`` span of ``text`` (a shell command with references
+    in it, in order), how the shell reads text there: ``"single"`` inside single quotes,
+    ``"double"`` inside double quotes, ``"`"`` unquoted inside backticks, else
+    ``"unquoted"`` (also inside ``$(...)``, which starts afresh, even within double quotes).
+
+    The spans themselves are skipped: a reference is a word, whatever its value.
+    """
+    # One frame per quoting opened and not yet closed, with the parentheses opened in it
+    # (to find the ``)`` that closes a ``$(``).
+    frames: list[list[Any]] = [[_UNQUOTED, 0]]
+    contexts: list[str] = []
+    spans = sorted(spans)
+    at = i = 0
+    while i <= len(text):
+        top = frames[-1][0]
+        if at < len(spans) and i == spans[at][0]:
+            inside_backticks = top not in (_SINGLE, _DOUBLE) and any(f[0] == _BACKTICK for f in frames)
+            contexts.append(_BACKTICK if inside_backticks else top if top in (_SINGLE, _DOUBLE) else _UNQUOTED)
+            i = spans[at][1]
+            at += 1
+            continue
+        if i == len(text):
+            break
+        char = text[i]
+        if top == _SINGLE:
+            if char == "'":
+                frames.pop()
+        elif char == "\\":
+            i += 1  # the next character is taken literally
+        elif char == '"':
+            if top == _DOUBLE:
+                frames.pop()
+            else:
+                frames.append([_DOUBLE, 0])
+        elif char == "'" and top != _DOUBLE:
+            frames.append([_SINGLE, 0])
+        elif char == "`":
+            if top == _BACKTICK:
+                frames.pop()
+            else:
+                frames.append([_BACKTICK, 0])
+        elif text.startswith("$(", i):
+            frames.append([_SUBSTITUTION, 0])
+            i += 1
+        elif top != _DOUBLE and char == "(":
+            frames[-1][1] += 1
+        elif top != _DOUBLE and char == ")":
+            if frames[-1][1]:
+                frames[-1][1] -= 1
+            elif top == _SUBSTITUTION:
+                frames.pop()
+        i += 1
+    contexts.extend(_UNQUOTED for _ in spans[at:])
+    return contexts
+
+
+def _quoted(value: str, context: str) -> str:
+    """``value`` as literal text for where it stands in a shell command (see :func:`shell_quoting`)."""
+    if context == _DOUBLE:
+        return re.sub(r'([\\"$`])', r"\\\1", value)
+    if context == _SINGLE:
+        return value.replace("'", "'\\''")
+    if context == _BACKTICK:  # the shell unescapes \\ and ` once before it reads the quotes
+        return re.sub(r"([\\`])", r"\\\1", shlex.quote(value))
+    return shlex.quote(value)
 
 
 def resolve_value(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from core.templating import (
     referenced_steps,
     resolve_parameters,
     resolve_value,
+    shell_quoting,
 )
 
 OUTPUTS: dict[str, Any] = {
@@ -103,6 +105,31 @@ def test_quoted_value_runs_as_literal_text_in_a_real_shell(tmp_path: Path, evil:
     done = subprocess.run(["/bin/sh", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == evil
     assert not (tmp_path / "pwned").exists()
+
+
+EVIL = "$(touch pwned) `touch pwned` it's \"q\" \\ $HOME ; touch pwned"
+
+
+@pytest.mark.parametrize("command", [
+    'echo "{{ up.output }}"',  # double quotes: single quotes inside would be literal, $( ) would run
+    "echo '{{ up.output }}'",
+    'echo "before $(echo {{ up.output }}) after"',
+    'echo "$(printf "%s" "{{ up.output }}")"',
+    "echo `echo {{ up.output }}`",
+    'echo "`echo {{ up.output }}`"',
+])
+def test_a_value_is_literal_text_wherever_the_reference_stands_in_the_command(tmp_path: Path, command: str) -> None:
+    resolved = resolve_parameters("shell", "run", {"command": command}, params={}, outputs={"up": EVIL})["command"]
+    done = subprocess.run(["/bin/sh", "-c", resolved], cwd=tmp_path, capture_output=True, text=True, check=True)
+    printed = done.stdout.strip()
+    assert printed.removeprefix("before ").removesuffix(" after") == EVIL
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_shell_quoting_reads_the_quoting_around_each_reference() -> None:
+    text = """a {{ x }} "b {{ x }} $(c {{ x }} 'd') " 'e {{ x }}' `f {{ x }}` \\"{{ x }}"""
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\{\{ x \}\}", text)]
+    assert shell_quoting(text, spans) == ["unquoted", "double", "unquoted", "single", "`", "unquoted"]
 
 
 def test_shell_variables_and_go_templates_are_left_alone() -> None:
