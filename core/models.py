@@ -494,7 +494,11 @@ class RetryPolicy(Record):
         ``delay * backoff**(attempt-1)``, capped at ``max_delay``, then spread by
         ``±jitter`` (a fraction) so that many failing tasks do not retry in lockstep.
         """
-        base = min(self.max_delay, self.delay * (self.backoff ** max(0, attempt - 1)))
+        try:
+            grown = self.delay * (self.backoff ** max(0, attempt - 1))
+        except OverflowError:  # backoff 2000 and 100 retries: past any float, so past max_delay
+            grown = math.inf
+        base = min(self.max_delay, grown)
         if self.jitter and base > 0:
             spread = base * self.jitter
             base += (rng or random).uniform(-spread, spread)

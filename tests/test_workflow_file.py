@@ -180,6 +180,7 @@ def test_non_mapping_root() -> None:
     ("timeout", "10000000000", "'timeout' must be at most 2.592e+06, not 10000000000"),
     ("retry_delay", ".nan", "'retry_delay' must be a finite number"),
     ("retry_delay", "1.0e+300", "'retry_delay' must be at most 86400"),
+    ("retry_backoff", "1.0e+300", "'retry_backoff' must be at most 1000"),
     ("retry_max_delay", ".inf", "'retry_max_delay' must be a finite number"),
 ])
 def test_a_timer_no_scheduler_can_wait_for_is_refused_where_it_is_written(field: str, value: str, says: str) -> None:
