@@ -140,7 +140,9 @@ class Gates:
                 if not self._allocate(entry):
                     if entry.state != READY:
                         continue  # failed: its requirements can never be met
-                    blocked.update(resources)
+                    # Only what it lacks: a step waiting for a lock must not hold back the
+                    # cores it would share with steps that need no lock.
+                    blocked.update(self._shortfall(entry) or resources)
                     deferred.append(entry)
                     if len(deferred) >= _RESOURCE_SCAN_LIMIT:
                         break
@@ -152,6 +154,12 @@ class Gates:
         if len(deferred) != self._blocked_on_resources:
             self._blocked_on_resources = len(deferred)
             self._touch()
+
+    def _shortfall(self, entry: TaskEntry) -> set[str]:
+        try:
+            return self.rm.shortfall(entry.task.resources)
+        except OrchestrationError:
+            return set()
 
     def _allocate(self, entry: TaskEntry) -> bool:
         task = entry.task

@@ -97,6 +97,7 @@ class ResourceManager:
             config_path = config_path if config_path is not None else settings.resource_config
             state_dir = state_dir if state_dir is not None else settings.state_dir
         self._machine_locks = MachineLocks(Path(state_dir) / "locks") if state_dir is not None else None
+        self._locks_held_elsewhere: set[str] = set()  # as last tried: another process held them
         self._recheck: threading.Timer | None = None
         if detect:
             for resource in detect_machine_resources(Path(state_dir) if state_dir is not None else None):
@@ -397,6 +398,21 @@ class ResourceManager:
         self._dispatch(events)
         return fits
 
+    def shortfall(self, requirements: Mapping[str, Any]) -> set[str]:
+        """Return the keys of ``requirements`` that do not fit now: too little left here,
+        or a lock another process held when it was last tried. After a failed
+        :meth:`try_allocate_requirements`, these are what the requester waits for; the
+        rest it could have had (a scheduler must not hold those back for it).
+
+        Raises:
+            ResourceAllocationError: the requirements are malformed or can never be met.
+        """
+        needs = self._parse(requirements)
+        with self._cond:
+            return {key for key, ident, amount in needs
+                    if ident not in self._pools or not self._pools[ident].fits(None, amount)
+                    or (ident in self._locks_held_elsewhere and not self._pools[ident].holders)}
+
     def requirement_problem(self, requirements: Mapping[str, Any]) -> str | None:
         """Return why ``requirements`` can never be granted, or None if they can.
 
@@ -616,8 +632,10 @@ class ResourceManager:
             if not locks.try_acquire(ident):
                 for each in taken:
                     locks.release(each)
+                self._locks_held_elsewhere.add(ident)
                 self._arm_recheck()
                 return False
+            self._locks_held_elsewhere.discard(ident)
             taken.append(ident)
         return True
 

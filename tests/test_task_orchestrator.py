@@ -440,6 +440,22 @@ def test_big_task_is_not_starved_by_a_stream_of_small_ones(orch_factory: Any, ga
     assert rm.get_usage("slots").current.get("units", 0) == 0
 
 
+def test_a_task_waiting_for_a_lock_holds_back_no_other_resource(orch_factory: Any, gates: Gates) -> None:
+    rm = slot_manager(2)
+    rm.register_resource("L", "lock", {})
+    orch, _ = orch_factory(4, resource_manager=rm)
+    orch.start_execution()
+    orch.add_task(gate_task("holder", priority=TaskPriority.HIGH, resources={"L": {}}))
+    assert gates.entered("holder").wait(WAIT)
+    orch.add_task(noop("deploy", priority=TaskPriority.CRITICAL, resources={"L": {}, "slots": {"units": 1}}))
+    orch.flush()
+    # The slots are free: only the lock keeps deploy waiting, so build must not wait too.
+    orch.add_task(gate_task("build", priority=TaskPriority.LOW, resources={"slots": {"units": 1}}))
+    assert gates.entered("build").wait(WAIT)
+    gates.open("holder", "build")
+    assert orch.wait_for_completion(WAIT)
+
+
 def test_resource_gate_never_over_allocates(orch_factory: Any) -> None:
     rm = slot_manager(2)
     active = 0
