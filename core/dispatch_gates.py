@@ -34,6 +34,11 @@ log = logging.getLogger("core.dispatcher")
 STAGE_BELOW = 0.001
 STAGE_BUDGET = 0.002
 _STAGE_PER_WORKER = 8
+# Only these are ever staged: actions that return at once whatever their parameters. A
+# staged attempt counts as running (its timeout runs, its resources are held) while it
+# waits for a worker, so a long step after a burst of short ones must never be staged:
+# it would run past max_workers, time out in the queue and pass ahead of urgent work.
+_INSTANT_ACTIONS = frozenset({("builtin", "noop"), ("builtin", "echo"), ("builtin", "fail")})
 _RESOURCE_SCAN_LIMIT = 256  # resource-blocked entries one pass may step over
 
 
@@ -124,9 +129,13 @@ class Gates:
         rm = self.rm
         deferred: list[TaskEntry] = []
         blocked: set[str] = set()
+        unstaged: list[TaskEntry] = []
         while free > 0:
             entry = lanes.pop(now)
             if entry is None:
+                break
+            if len(self._running) >= self.max_workers and (entry.task.module, entry.task.action) not in _INSTANT_ACTIONS:
+                unstaged.append(entry)  # every worker is busy: only an instant attempt may be staged
                 break
             resources = entry.task.resources
             if resources and rm is not None:
@@ -149,8 +158,8 @@ class Gates:
                     continue
             if self._start(entry):
                 free -= 1
-        if deferred:
-            lanes.push_front(deferred)
+        if deferred or unstaged:
+            lanes.push_front(deferred + unstaged)  # ranked ahead of it, so first
         if len(deferred) != self._blocked_on_resources:
             self._blocked_on_resources = len(deferred)
             self._touch()

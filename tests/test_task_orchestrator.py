@@ -456,6 +456,30 @@ def test_a_task_waiting_for_a_lock_holds_back_no_other_resource(orch_factory: An
     assert orch.wait_for_completion(WAIT)
 
 
+def test_after_a_burst_of_instant_steps_no_more_steps_run_than_workers(orch_factory: Any, gates: Gates) -> None:
+    # A burst of no-ops lets the dispatcher stage attempts ahead of the workers; a step
+    # that may take long must not be: it would count as running (timeout ticking) while queued.
+    orch, seen = orch_factory(1)
+    tasks = [noop(f"n{i}") for i in range(60)] + [gate_task(f"g{i}") for i in range(4)]
+    orch.start_execution()
+    for task in tasks:
+        orch.add_task(task)
+    for i in range(4):
+        assert gates.entered(f"g{i}").wait(WAIT)
+        gates.open(f"g{i}")
+    assert orch.wait_for_completion(WAIT)
+    running: set[str] = set()
+    most = 0
+    for transition in list(seen.items):
+        if transition.status == TaskStatus.RUNNING:
+            running.add(transition.name)
+        elif transition.status.is_terminal:
+            running.discard(transition.name)
+        if transition.name.startswith("g"):
+            most = max(most, len({name for name in running if name.startswith("g")}))
+    assert most == 1
+
+
 def test_resource_gate_never_over_allocates(orch_factory: Any) -> None:
     rm = slot_manager(2)
     active = 0
