@@ -59,7 +59,7 @@ import distributed
 
 from .config import load_settings
 from .errors import OrchestrationError, ResourceAllocationError
-from .executors import cancelled_result
+from .executors import cancelled_result, crash_result
 from .interfaces import DoneCallback
 from .models import Invocation, TaskResult
 
@@ -109,6 +109,8 @@ def run_on_worker(invocation: Invocation, key: str) -> TaskResult:
         return cancelled_result(invocation)
     try:
         result = invoke(invocation, cancel)
+    except BaseException as exc:  # SystemExit from a python.call: one failed attempt, as on threads,
+        result = crash_result(invocation, exc)  # not a dead worker that Dask retries on the next
     finally:
         with _WORKER_LOCK:
             _LIVE.pop(key, None)

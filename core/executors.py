@@ -38,7 +38,8 @@ from .interfaces import DoneCallback, ExecutorBackend
 from .models import Invocation, TaskResult
 from .process_tree import CappedLog, adopt_owner, hurried, mark_own_children, supervising, this_process
 
-__all__ = ["CancelToken", "ThreadBackend", "ProcessBackend", "create_backend", "BACKEND_NAMES", "InvokeFn"]
+__all__ = [
+    "crash_result", "CancelToken", "ThreadBackend", "ProcessBackend", "create_backend", "BACKEND_NAMES", "InvokeFn"]
 
 InvokeFn = Callable[[Invocation, Any], TaskResult]
 BACKEND_NAMES = ("thread", "process", "dask")
@@ -63,7 +64,7 @@ def _default_invoke() -> InvokeFn:
     return invoke
 
 
-def _crash_result(invocation: Invocation, exc: BaseException) -> TaskResult:
+def crash_result(invocation: Invocation, exc: BaseException) -> TaskResult:
     """The result reported when ``invoke`` itself raised (a bug, not an action failure)."""
     return TaskResult(
         success=False,
@@ -243,7 +244,7 @@ class ThreadBackend:
             try:
                 result = invoke(invocation, token)
             except BaseException as exc:  # invoke never raises for action failures; this is a bug guard
-                result = _crash_result(invocation, exc)
+                result = crash_result(invocation, exc)
             token.state = _FINISHED
             # Only a cancelled token can have been marked stuck: cancel() sets the flag
             # before it looks at ``state`` under the lock, so a flag still clear here means
@@ -468,7 +469,7 @@ def _run_in_child(invocation: Invocation, conn: Connection, invoke_target: str, 
         result = TaskResult(success=False, error_message="Cancelled", error_type="Cancelled",
                             attempt=invocation.attempt)
     except BaseException as exc:  # report, never die silently: the parent waits for a result
-        result = _crash_result(invocation, exc)
+        result = crash_result(invocation, exc)
     if not result.success and result.error_type in ("TimeoutError", "Cancelled"):
         _stop_leftovers(invocation, stand_in, "timed out" if result.error_type == "TimeoutError" else "cancelled")
     try:
@@ -699,7 +700,7 @@ class ProcessBackend:
         try:
             result = self._run_child(attempt)
         except BaseException as exc:  # reported as the attempt's result; on_done must still run
-            result = _crash_result(invocation, exc)
+            result = crash_result(invocation, exc)
         finally:
             with self._lock:
                 self._live.discard(attempt)

@@ -175,6 +175,16 @@ def test_retry_runs_the_step_again_on_the_cluster(backend: DaskBackend, tmp_path
     assert task.attempts == 2
 
 
+def test_a_python_call_that_exits_fails_one_attempt_as_on_threads(backend: DaskBackend) -> None:
+    # SystemExit escaped the action once: Dask took the worker for dead and ran the call
+    # again on every other worker before giving up with KilledWorker.
+    with TaskOrchestrator(4, backend=backend) as orchestrator:
+        task = Task(name="quit", module="python", action="call", parameters={"target": "sys:exit", "args": [3]})
+        result = orchestrator.execute_task(task, timeout=WAIT)
+    assert not result.success and task.attempts == 1
+    assert result.error_message == "python.call crashed the executor: SystemExit: 3"
+
+
 # ----------------------------------------------------------- timeout, cancel
 
 
