@@ -21,6 +21,7 @@ from typing import Any
 from .actions import ActionContext, ActionError, ActionRegistry, StepCancelled, StepTimeout
 from .process_tree import run_process
 from .step_output import printed_to
+from .text import printable
 from .thread_interrupt import call_interruptibly
 
 __all__ = ["register_builtins", "shell_run", "python_call", "builtin_noop", "builtin_sleep", "builtin_echo", "builtin_fail"]
@@ -225,7 +226,7 @@ def builtin_sleep(ctx: ActionContext, params: dict[str, Any]) -> Any:
 def builtin_echo(ctx: ActionContext, params: dict[str, Any]) -> Any:
     """Write ``message`` to the log; output is the message."""
     message = params.get("message", "")
-    text = message if isinstance(message, str) else json.dumps(message, default=str)
+    text = message if isinstance(message, str) else json.dumps(message, default=printable)
     ctx.log(text + "\n")
     return message
 

@@ -20,7 +20,7 @@ from .models import TaskStatus, WorkflowExecution, WorkflowStatus
 from .store import Store
 from .resume_plan import reused_origin
 from .store_records import RunRecord, StepRecord
-from .text import did_you_mean
+from .text import did_you_mean, printable
 from .workflow_run import RunHandle
 
 __all__ = [
@@ -47,12 +47,12 @@ _OUTPUT_CHARS = 4000  # an output longer than this (as JSON) is cut for the agen
 
 def jsonable(value: Any) -> Any:
     """Return ``value`` as plain JSON data (anything else becomes its ``str``)."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=printable))
 
 
 def _clip(value: Any) -> Any:
     """Return ``value``, or a clipped text of it when its JSON is very long."""
-    text = json.dumps(value, default=str)
+    text = json.dumps(value, default=printable)
     if len(text) <= _OUTPUT_CHARS:
         return jsonable(value)
     return text[:_OUTPUT_CHARS] + f"... [{len(text) - _OUTPUT_CHARS} more characters; read the step log]"

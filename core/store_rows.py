@@ -38,6 +38,7 @@ from typing import Any
 
 from .models import TaskStatus, TaskTransition, Workflow, WorkflowStatus, WorkflowStep
 from .store_writer import Group
+from .text import printable
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ PHASES = ("run_insert", "definition", "step_init", "retry_before", "transition",
 
 def dumps(value: Any) -> str:
     """JSON text of ``value``; what JSON cannot hold is stored as its ``str``."""
-    return json.dumps(value, default=str, separators=(",", ":"))
+    return json.dumps(value, default=printable, separators=(",", ":"))
 
 
 def _output_json(data: Any) -> str | int:
@@ -295,7 +296,7 @@ def workflow_json(workflow: Workflow) -> str:
                 steps.append('{"dependencies":[' + ",".join(map(_quote, deps)) + '],"name":' + name + "}"
                              if deps else '{"name":' + name + "}")
                 continue
-            except TypeError:  # a name that is not a string: let dumps write it (with ``default=str``)
+            except TypeError:  # a name that is not a string: let dumps write it (with ``default=printable``)
                 pass
         entry: dict[str, Any] = {
             name: value

@@ -36,6 +36,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from .errors import OrchestrationError
+from .text import printable
 
 __all__ = [
     "Reference",
@@ -243,7 +244,7 @@ def stringify(value: Any) -> str:
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, default=str)
+        return json.dumps(value, default=printable)
     except ValueError:  # circular structure
         return str(value)
 

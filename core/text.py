@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-__all__ = ["closest", "did_you_mean", "plural", "iso_utc", "format_duration", "terminal_safe"]
+__all__ = ["closest", "did_you_mean", "plural", "iso_utc", "format_duration", "terminal_safe", "printable"]
 
 # C0 controls but newline and tab, DEL, and the C1 controls (0x9b starts a sequence too).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -81,3 +81,12 @@ def terminal_safe(text: str) -> str:
     or retitle the terminal. ``orchtui logs`` prints a log as it is, as ``cat`` would.
     """
     return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def printable(value: object) -> str:
+    """Return ``str(value)``, or ``<unprintable TYPE>`` when that raises: the ``default``
+    of every ``json.dumps`` of values that steps made, whose ``__str__`` may be broken."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"

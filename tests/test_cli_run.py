@@ -341,6 +341,19 @@ def test_what_a_python_step_prints_goes_to_its_log_not_into_run_json(
     assert logs.stdout == "hello 21\nwarning 21\n"
 
 
+def test_a_completed_run_whose_output_cannot_be_printed_still_reports_completed_in_json(
+        tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
+    write(tmp_path / "boom.py", "class Boom:\n    def __repr__(self):\n        raise ValueError('no repr')\n"
+          "def make():\n    return Boom()\n")
+    wf = write(tmp_path / "boom.yaml", "name: boom\nsteps:\n  - {name: b, module: python, action: call, "
+               "parameters: {target: 'boom:make'}}\n")
+    env = cli_env | {"PYTHONPATH": f"{tmp_path}{os.pathsep}{cli_env['PYTHONPATH']}"}
+    done = run_cli(orchtui_cmd, env, "run", str(wf), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed" and result["results"] == {"b": "<unprintable Boom>"}
+
+
 def test_escape_sequences_a_step_prints_never_reach_the_terminal_from_run_or_show(
         tmp_path: Path, cli_env: dict[str, str], orchtui_cmd: list[str]):
     command = "printf 'out\\033]0;pwned\\007\\n'; printf 'bad\\033[2J\\n' >&2; exit 3"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.text import closest, did_you_mean, format_duration, iso_utc, plural
+from core.text import closest, did_you_mean, format_duration, iso_utc, plural, printable
 
 
 def test_closest_suggests_only_real_and_close_choices():
@@ -53,3 +53,12 @@ def test_terminal_safe_shows_control_characters_and_keeps_newlines_and_tabs() ->
 
     assert terminal_safe("a\x1b[2Jb\x07\tc\nd\x9b1m\x7f") == "a\\x1b[2Jb\\x07\tc\nd\\x9b1m\\x7f"
     assert terminal_safe("plain ünïcode ✓") == "plain ünïcode ✓"
+
+
+def test_printable_names_the_type_of_a_value_whose_str_raises():
+    class Broken:
+        def __repr__(self) -> str:
+            raise ValueError("no repr")
+
+    assert printable(Broken()) == "<unprintable Broken>"
+    assert printable(3) == "3"

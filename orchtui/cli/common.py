@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from core.errors import OrchestrationError, WorkflowValidationError, error_dict
+from core.text import printable
 
 __all__ = ["CONTEXT_SETTINGS", "json_option", "emit_json", "fail", "handle_errors", "os_error_message", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
@@ -29,7 +30,7 @@ param_option = click.option("-p", "--param", "params", multiple=True, metavar="K
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as indented JSON (non-JSON values via ``str``)."""
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    click.echo(json.dumps(data, indent=2, default=printable, ensure_ascii=False))
 
 
 def fail(message: str, *, as_json: bool = False, data: dict[str, Any] | None = None, code: int = EXIT_FAILED) -> None:
