@@ -175,7 +175,9 @@ class OrchTUIApp(App[None]):
         self.paused = False
         self.view_workflow: str | None = None  # what the DAG shows: a workflow...
         self.view_run: str | None = None  # ...and, when set, one of its runs
-        self.filter_text = ""
+        # Each pane keeps its own filter: one shared text once applied a Runs filter to
+        # Projects when the bar opened there, and left Runs filtered out of sight.
+        self.filters: dict[str, str] = {"projects": "", "dag": "", "runs": ""}
         self._shown = DashboardState.empty()
         self._dag_key: tuple[str | None, str | None] = (None, None)  # selection the DAG shows
         self._dag_workflow: Workflow | None = None  # the workflow whose graph the DAG shows
@@ -452,8 +454,9 @@ class OrchTUIApp(App[None]):
         if run is not None:
             text.append(" │ ")
             text.append(f"{run_glyph(run.status)} {run.run_id} {run.status.value}", run_style(run.status))
-        if self.filter_text:
-            text.append(f" │ filter: {self.filter_text}", "italic")
+        shown_filters = [(pane, text_) for pane, text_ in self.filters.items() if text_]
+        if shown_filters:
+            text.append(" │ " + ", ".join(f"{pane} filter: {text_}" for pane, text_ in shown_filters), "italic")
         directory = self.engine.workflows_dir
         if directory != self._shown_dir[0]:  # resolving it stats every part of the path: once
             self._shown_dir = (directory, _display_path(directory))
@@ -742,7 +745,7 @@ class OrchTUIApp(App[None]):
         self._filter_target = focused.id if focused is not None and focused.id in {"projects", "dag", "runs"} else "projects"
         bar = self.filter_bar
         bar.add_class("-visible")
-        bar.value = self.filter_text
+        bar.value = self.filters[self._filter_target]
         _focus_now(bar)
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -760,8 +763,8 @@ class OrchTUIApp(App[None]):
             event.stop()
 
     def _set_filter(self, text: str) -> None:
-        self.filter_text = text
         target = self._filter_target
+        self.filters[target] = text
         if target == "dag":
             self.dag_view.set_filter(text)
         elif target == "runs":

@@ -273,11 +273,24 @@ async def test_filter_projects(engine: DashboardEngine) -> None:
         await pilot.pause()
         listed = [o.id for o in projects._options if o.id]
         assert len(listed) == 1 and listed[0].endswith("flaky")
-        assert "filter: fla" in str(app.query_one("#status-bar").render())
+        assert "projects filter: fla" in str(app.query_one("#status-bar").render())
         await pilot.press("escape")
         await pilot.pause()
         assert len([o.id for o in projects._options if o.id]) == 3
         assert app.focused is projects
+
+
+async def test_each_pane_keeps_its_own_filter_and_the_status_bar_names_each(engine: DashboardEngine) -> None:
+    app = _app(engine)
+    async with app.run_test(size=(120, 24)) as pilot:
+        projects = app.query_one(ProjectsPane)
+        await pilot.press("5", "slash", "z", "z", "z", "enter")  # Runs: filtered
+        await pilot.press("1", "slash")  # Projects: the bar opens empty, not with the Runs text
+        assert app.filter_bar.value == ""
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len([o.id for o in projects._options if o.id]) == 3
+        assert "runs filter: zzz" in str(app.query_one("#status-bar").render())  # still named: still on
 
 
 async def test_palette_runs_a_workflow(engine: DashboardEngine) -> None:
