@@ -8,6 +8,7 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -23,7 +24,9 @@ def keys_table(bindings: Iterable[Binding]) -> Table:
     for binding in bindings:
         if binding.id is None:
             continue
-        table.add_row(binding.key_display or binding.key, binding.description, binding.id)
+        # "/" and "?", as the key bar shows them, not Textual's names ("slash", "question_mark").
+        keys = binding.key_display or ", ".join(format_key(key.strip()) for key in binding.key.split(","))
+        table.add_row(keys, binding.description, binding.id)
     return table
 
 

@@ -386,6 +386,20 @@ async def test_a_store_deleted_under_the_dashboard_shows_in_the_status_bar_inste
         assert "was deleted" in app._status_text and "● live" not in app._status_text
 
 
+def test_the_help_names_keys_as_the_key_bar_does() -> None:
+    from textual.binding import Binding
+
+    from orchtui.screens.help import keys_table
+
+    table = keys_table([Binding("slash", "filter", "Filter", id="orchtui.filter"),
+                        Binding("escape,q,question_mark", "close", "Close", id="help.close")])
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    console.print(table)
+    text = console.file.getvalue()
+    assert "/ " in text and "esc, q, ?" in text
+    assert "slash" not in text and "question_mark" not in text
+
+
 async def test_help_lists_binding_ids_and_keymap_remaps(engine: DashboardEngine) -> None:
     app = _app(engine, keymap={"orchtui.run": "ctrl+r"})
     async with app.run_test(size=(80, 24)) as pilot:
