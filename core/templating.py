@@ -315,7 +315,13 @@ class ReferenceResolver:
         for index, (start, end, ref) in enumerate(found):
             piece = stringify(self.value_of(ref))
             parts.append(text[last:start])
-            parts.append(_quoted(piece, contexts[index]) if contexts is not None else piece)
+            if contexts is not None:
+                quoted = _quoted(piece, contexts[index])
+                if quoted is None:
+                    raise UnresolvedReferenceError(self.step_name, ref.text, "its value holds a line that would "
+                                                   "end the here-document it stands in")
+                piece = quoted
+            parts.append(piece)
             last = end
         parts.append(text[last:])
         return "".join(parts)
@@ -349,8 +355,9 @@ _UNQUOTED, _SINGLE, _DOUBLE, _SUBSTITUTION, _BACKTICK = "unquoted", "single", "d
 def shell_quoting(text: str, spans: list[tuple[int, int]]) -> list[str]:
     """Return, for each ``(start, end)`` span of ``text`` (a shell command with references
     in it, in order), how the shell reads text there: ``"single"`` inside single quotes,
-    ``"double"`` inside double quotes, ``"`"`` unquoted inside backticks, else
-    ``"unquoted"`` (also inside ``$(...)``, which starts afresh, even within double quotes).
+    ``"double"`` inside double quotes, ``"`"`` unquoted inside backticks, ``"heredoc ..."``
+    in a here-document's body (with its delimiter), else ``"unquoted"`` (also inside
+    ``$(...)``, which starts afresh, even within double quotes).
 
     The spans themselves are skipped: a reference is a word, whatever its value.
     """
@@ -359,9 +366,20 @@ def shell_quoting(text: str, spans: list[tuple[int, int]]) -> list[str]:
     frames: list[list[Any]] = [[_UNQUOTED, 0]]
     contexts: list[str] = []
     spans = sorted(spans)
+    heredocs: list[str] = []  # here-documents announced (``<<EOF``) whose bodies start at the next line
     at = i = 0
     while i <= len(text):
         top = frames[-1][0]
+        if heredocs and i < len(text) and text[i] == "\n" and top in (_UNQUOTED, _SUBSTITUTION):
+            i += 1
+            for heredoc in heredocs:  # each body in turn, up to its delimiter line
+                end = _heredoc_end(text, i, heredoc)
+                while at < len(spans) and spans[at][0] < end:
+                    contexts.append(heredoc)
+                    at += 1
+                i = end
+            heredocs.clear()
+            continue
         if at < len(spans) and i == spans[at][0]:
             inside_backticks = top not in (_SINGLE, _DOUBLE) and any(f[0] == _BACKTICK for f in frames)
             contexts.append(_BACKTICK if inside_backticks else top if top in (_SINGLE, _DOUBLE) else _UNQUOTED)
@@ -391,6 +409,10 @@ def shell_quoting(text: str, spans: list[tuple[int, int]]) -> list[str]:
         elif text.startswith("$(", i):
             frames.append([_SUBSTITUTION, 0])
             i += 1
+        elif text.startswith("<<", i) and not text.startswith("<<<", i) and top != _DOUBLE:
+            heredoc, i = _heredoc_start(text, i + 2)
+            heredocs.append(heredoc)
+            continue
         elif top != _DOUBLE and char == "(":
             frames[-1][1] += 1
         elif top != _DOUBLE and char == ")":
@@ -403,8 +425,49 @@ def shell_quoting(text: str, spans: list[tuple[int, int]]) -> list[str]:
     return contexts
 
 
-def _quoted(value: str, context: str) -> str:
-    """``value`` as literal text for where it stands in a shell command (see :func:`shell_quoting`)."""
+_HEREDOC = "heredoc"  # contexts inside a here-document: "heredoc <quoted 0|1><tabs 0|1> DELIMITER"
+
+
+def _heredoc_start(text: str, i: int) -> tuple[str, int]:
+    """Read the here-document operator's word from ``i`` (just after ``<<``); return the
+    body's context and where the scan goes on."""
+    strip_tabs = text.startswith("-", i)
+    i += strip_tabs
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    word = re.match(r"""(?:'[^']*'|"[^"]*"|\\.|[^\s;&|<>()])+""", text[i:])
+    raw = word.group(0) if word else ""
+    quoted = any(c in raw for c in "'\"\\")
+    delimiter = re.sub(r"""['"\\]""", "", raw)
+    return f"{_HEREDOC} {int(quoted)}{int(strip_tabs)} {delimiter}", i + len(raw)
+
+
+def _heredoc_end(text: str, start: int, context: str) -> int:
+    """Return where the here-document whose body starts at ``start`` ends (after its
+    delimiter line, or the end of ``text``)."""
+    _, flags, delimiter = context.split(" ", 2)
+    i = start
+    while i < len(text):
+        newline = text.find("\n", i)
+        line = text[i:] if newline < 0 else text[i:newline]
+        if (line.lstrip("\t") if flags[1] == "1" else line) == delimiter:
+            return len(text) if newline < 0 else newline + 1
+        if newline < 0:
+            return len(text)
+        i = newline + 1
+    return len(text)
+
+
+def _quoted(value: str, context: str) -> str | None:
+    """``value`` as literal text for where it stands in a shell command (see
+    :func:`shell_quoting`); None when no quoting can keep it literal there (a line of it
+    would end the here-document it stands in)."""
+    if context.startswith(_HEREDOC):
+        _, flags, delimiter = context.split(" ", 2)
+        if any((line.lstrip("\t") if flags[1] == "1" else line) == delimiter for line in value.split("\n")):
+            return None
+        # A quoted delimiter makes the body literal; otherwise $, ` and \ act as in "...".
+        return value if flags[0] == "1" else re.sub(r"([\\$`])", r"\\\1", value)
     if context == _DOUBLE:
         return re.sub(r'([\\"$`])', r"\\\1", value)
     if context == _SINGLE:

@@ -126,6 +126,21 @@ def test_a_value_is_literal_text_wherever_the_reference_stands_in_the_command(tm
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("command", ["cat <<EOF\n{{ up.output }}\nEOF", "cat <<'EOF'\n{{ up.output }}\nEOF",
+                                     "cat <<-EOF\n\t{{ up.output }}\n\tEOF"])
+def test_a_value_in_a_here_document_is_literal_text(tmp_path: Path, command: str) -> None:
+    resolved = resolve_parameters("shell", "run", {"command": command}, params={}, outputs={"up": EVIL})["command"]
+    done = subprocess.run(["/bin/sh", "-c", resolved], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert done.stdout == EVIL + "\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_value_that_would_end_its_here_document_is_refused() -> None:
+    with pytest.raises(UnresolvedReferenceError, match="would end the here-document"):
+        resolve_parameters("shell", "run", {"command": "cat <<EOF\n{{ up.output }}\nEOF"}, params={},
+                           outputs={"up": "x\nEOF\ntouch pwned"})
+
+
 def test_shell_quoting_reads_the_quoting_around_each_reference() -> None:
     text = """a {{ x }} "b {{ x }} $(c {{ x }} 'd') " 'e {{ x }}' `f {{ x }}` \\"{{ x }}"""
     spans = [(m.start(), m.end()) for m in re.finditer(r"\{\{ x \}\}", text)]
