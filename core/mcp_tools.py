@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,9 +181,10 @@ class OrchestrationMCPTools:
             running = [handle for handle in self._handles.values() if not handle.done()]
         for handle in running:
             handle.cancel()
+        deadline = time.monotonic() + _CLOSE_WAIT_SECONDS  # for them all: the server must go
         for handle in running:
             # A run is done once its end is recorded: the store must not close before.
-            handle.wait(_CLOSE_WAIT_SECONDS)
+            handle.wait(max(0.0, deadline - time.monotonic()))
         closers, self._closers = self._closers, []
         for closer in reversed(closers):
             closer()
@@ -737,7 +739,7 @@ class OrchestrationMCPTools:
         return {"success": True, "runs": [mcp_runs.run_summary(r) for r in runs], "total": len(runs)}
 
 
-# How long closing waits for each cancelled run to end: its steps' kill grace and more.
+# How long closing waits for the cancelled runs to end: their steps' kill grace and more.
 _CLOSE_WAIT_SECONDS = 30.0
 
 # Tools that may wait for a run: their methods take a ``progress`` callback and a ``stop`` event.

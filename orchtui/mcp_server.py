@@ -14,6 +14,7 @@ reports its absence in one line instead of starting anything.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import functools
 import json
@@ -24,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
@@ -67,11 +67,32 @@ class _RawArguments(ArgModelBase):
         return dict(self.model_extra or {})
 
 
+# How long a worker thread waits for the event loop to send one progress notification.
+_PROGRESS_WAIT = 5.0
+
+
 def _progress_reporter(ctx: Context[Any, Any]) -> ProgressCallback:
-    """Return a callback a worker thread can call to send a progress notification."""
+    """Return a callback a worker thread can call to send a progress notification.
+
+    Bounded: a thread the server abandoned (its call was cancelled, or the server is
+    stopping) may report after the event loop ended, and ``anyio.from_thread.run``
+    would then wait forever, keeping the process from exiting. Raises when the report
+    cannot be sent (``follow_run`` then stops reporting).
+    """
+    loop = asyncio.get_running_loop()
 
     def report(done: float, total: float | None, message: str) -> None:
-        anyio.from_thread.run(ctx.report_progress, done, total, message)
+        notification = ctx.report_progress(done, total, message)
+        try:
+            sent = asyncio.run_coroutine_threadsafe(notification, loop)
+        except RuntimeError:  # the loop is closed
+            notification.close()
+            raise
+        try:
+            sent.result(_PROGRESS_WAIT)
+        except BaseException:
+            sent.cancel()
+            raise
 
     return report
 
