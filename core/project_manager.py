@@ -30,7 +30,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -53,7 +52,7 @@ from .project_templates import (
     render_scaffold,
     template_workflows,
 )
-from .text import did_you_mean, iso_utc
+from .text import did_you_mean, first_control, iso_utc
 
 if TYPE_CHECKING:
     from .store import Store
@@ -73,11 +72,6 @@ ALLOWED_TRANSITIONS: dict[ProjectStatus, frozenset[ProjectStatus]] = {
 }
 
 
-# Control characters: they would reach README.md, project.yaml and terminals as they are.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROLS_AND_LINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def _text_field(field: str, value: str, *, lines: bool) -> str:
     """Return ``value`` when it may be the project's ``field``: text, without control
     characters (line breaks and tabs only where ``lines``).
@@ -90,10 +84,11 @@ def _text_field(field: str, value: str, *, lines: bool) -> str:
     except UnicodeEncodeError:
         raise ProjectManagementError(f"the project {field} {value!r} is not valid UTF-8 text; "
                                      "give it in UTF-8", error_code="INVALID_PROJECT_FIELD") from None
-    found = (_CONTROLS if lines else _CONTROLS_AND_LINES).search(value)
+    # A control character would reach README.md, project.yaml and terminals as it is.
+    found = first_control(value, lines_allowed=lines)
     if found is not None:
-        line_break = found.group() in "\r\n"
-        what = "a line break" if line_break else f"the control character {found.group()!r}"
+        line_break = found in "\r\n"
+        what = "a line break" if line_break else f"the control character {found!r}"
         raise ProjectManagementError(f"the project {field} {value!r} holds {what}; "
                                      + ("keep it to one line of text" if line_break else "remove it"),
                                      error_code="INVALID_PROJECT_FIELD")

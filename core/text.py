@@ -12,10 +12,11 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-__all__ = ["closest", "did_you_mean", "plural", "iso_utc", "format_duration", "terminal_safe", "printable"]
+__all__ = ["closest", "did_you_mean", "plural", "iso_utc", "format_duration", "terminal_safe", "printable", "first_control"]
 
 # C0 controls but newline and tab, DEL, and the C1 controls (0x9b starts a sequence too).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def closest(word: object, choices: Iterable[object]) -> str | None:
@@ -81,6 +82,14 @@ def terminal_safe(text: str) -> str:
     or retitle the terminal. ``orchtui logs`` prints a log as it is, as ``cat`` would.
     """
     return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def first_control(text: str, *, lines_allowed: bool = True) -> str | None:
+    """Return the first control character in ``text`` (line breaks and tabs count only
+    when not ``lines_allowed``), or None when it has none: what :func:`terminal_safe`
+    would escape, for text that must be refused instead."""
+    found = (_CONTROL if lines_allowed else _CONTROL_OR_LINE).search(text)
+    return found.group() if found is not None else None
 
 
 def printable(value: object) -> str:
