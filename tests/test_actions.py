@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
+from process_helpers import alive
 
 from core.actions import (
     ActionContext,
@@ -40,11 +40,6 @@ def run(
     return invoke(invocation, cancel_event)
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def read_pids(path: Path, count: int) -> list[int]:

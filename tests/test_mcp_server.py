@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
+from process_helpers import alive, kill_if_alive
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -203,18 +203,8 @@ def started_step(pid_file: Path) -> int:
     return int(pid_file.read_text())
 
 
-def kill_if_alive(pid: int) -> None:
-    try:
-        psutil.Process(pid).kill()
-    except psutil.Error:
-        pass
 
 
-def step_gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def stored_status(cwd: Path, env: dict[str, str], run_id: str) -> WorkflowStatus:
@@ -236,7 +226,7 @@ def test_a_stop_signal_cancels_the_servers_runs_and_exits_as_the_signal_says(
         try:
             client.process.send_signal(stop)
             assert client.process.wait(60) == 128 + stop
-            assert step_gone(step)
+            assert not alive(step)
         finally:
             kill_if_alive(step)
     assert stored_status(project_dir, cli_env, started["result"]["structuredContent"]["run_id"]) is \
@@ -253,7 +243,7 @@ def test_a_client_that_leaves_in_the_middle_of_a_call_has_its_runs_cancelled(
         try:
             client.close_input()  # the client went away: the call it made will never be answered
             assert client.process.wait(60) == 0
-            assert step_gone(step)
+            assert not alive(step)
         finally:
             kill_if_alive(step)
     with Store.open(load_settings(cwd=project_dir, env=cli_env)) as store:
@@ -286,7 +276,7 @@ def test_a_second_stop_signal_kills_at_once_a_step_that_ignores_sigterm(
             time.sleep(0.5)
             client.process.send_signal(signal.SIGINT)  # the user will not wait: SIGKILL now
             assert client.process.wait(60) == 130
-            assert step_gone(step)
+            assert not alive(step)
             assert "Traceback" not in (project_dir / "server-stderr.log").read_text()
         finally:
             kill_if_alive(step)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from process_helpers import alive, kill_if_alive
 
 from core.process_tree import (
     OWNER_ENV,
@@ -28,20 +29,8 @@ from core.process_tree import (
 )
 
 
-def alive(pid: int) -> bool:
-    """True while ``pid`` is a running process (a zombie is dead: it only awaits reaping)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
-def kill_if_alive(pid: int) -> None:
-    """Leave no process behind when a test that expected it killed fails."""
-    try:
-        psutil.Process(pid).kill()
-    except psutil.Error:
-        pass
 
 
 def wait_for_lines(path: Path, count: int, limit: float = 10.0) -> list[int]:
