@@ -40,8 +40,6 @@ def run(
     return invoke(invocation, cancel_event)
 
 
-
-
 def read_pids(path: Path, count: int) -> list[int]:
     end = time.monotonic() + 10
     while time.monotonic() < end:

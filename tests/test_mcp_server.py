@@ -203,10 +203,6 @@ def started_step(pid_file: Path) -> int:
     return int(pid_file.read_text())
 
 
-
-
-
-
 def stored_status(cwd: Path, env: dict[str, str], run_id: str) -> WorkflowStatus:
     with Store.open(load_settings(cwd=cwd, env=env)) as store:
         run = store.get_run(run_id)

@@ -29,10 +29,6 @@ from core.process_tree import (
 )
 
 
-
-
-
-
 def wait_for_lines(path: Path, count: int, limit: float = 10.0) -> list[int]:
     """Wait until ``path`` holds ``count`` pid lines (the child writes them) and return them."""
     end = time.monotonic() + limit
